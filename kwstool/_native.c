@@ -75,11 +75,92 @@ static PyObject *stream_uint16(PyObject *self, PyObject *args) {
 }
 
 /* ---- recognizer bindings (firmware/lib/kws_recognizer) go below this line ---- */
+#include "kws_recognizer.h"
+
+/* recognize(scores, times, num_labels, window_ms, threshold, suppression_ms, min_count,
+ * ignore_mask) -> [(index, time_ms, label, score, count)]: one recognizer, fresh, over T results;
+ * scores is uint8 (T * num_labels), times uint32 (T). Lists the detections. */
+static PyObject *recognize(PyObject *self, PyObject *args) {
+  (void)self;
+  Py_buffer scores, times;
+  unsigned int num_labels, threshold, min_count;
+  unsigned long window_ms, suppression_ms, ignore_mask;
+  if (!PyArg_ParseTuple(args, "y*y*IkIkIk", &scores, &times, &num_labels, &window_ms, &threshold,
+                        &suppression_ms, &min_count, &ignore_mask))
+    return NULL;
+  PyObject *result = NULL;
+  kws_recognizer *r = NULL;
+  const kws_recognizer_config config = {
+      (uint32_t)window_ms, (uint32_t)suppression_ms, (uint8_t)threshold, (uint8_t)min_count,
+      (uint8_t)num_labels, (uint32_t)ignore_mask};
+  const Py_ssize_t steps = times.len / (Py_ssize_t)sizeof(uint32_t);
+  if (num_labels == 0 || num_labels > KWS_RECOGNIZER_MAX_LABELS || threshold > 255 ||
+      min_count > 255 || window_ms > 0xFFFFFFFFul || suppression_ms > 0xFFFFFFFFul ||
+      !kws_recognizer_config_valid(&config)) {
+    PyErr_SetString(PyExc_ValueError, "invalid recognizer settings");
+    goto done;
+  }
+  if (times.len % (Py_ssize_t)sizeof(uint32_t) != 0 || scores.len != steps * (Py_ssize_t)num_labels) {
+    PyErr_SetString(PyExc_ValueError, "scores must hold len(times) * num_labels uint8 values");
+    goto done;
+  }
+  r = (kws_recognizer *)PyMem_Malloc(sizeof(*r));
+  if (r == NULL) {
+    PyErr_NoMemory();
+    goto done;
+  }
+  kws_recognizer_init(r, &config);
+  result = PyList_New(0);
+  if (result == NULL) goto done;
+  for (Py_ssize_t t = 0; t < steps; ++t) {
+    kws_recognition rec;
+    uint32_t time_ms;
+    memcpy(&time_ms, (const char *)times.buf + t * sizeof(uint32_t), sizeof(time_ms));
+    if (!kws_recognizer_process(r, (const uint8_t *)scores.buf + t * num_labels, time_ms, &rec)) continue;
+    PyObject *item = Py_BuildValue("(nkIII)", t, (unsigned long)rec.time_ms, (unsigned int)rec.label,
+                                   (unsigned int)rec.score, (unsigned int)rec.count);
+    if (item == NULL || PyList_Append(result, item) != 0) {
+      Py_XDECREF(item);
+      Py_CLEAR(result);
+      goto done;
+    }
+    Py_DECREF(item);
+  }
+done:
+  PyMem_Free(r);
+  PyBuffer_Release(&scores);
+  PyBuffer_Release(&times);
+  return result;
+}
+
+/* scores_u8(raw, scale, zero_point, out): int8 model outputs -> uint8 recognizer scores. */
+static PyObject *scores_u8(PyObject *self, PyObject *args) {
+  (void)self;
+  Py_buffer raw, out;
+  float scale;
+  int zero_point;
+  if (!PyArg_ParseTuple(args, "y*fiw*", &raw, &scale, &zero_point, &out)) return NULL;
+  PyObject *result = NULL;
+  if (out.len != raw.len) {
+    PyErr_SetString(PyExc_ValueError, "out must have the size of raw");
+  } else {
+    const int32_t m = kws_recognizer_score_multiplier(scale);
+    for (Py_ssize_t i = 0; i < raw.len; ++i)
+      ((uint8_t *)out.buf)[i] = kws_recognizer_score(((const int8_t *)raw.buf)[i], zero_point, m);
+    result = Py_None;
+    Py_INCREF(result);
+  }
+  PyBuffer_Release(&raw);
+  PyBuffer_Release(&out);
+  return result;
+}
 
 static PyMethodDef methods[] = {
     {"clips_int8", clips_int8, METH_VARARGS, "Features of fixed-length clips as int8."},
     {"stream_uint16", stream_uint16, METH_VARARGS, "Raw uint16 features of one stream."},
     /* ---- recognizer method table entries go below this line ---- */
+    {"recognize", recognize, METH_VARARGS, "Detections of the C recognizer over a score sequence."},
+    {"scores_u8", scores_u8, METH_VARARGS, "int8 model outputs to 0..255 recognizer scores."},
     {NULL, NULL, 0, NULL},
 };
 
