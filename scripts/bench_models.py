@@ -1,0 +1,226 @@
+#!/usr/bin/env python
+"""Benchmark the model zoo on real speech: 12-class top-1 (float and int8), model and arena bytes.
+
+Data (``--data-root``, default ``../shared/data`` beside the repository):
+    ``speech_commands_mini``      Speech Commands word folders + ``_background_noise_``
+    ``speech_commands_test_dev``  the canonical test-set layout (10 words, ``_silence_``,
+                                  ``_unknown_``), speakers disjoint from the mini set
+
+Recipe (12 classes: ``_silence_``, ``_unknown_``, yes no up down left right on off stop go):
+    1. ``kwstool.data.prepare`` each source with the default words: the mini set with
+       validation 10 % / test 10 % of its speakers and ``--unknown-share 1000`` (so its ~780
+       clips of the 20 other words are used as ``_unknown_`` examples rather than 10 % of the
+       keyword count; training weighs every label the same, see ``kwstool.train``), the
+       test-dev set with validation 10 % / test 20 % of its speakers and default shares
+       (prepare's speaker hash, stretched over the test band for the canonical layout);
+    2. merge them into one prepared folder (``WORK/data``):
+       train = mini train + mini test + test-dev train (70 % of its speakers),
+       validation = mini validation + test-dev validation (10 %),
+       test = test-dev test (20 % of its speakers), background noise = the mini recordings.
+       So training uses the mini set plus a speaker-disjoint 80 % of test-dev (train +
+       validation) and the benchmark is the remaining 20 %; a clip whose speaker is also among
+       the test speakers is dropped from train/validation (counted in the output);
+    3. per model: ``kwstool.train.train`` into ``WORK/runs/<model>``, then
+       ``kwstool.quantize.quantize`` (int8 TFLite, TFLite-Micro arena, float and int8 accuracy).
+
+Usage::
+
+    python scripts/bench_models.py                         # all models, default epochs
+    python scripts/bench_models.py --models bc_resnet --epochs 5 --work /tmp/bench
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from kwstool import __version__  # noqa: E402
+from kwstool.errors import KwsError  # noqa: E402
+from kwstool.fileio import atomic_path, save_npy, write_json, write_text  # noqa: E402
+
+MINI = "speech_commands_mini"
+TEST_DEV = "speech_commands_test_dev"
+SPLITS = ("train", "validation", "test")
+#: Which split of which prepared source goes into which benchmark split.
+MERGE = {
+    "train": [(MINI, "train"), (MINI, "test"), (TEST_DEV, "train")],
+    "validation": [(MINI, "validation"), (TEST_DEV, "validation")],
+    "test": [(TEST_DEV, "test")],
+}
+
+
+def prepare_sources(root: Path, work: Path, seed: int, progress: bool,
+                    mini_unknown_share: float = 1000.0) -> dict:
+    from kwstool.data import load_prepared, prepare
+
+    out = {}
+    for name, testing_pct, unknown_share in ((MINI, 10.0, mini_unknown_share),
+                                             (TEST_DEV, 20.0, 10.0)):
+        src = root / name
+        if not src.is_dir():
+            raise KwsError(f"{src}: not found; pass --data-root pointing at the folder holding "
+                           f"{MINI} and {TEST_DEV}")
+        prepare(str(src), work / "sources" / name, validation_pct=10.0, testing_pct=testing_pct,
+                unknown_share=unknown_share, seed=seed, progress=progress)
+        out[name] = load_prepared(work / "sources" / name)
+    return out
+
+
+def merge(sources: dict, out: Path) -> dict:
+    """Write the benchmark's prepared folder (docs/ARCHITECTURE.md format); return its manifest."""
+    from kwstool.data import speaker_of
+
+    labels = sources[MINI].labels
+    if sources[TEST_DEV].labels != labels:
+        raise KwsError(f"label lists differ: {labels} vs {sources[TEST_DEV].labels}")
+    inputs_hash = hashlib.sha256(json.dumps(
+        {"recipe": MERGE, "version": 1,
+         "sources": {k: v.manifest["inputs_hash"] for k, v in sources.items()}},
+        sort_keys=True).encode()).hexdigest()
+    manifest_path = out / "manifest.json"
+    if manifest_path.is_file():
+        old = json.loads(manifest_path.read_text())
+        if old.get("inputs_hash") == inputs_hash:
+            return old
+
+    def speaker(line: str) -> str | None:  # silence slices ("#silence:...") have none
+        return None if line.startswith("#") else speaker_of(line)
+
+    test_speakers = {speaker(f) for f in sources[TEST_DEV].split("test").files} - {None}
+    splits, dropped = {}, 0
+    for split, parts in MERGE.items():
+        feats, audio, labs, files = [], [], [], []
+        for source, part in parts:
+            data = sources[source].split(part)
+            keep = np.array([split == "test" or speaker(f) not in test_speakers
+                             for f in data.files], dtype=bool)
+            dropped += int((~keep).sum())
+            feats.append(np.asarray(data.features)[keep])
+            audio.append(np.asarray(data.audio)[keep])
+            labs.append(np.asarray(data.labels)[keep])
+            files += [f"{source}/{f}" for f, k in zip(data.files, keep) if k]
+        labels_arr = np.concatenate(labs).astype(np.int16)
+        save_npy(out / f"{split}_features.npy", np.concatenate(feats).astype(np.int8))
+        save_npy(out / f"{split}_audio.npy", np.concatenate(audio).astype(np.int16))
+        save_npy(out / f"{split}_labels.npy", labels_arr)
+        write_text(out / f"{split}_files.txt", "".join(f + "\n" for f in files))
+        splits[split] = {"count": int(len(labels_arr)),
+                         "per_class": {lab: int((labels_arr == i).sum())
+                                       for i, lab in enumerate(labels)}}
+    noise = sources[MINI].background_noise
+    with atomic_path(out / "background_noise.npz") as tmp:
+        with open(tmp, "wb") as fh:
+            np.savez(fh, **noise)
+    manifest = {
+        "format": 1, "kwstool_version": __version__,
+        "source": f"benchmark: {MINI} + 80 % of {TEST_DEV} speakers (test: the other 20 %)",
+        "words": sources[MINI].words, "labels": labels,
+        "features": sources[MINI].manifest["features"], "splits": splits,
+        "inputs_hash": inputs_hash,
+        "skipped": sources[MINI].manifest.get("skipped", [])
+        + sources[TEST_DEV].manifest.get("skipped", []),
+        "dropped_test_speaker_clips": dropped,
+    }
+    write_json(manifest_path, manifest)
+    return manifest
+
+
+def bench_model(name: str, data_dir: Path, run_dir: Path, epochs: int | None, seed: int,
+                progress: bool) -> dict:
+    from kwstool.quantize import quantize
+    from kwstool.train import train
+
+    t0 = time.perf_counter()
+    if (run_dir / "config.json").exists():
+        result = train(data_dir, run_dir, resume=True, progress=progress)
+    else:
+        result = train(data_dir, run_dir, model=name, epochs=epochs, seed=seed,
+                       progress=progress)
+    train_s = time.perf_counter() - t0
+    q = quantize(run_dir, data_dir)
+    return {
+        "model": name, "params": result.params, "epochs_run": result.epochs_run,
+        "best_epoch": result.best_epoch, "train_seconds": round(train_s, 1),
+        "float": q.accuracy["float"], "int8": q.accuracy["int8"],
+        "model_bytes": q.model_bytes, "arena_bytes": q.arena_bytes,
+        "tflm_matches_litert": q.tflm_matches_litert,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    from kwstool.models import MODELS
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--data-root", type=Path, default=REPO.parent / "shared" / "data")
+    ap.add_argument("--work", type=Path, default=REPO / "runs" / "bench",
+                    help="prepared data and runs go here (reused when up to date)")
+    ap.add_argument("--models", default=",".join(MODELS),
+                    help="comma-separated models (default: all)")
+    ap.add_argument("--epochs", type=int, default=None, help="default: kwstool train's")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--fresh", action="store_true", help="retrain even if a run exists")
+    ap.add_argument("--json", type=Path, default=None, help="also write the table as JSON")
+    ap.add_argument("--no-progress", action="store_true")
+    args = ap.parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(width=None if sys.stdout.isatty() else 120)
+    names = [m.strip() for m in args.models.split(",") if m.strip()]
+    try:
+        unknown = [n for n in names if n not in MODELS]
+        if unknown:
+            raise KwsError(f"unknown model(s) {', '.join(unknown)}; choose from "
+                           f"{', '.join(MODELS)}")
+        sources = prepare_sources(args.data_root, args.work, args.seed, not args.no_progress)
+        data_dir = args.work / "data"
+        manifest = merge(sources, data_dir)
+        console.print(f"benchmark data {data_dir}: " + ", ".join(
+            f"{s} {manifest['splits'][s]['count']}" for s in SPLITS)
+            + f" (dropped {manifest['dropped_test_speaker_clips']} clips of test speakers)",
+            highlight=False)
+        rows = []
+        for name in names:
+            run_dir = args.work / "runs" / (name if args.epochs is None
+                                            else f"{name}-e{args.epochs}")
+            if args.fresh and run_dir.exists():
+                import shutil
+
+                shutil.rmtree(run_dir)
+            console.rule(name)
+            rows.append(bench_model(name, data_dir, run_dir, args.epochs, args.seed,
+                                    not args.no_progress))
+    except KwsError as exc:
+        console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        return 2
+
+    table = Table(title=f"12-class top-1 on the held-out 20 % of {TEST_DEV} speakers "
+                        f"({manifest['splits']['test']['count']} clips)")
+    for col in ("model", "params", "epochs", "float val", "float test", "int8 test",
+                "model bytes", "arena bytes", "train s"):
+        table.add_column(col, justify="left" if col == "model" else "right")
+    for r in rows:
+        table.add_row(r["model"], f"{r['params']:,}", f"{r['best_epoch']}/{r['epochs_run']}",
+                      f"{r['float']['validation']:.4f}", f"{r['float']['test']:.4f}",
+                      f"{r['int8']['test']:.4f}", f"{r['model_bytes']:,}",
+                      f"{r['arena_bytes']:,}", f"{r['train_seconds']:.0f}")
+    console.print(table)
+    if args.json:
+        write_json(args.json, {"data": manifest["splits"], "results": rows})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
