@@ -116,3 +116,15 @@ def test_errors_are_one_line(tmp_path):
     with pytest.raises(KwsError) as info:
         load_wav(tmp_path / "bad.wav")
     assert "\n" not in str(info.value)
+
+
+def test_atomic_outputs_get_normal_permissions(tmp_path):
+    import os
+
+    from kwstool.fileio import write_text
+
+    write_text(tmp_path / "out.txt", "x")
+    mask = os.umask(0)
+    os.umask(mask)
+    assert (tmp_path / "out.txt").stat().st_mode & 0o777 == 0o666 & ~mask
+    assert [p.name for p in tmp_path.iterdir()] == ["out.txt"]
