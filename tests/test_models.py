@@ -20,25 +20,14 @@ ARENA_BUDGET_BYTES = 32 * 1024
 
 
 def to_int8_tflite(model) -> bytes:
-    """Full-integer int8 conversion, calibrated on random features spanning -128..127."""
-    import tensorflow as tf
+    """Full-integer int8 conversion (kwstool.quantize.convert), calibrated on random features
+    spanning -128..127."""
+    from kwstool.quantize import convert
 
     rng = np.random.default_rng(0)
-
-    def representative():
-        for i in range(8):
-            x = rng.integers(-128, 128, size=(1, 49, 40, 1)).astype(np.float32)
-            if i == 0:
-                x[0, 0, 0, 0], x[0, 0, 1, 0] = -128, 127
-            yield [x]
-
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    converter.representative_dataset = representative
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    converter.inference_input_type = tf.int8
-    converter.inference_output_type = tf.int8
-    return bytes(converter.convert())
+    rep = rng.integers(-128, 128, size=(8, 49, 40)).astype(np.int8)
+    rep[0, 0, 0], rep[0, 0, 1] = -128, 127
+    return convert(model, rep)
 
 
 def op_names(tflite: bytes) -> list[str]:
