@@ -68,6 +68,11 @@ def fit_length(samples: np.ndarray, clip_samples: int | None = CLIP_SAMPLES) -> 
     return out
 
 
+def skipped_entry(path: str | os.PathLike, exc: KwsError) -> dict:
+    """The record of a clip a folder run skipped: its path and the error without the path prefix."""
+    return {"file": str(path), "reason": str(exc).split(": ", 1)[-1]}
+
+
 def load_wav(path: str | os.PathLike, clip_samples: int | None = CLIP_SAMPLES) -> np.ndarray:
     """Read ``path`` as 16 kHz mono int16, padded or cut to ``clip_samples``.
 

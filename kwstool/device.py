@@ -407,7 +407,7 @@ def device_test(port: str | Any, paths: Sequence[Path], out: Path | None = None,
     ``infer_every`` frames (default 1), and the recognizer's detections are listed.
     Writes ``device_test.json`` (and ``features.npy``/``features.files.txt`` in clip mode) to ``out``.
     """
-    from .audio import load_wav
+    from .audio import load_wav, skipped_entry
     from .features import list_wavs
     from .fileio import save_npy, write_json, write_text
 
@@ -428,7 +428,7 @@ def device_test(port: str | Any, paths: Sequence[Path], out: Path | None = None,
             except KwsError as exc:
                 if len(files) == 1:
                     raise
-                skipped.append({"file": str(f), "reason": str(exc).split(": ", 1)[-1]})
+                skipped.append(skipped_entry(f, exc))
                 continue
             board.reset(SEND_FEATURES | SEND_SCORES, every, recognizer)
             r = board.stream(samples)

@@ -128,7 +128,7 @@ def _from_prepared(path: Path, split: str, labels: list[str], model_features: di
 
 
 def _from_tree(path: Path, labels: list[str]):
-    from .audio import load_wav
+    from .audio import load_wav, skipped_entry
     from .features import compute
 
     folders = sorted(p for p in path.iterdir() if p.is_dir() and p.name != NOISE_FOLDER
@@ -144,7 +144,7 @@ def _from_tree(path: Path, labels: list[str]):
                 audio.append(load_wav(wav))
                 y.append(idx)
             except KwsError as exc:
-                skipped.append({"file": str(wav), "reason": str(exc).split(": ", 1)[-1]})
+                skipped.append(skipped_entry(wav, exc))
     if not audio:
         raise KwsError(f"{path}: no readable .wav clips in label subfolders; give a prepared-data "
                        f"folder or a folder with one subfolder of WAVs per label")

@@ -141,7 +141,7 @@ def features_for_paths(paths: Sequence[Path], out: Path, png: Path | None = None
     One WAV argument gives ``(49, 40)``; several files or a folder give ``(N, 49, 40)`` and
     ``OUT.files.txt`` listing the files in row order. Unreadable files are skipped and reported.
     """
-    from .audio import load_wav
+    from .audio import load_wav, skipped_entry
     from .fileio import save_npy, write_text
 
     out = Path(out)
@@ -157,7 +157,7 @@ def features_for_paths(paths: Sequence[Path], out: Path, png: Path | None = None
         except KwsError as exc:
             if single:
                 raise
-            skipped.append({"file": str(f), "reason": str(exc).split(": ", 1)[-1]})
+            skipped.append(skipped_entry(f, exc))
     if not audio:
         return FeaturesResult(out=out, shape=(0,), count=0, files=[], skipped=skipped)
     feats = compute(np.stack(audio))
