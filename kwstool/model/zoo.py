@@ -319,7 +319,15 @@ def tc_resnet(num_labels: int, batch_size: int | None = None, width: float = 0.7
 
 
 # --- registry ----------------------------------------------------------------------------------
+def ds_tcn(num_labels: int, batch_size: int | None = None, **kwargs):
+    """The default model: see :mod:`kwstool.model.ds_tcn`."""
+    from kwstool.model.ds_tcn import ds_tcn as build
+
+    return build(num_labels, batch_size=batch_size, **kwargs)
+
+
 MODELS: dict[str, Callable] = {
+    "ds_tcn": ds_tcn,
     "tiny_conv": tiny_conv,
     "ds_cnn": ds_cnn,
     "bc_resnet": bc_resnet,
