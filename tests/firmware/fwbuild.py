@@ -13,7 +13,7 @@ LIB = REPO / "firmware" / "lib"
 HERE = Path(__file__).resolve().parent
 #: The hardware-independent firmware: everything in firmware/lib, in dependency order.
 LIBS = ["kws_frontend", "kws_recognizer", "kws_protocol", "kws_feature_provider", "kws_pipeline",
-        "kws_session"]
+        "kws_session", "kws_listener"]
 INCLUDES = [f"-I{LIB / name}" for name in LIBS]
 WARN = ["-std=c99", "-Wall", "-Wextra", "-Wpedantic", "-Werror"]
 SANITIZE = ["-O1", "-g", "-fsanitize=address,undefined", "-fno-sanitize-recover=all"]

@@ -13,7 +13,8 @@ import pytest
 
 import fwbuild
 
-MY_LIBS = ["kws_recognizer", "kws_protocol", "kws_feature_provider", "kws_pipeline", "kws_session"]
+MY_LIBS = ["kws_recognizer", "kws_protocol", "kws_feature_provider", "kws_pipeline", "kws_session",
+           "kws_listener"]
 UNIT_RESULT = "549 passed, 0 failed"
 
 
