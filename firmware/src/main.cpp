@@ -220,7 +220,7 @@ void setup() {
   sc.idle_timeout_ms = KWS_TEST_MODE_IDLE_MS;
   kws_session_init(&g_session, &sc);
 
-  char line[200];
+  char line[320];
   snprintf(line, sizeof(line), "KWS board=%s model=%s model_bytes=%lu arena_used=%lu arena_bytes=%lu",
            KWS_BOARD_NAME, KWS_MODEL_NAME, static_cast<unsigned long>(mi.model_bytes),
            static_cast<unsigned long>(mi.arena_used), static_cast<unsigned long>(KWS_MODEL_ARENA_BYTES));

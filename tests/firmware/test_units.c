@@ -8,6 +8,7 @@
 #include "kws_audio_ring.h"
 #include "kws_feature_provider.h"
 #include "kws_frontend.h"
+#include "kws_listener.h"
 #include "kws_pipeline.h"
 #include "kws_protocol.h"
 #include "kws_recognizer.h"
@@ -771,6 +772,105 @@ static void test_session(void) {
   CHECK_EQ(kws_session_active(&s), 0);
 }
 
+static void test_listener(void) {
+  static kws_pipeline p;
+  static kws_listener l;
+  static int16_t storage[16384];
+  static kws_audio_ring ring;
+  kws_pipeline_config pc = pipeline_config();
+  CHECK_EQ(kws_pipeline_init(&p, &pc), 0);
+  CHECK_EQ(kws_audio_ring_init(&ring, storage, 16384), 0);
+  kws_listener_config lc = {&p, &ring, 100};
+  lc.inference_period_ms = 30; /* not a multiple of the stride */
+  CHECK_EQ(kws_listener_init(&l, &lc), -1);
+  lc.inference_period_ms = 0;
+  CHECK_EQ(kws_listener_init(&l, &lc), -1);
+  lc.inference_period_ms = 100;
+  lc.ring = NULL;
+  CHECK_EQ(kws_listener_init(&l, &lc), -1);
+  lc.ring = &ring;
+  CHECK_EQ(kws_listener_init(&l, &lc), 0);
+  CHECK_EQ(l.infer_every, 5);
+
+  /* 1 s queued at once: every frame is fed, the model runs at frames 5, 10, ... 45 -- one per
+   * step, each on the window ending at that frame -- then the ring runs dry */
+  CHECK_EQ(kws_audio_ring_write(&ring, audio, 16000), 16000);
+  kws_pipeline_result r;
+  int steps = 0, at_cadence = 1;
+  model_calls = 0;
+  while (kws_listener_step(&l, &r) == 1) {
+    ++steps;
+    at_cadence &= r.frame == (uint32_t)(5 * steps) && r.time_ms == 20u * r.frame + 10u;
+  }
+  CHECK_EQ(steps, 9);
+  CHECK(at_cadence);
+  CHECK_EQ(model_calls, 9);
+  CHECK_EQ(kws_pipeline_frames(&p), 49);
+  CHECK_EQ(kws_audio_ring_available(&ring), 0);
+  /* the same windows as the pipeline fed directly (the session's rule, frames % every) */
+  static kws_pipeline q;
+  CHECK_EQ(kws_pipeline_init(&q, &pc), 0);
+  size_t pos = 0;
+  while (pos < 16000) {
+    size_t used = 0;
+    kws_pipeline_feed(&q, audio + pos, 16000 - pos, &used);
+    pos += used;
+  }
+  int8_t a[KWS_FP_WINDOW_VALUES], b[KWS_FP_WINDOW_VALUES];
+  kws_feature_provider_window(&p.features, a, NULL);
+  kws_feature_provider_window(&q.features, b, NULL);
+  CHECK_EQ(memcmp(a, b, sizeof(a)), 0);
+
+  /* per-period statistics: counters, the period's own maximum, dropped samples from the ring */
+  kws_listener_stats st;
+  kws_listener_take_stats(&l, &st);
+  CHECK_EQ(st.frames, 49);
+  CHECK_EQ(st.inferences, 9);
+  CHECK_EQ(st.inference_us, 9 * 7);
+  CHECK_EQ(st.inference_us_max, 7);
+  CHECK_EQ(st.samples, 16000);
+  CHECK_EQ(st.dropped_samples, 0);
+  CHECK(st.level_peak > 0);
+  kws_listener_take_stats(&l, &st);
+  CHECK_EQ(st.frames, 0);
+  CHECK_EQ(st.inference_us_max, 0);
+  CHECK_EQ(kws_audio_ring_write(&ring, audio, 16384), 16384);
+  CHECK_EQ(kws_audio_ring_write(&ring, audio, 100), 0); /* full: 100 dropped */
+  kws_listener_take_stats(&l, &st);
+  CHECK_EQ(st.dropped_samples, 100);
+  CHECK_EQ(st.overruns, 1);
+  model_fail = 1;
+  CHECK_EQ(kws_listener_step(&l, &r), -1);
+  model_fail = 0;
+  kws_listener_take_stats(&l, &st);
+  CHECK_EQ(st.model_errors, 1);
+
+  /* restart: the ring is emptied, the pipeline starts a new stream */
+  kws_listener_restart(&l);
+  CHECK_EQ(kws_audio_ring_available(&ring), 0);
+  CHECK_EQ(kws_pipeline_frames(&p), 0);
+
+  /* the microphone check, one second at a time */
+  static int16_t block[16000];
+  CHECK_EQ(kws_listener_mic_status(&l), KWS_MIC_OK); /* the test audio above */
+  struct {
+    int16_t a, b;
+    kws_mic_status want;
+  } cases[] = {{0, 0, KWS_MIC_SILENT}, {5, 5, KWS_MIC_STUCK}, {-1, 0, KWS_MIC_FLOATING},
+               {32767, -32768, KWS_MIC_FULL_SCALE}, {-300, 300, KWS_MIC_OK}};
+  for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); ++c) {
+    for (int i = 0; i < 16000; ++i) block[i] = (i % 3) ? cases[c].a : cases[c].b;
+    for (int half = 0; half < 2; ++half) {
+      kws_audio_ring_write(&ring, block + 8000 * half, 8000);
+      while (kws_listener_step(&l, &r) != 0) {
+      }
+    }
+    CHECK_EQ(kws_listener_mic_status(&l), cases[c].want);
+  }
+  CHECK(strcmp(kws_mic_status_name(KWS_MIC_SILENT), "silent") == 0);
+  CHECK(strcmp(kws_mic_status_name(KWS_MIC_UNKNOWN), "unknown") == 0);
+}
+
 int main(void) {
   make_audio();
   test_recognizer();
@@ -779,5 +879,6 @@ int main(void) {
   test_feature_provider();
   test_pipeline();
   test_session();
+  test_listener();
   return fw_report();
 }
