@@ -196,7 +196,7 @@ int main(int argc, char **argv) {
 
   snprintf(info, sizeof(info),
            "proto=%d\nboard=host\nmodel=%.64s\nmodel_ok=%d\nmodel_bytes=%lu\narena_bytes=0\n"
-           "arena_used=0\nlabels=%s\nframes=%d\nchannels=%d\nsample_rate=%d\nstride_ms=%d\n"
+           "arena_used=0\nlabels=%.400s\nframes=%d\nchannels=%d\nsample_rate=%d\nstride_ms=%d\n"
            "average_window_ms=%lu\nthresholds=%s\nsuppression_ms=%lu\nminimum_coverage_ms=%lu\n"
            "max_audio_samples=%d\n",
            KWS_PROTO_VERSION, model_name, g_model_in >= 0 && g_model_out >= 0, model_bytes,
