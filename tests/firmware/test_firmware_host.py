@@ -135,3 +135,25 @@ def test_platformio_project_config():
     assert {"-DKWS_I2S_SCK_PIN=26", "-DKWS_I2S_WS_PIN=25", "-DKWS_I2S_SD_PIN=33"} <= set(esp["build_flags"])
     assert nano["build_src_filter"] == ["+<*> -<audio_provider_*.cpp> +<audio_provider_nano33ble.cpp>"]
     assert esp["build_src_filter"] == ["+<*> -<audio_provider_*.cpp> +<audio_provider_esp32.cpp>"]
+
+
+@pytest.mark.parametrize("macro", ["KWS_INFERENCE_PERIOD_MS", "KWS_RECOGNIZER_THRESHOLDS"])
+def test_main_refuses_a_header_without_the_live_loop_macros(tmp_path, macro):
+    """A kws_model_data.h from before the period/threshold macros: main.cpp stops the build with
+    the fix ("re-export the model")."""
+    src_model = _model_dir(tmp_path) / "model"
+    model = tmp_path / "old" / "model"
+    model.mkdir(parents=True)
+    header = (src_model / "kws_model_data.h").read_text()
+    assert f"#define {macro} " in header
+    (model / "kws_model_data.h").write_text(
+        "\n".join(line for line in header.splitlines() if not line.startswith(f"#define {macro} ")))
+    src = fwbuild.REPO / "firmware" / "src"
+    # main.cpp includes "model/kws_model_data.h" beside itself first: compile a copy
+    (tmp_path / "old" / "main.cpp").write_text((src / "main.cpp").read_text())
+    proc = subprocess.run(["g++", "-std=gnu++14", "-DKWS_BOARD_NANO33BLE",
+                           f"-I{fwbuild.HERE / 'stubs'}", f"-I{src}",
+                           *fwbuild.INCLUDES, "-c", str(tmp_path / "old" / "main.cpp"),
+                           "-o", str(tmp_path / "main.o")], capture_output=True, text=True)
+    assert proc.returncode != 0
+    assert f"defines no {macro}: re-export the model" in proc.stderr
