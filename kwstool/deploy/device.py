@@ -154,7 +154,7 @@ def parse_key_values(payload: bytes) -> dict[str, Any]:
 
 def _threshold_u8(value: Any) -> int:
     """0..1 float (a probability) or 0..255 int -> 0..255."""
-    v = int(round(float(value) * 255)) if isinstance(value, float) else int(value)
+    v = round(float(value) * 255) if isinstance(value, float) else int(value)
     if not 0 <= v <= 255:
         raise KwsError(f"recognizer threshold {value!r}: give 0..1 or 0..255")
     return v

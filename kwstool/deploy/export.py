@@ -109,7 +109,7 @@ def _threshold_u8(value: object, what: str) -> int:
         if not 0.0 <= value <= 1.0:
             raise KwsError(f"recognizer {what}: {value} is outside 0..1 (a probability); give "
                            f"0..1, or an integer 0..255")
-        return int(round(value * 255))
+        return round(value * 255)
     if not 0 <= value <= 255:
         raise KwsError(f"recognizer {what}: {value} is outside 0..255")
     return int(value)

@@ -11,17 +11,16 @@ simulated real time (tests/firmware/listener_sim.c): a 16 kHz "ISR" writes a lon
 from __future__ import annotations
 
 import os
-import re
 import subprocess
 import threading
 from pathlib import Path
 
+import fwbuild
 import numpy as np
 import pytest
-
-import fwbuild
 from conftest import SHARED
 from host_board import MICRO_SPEECH_LABELS, WINDOW_VALUES, _read_exact
+
 from kwstool import _native
 from kwstool.core.audio import load_wav, save_wav
 from kwstool.core.contract import CLIP_SAMPLES, SAMPLE_RATE
@@ -31,8 +30,12 @@ REPO = fwbuild.REPO
 TEST_DEV = SHARED / "speech_commands_test_dev"
 DEMO = REPO / "datasets" / "demo"
 #: The sim's recognizer defaults (listener_sim.c) = the export defaults.
-RECOGNIZER = {"average_window_ms": 1000, "suppression_ms": 1500, "minimum_coverage_ms": 200,
-              "threshold": 200}
+RECOGNIZER = {
+    "average_window_ms": 1000,
+    "suppression_ms": 1500,
+    "minimum_coverage_ms": 200,
+    "threshold": 200,
+}
 
 
 def _clips(root: Path, words: list[str], per_word: int) -> list[Path]:
@@ -47,11 +50,15 @@ def long_wav(tmp_path_factory) -> tuple[Path, np.ndarray]:
     """>= 60 s of real speech: keyword clips (yes/no first), unknown words and silence from
     speech_commands_test_dev (or datasets/demo), 0.3 s gaps, low background noise."""
     if (TEST_DEV / "yes").is_dir():
-        files = _clips(TEST_DEV, ["yes", "no", "_unknown_", "_silence_", "up", "stop"], 12)
-        noise = load_wav(sorted((TEST_DEV / "_silence_").glob("*.wav"))[0], clip_samples=None)
+        files = _clips(
+            TEST_DEV, ["yes", "no", "_unknown_", "_silence_", "up", "stop"], 12
+        )
+        noise = load_wav(min((TEST_DEV / "_silence_").glob("*.wav")), clip_samples=None)
     else:
         files = _clips(DEMO, ["yes", "no", "up", "stop", "left", "go"], 12)
-        noise = load_wav(DEMO / "_background_noise_" / "pink_noise.wav", clip_samples=None)
+        noise = load_wav(
+            DEMO / "_background_noise_" / "pink_noise.wav", clip_samples=None
+        )
     rng = np.random.default_rng(5)
     order = rng.permutation(len(files))
     gap = np.zeros(int(0.3 * SAMPLE_RATE), np.int16)
@@ -69,7 +76,9 @@ def long_wav(tmp_path_factory) -> tuple[Path, np.ndarray]:
 
 @pytest.fixture(scope="module")
 def sim(tmp_path_factory) -> Path:
-    return fwbuild.build(tmp_path_factory.mktemp("sim") / "listener_sim", "listener_sim.c", ["-O2"])
+    return fwbuild.build(
+        tmp_path_factory.mktemp("sim") / "listener_sim", "listener_sim.c", ["-O2"]
+    )
 
 
 @pytest.fixture(scope="module")
@@ -85,26 +94,49 @@ def parse(out: str) -> dict:
     return {
         "frames": [int(x[1]) for x in infer],
         "times": np.array([int(x[2]) for x in infer], np.uint32),
-        "scores": np.array([[int(v) for v in x[3].split(",")] for x in infer], np.uint8),
-        "detections": [tuple(int(v) for v in line.split()[1:]) for line in out.splitlines()
-                       if line.startswith("DETECT ")],
-        "stats": [tuple(int(v) for v in line.split()[1:]) for line in out.splitlines()
-                  if line.startswith("STATS ")],
+        "scores": np.array(
+            [[int(v) for v in x[3].split(",")] for x in infer], np.uint8
+        ),
+        "detections": [
+            tuple(int(v) for v in line.split()[1:])
+            for line in out.splitlines()
+            if line.startswith("DETECT ")
+        ],
+        "stats": [
+            tuple(int(v) for v in line.split()[1:])
+            for line in out.splitlines()
+            if line.startswith("STATS ")
+        ],
         "total": {k: int(v) for k, v in total.items()},
     }
 
 
-def run_sim(sim: Path, audio: Path, period_ms: int, inference_ms: float, *extra: str,
-            **kw) -> dict:
-    cmd = [str(sim), "--audio", str(audio), "--period-ms", str(period_ms),
-           "--inference-ms", str(inference_ms), "--chunk", "512", *extra]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, **kw)
+def run_sim(
+    sim: Path, audio: Path, period_ms: int, inference_ms: float, *extra: str, **kw
+) -> dict:
+    cmd = [
+        str(sim),
+        "--audio",
+        str(audio),
+        "--period-ms",
+        str(period_ms),
+        "--inference-ms",
+        str(inference_ms),
+        "--chunk",
+        "512",
+        *extra,
+    ]
+    proc = subprocess.run(
+        cmd, check=False, capture_output=True, text=True, timeout=300, **kw
+    )
     assert proc.returncode == 0, proc.stderr
     return parse(proc.stdout)
 
 
 @pytest.mark.parametrize("period_ms,inference_ms", [(100, 60), (200, 190), (300, 280)])
-def test_no_audio_dropped_when_inference_fits(sim, raw_audio, long_wav, period_ms, inference_ms):
+def test_no_audio_dropped_when_inference_fits(
+    sim, raw_audio, long_wav, period_ms, inference_ms
+):
     r = run_sim(sim, raw_audio, period_ms, inference_ms)
     n = len(long_wav[1])
     assert r["total"]["dropped_samples"] == 0 and r["total"]["overruns"] == 0
@@ -114,7 +146,9 @@ def test_no_audio_dropped_when_inference_fits(sim, raw_audio, long_wav, period_m
     every = period_ms // 20
     assert r["total"]["frames"] == (n - 480) // 320 + 1
     assert r["frames"] == list(range(every, r["total"]["frames"] + 1, every))
-    assert max(s[3] for s in r["stats"]) == inference_ms * 1000  # inference_us_max per period
+    assert (
+        max(s[3] for s in r["stats"]) == inference_ms * 1000
+    )  # inference_us_max per period
 
 
 @pytest.mark.parametrize("inference_ms", [190, 280])
@@ -132,11 +166,27 @@ def test_detections_equal_host_recognizer_fake_model(sim, raw_audio):
     """Deterministic fake model, per-label thresholds: the loop's detections are what
     kwstool._native.recognize -- and frame-by-frame _native.Recognizer -- find in its scores."""
     thresholds = [255, 255, 120, 140]
-    r = run_sim(sim, raw_audio, 100, 60, "--thresholds", ",".join(map(str, thresholds)),
-                "--min-coverage-ms", "100")
+    r = run_sim(
+        sim,
+        raw_audio,
+        100,
+        60,
+        "--thresholds",
+        ",".join(map(str, thresholds)),
+        "--min-coverage-ms",
+        "100",
+    )
     assert len(r["detections"]) >= 3
-    found = _native.recognize(r["scores"].tobytes(), r["times"].tobytes(), 4, 1000,
-                              bytes(thresholds), 1500, 100, 0b11)
+    found = _native.recognize(
+        r["scores"].tobytes(),
+        r["times"].tobytes(),
+        4,
+        1000,
+        bytes(thresholds),
+        1500,
+        100,
+        0b11,
+    )
     assert [(lab, score, t) for _, t, lab, score, _ in found] == r["detections"]
     rec = _native.Recognizer(4, 1000, 1500, bytes(thresholds), 100, 0b11)
     step = [rec.process(s.tobytes(), int(t)) for s, t in zip(r["scores"], r["times"])]
@@ -165,10 +215,21 @@ def test_detections_equal_host_recognizer_real_model(sim, raw_audio, long_wav):
     server = threading.Thread(target=_serve, args=(model, req_r, rep_w), daemon=True)
     server.start()
     try:
-        r = run_sim(sim, raw_audio, 100, 60, "--model-out", str(req_w), "--model-in", str(rep_r),
-                    "--output-scale", repr(model.output_scale),
-                    "--output-zero-point", str(model.output_zero_point),
-                    pass_fds=(req_w, rep_r))
+        r = run_sim(
+            sim,
+            raw_audio,
+            100,
+            60,
+            "--model-out",
+            str(req_w),
+            "--model-in",
+            str(rep_r),
+            "--output-scale",
+            repr(model.output_scale),
+            "--output-zero-point",
+            str(model.output_zero_point),
+            pass_fds=(req_w, rep_r),
+        )
     finally:
         os.close(req_w)
         os.close(rep_r)
@@ -176,8 +237,15 @@ def test_detections_equal_host_recognizer_real_model(sim, raw_audio, long_wav):
         os.close(req_r)
         os.close(rep_w)
     assert r["total"]["dropped_samples"] == 0
-    ref = device.host_reference(long_wav[1], model, MICRO_SPEECH_LABELS, 5, RECOGNIZER,
-                                input_scale=1.0, input_zero_point=0)
+    ref = device.host_reference(
+        long_wav[1],
+        model,
+        MICRO_SPEECH_LABELS,
+        5,
+        RECOGNIZER,
+        input_scale=1.0,
+        input_zero_point=0,
+    )
     assert r["frames"] == [s.frame for s in ref.scores]
     assert r["times"].tolist() == [s.time_ms for s in ref.scores]
     assert np.array_equal(r["scores"], np.stack([s.scores for s in ref.scores]))
