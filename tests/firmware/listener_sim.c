@@ -14,6 +14,9 @@
  * --model-in FD: 'M' + the 1960 int8 inputs out, num_labels int8 outputs back, served by the
  * tflite-micro interpreter in Python, as for host_board).
  *
+ * --legacy 1 runs the loop this module replaced instead (main.cpp before kws_listener: at most 8
+ * frames of audio per pass, then one inference if a frame completed), for comparison.
+ *
  * Output, one line each:
  *   INFER <frame> <time_ms> <score0,score1,...>     every inference (uint8 recognizer scores)
  *   DETECT <label> <score> <time_ms>               every detection
@@ -94,6 +97,24 @@ static int pipe_model(void *ctx, const int8_t *input, int8_t *output) {
   return 0;
 }
 
+/* the old main.cpp listen_step(): at most 8 x 320 samples, then one inference */
+static int legacy_step(kws_pipeline *p, kws_pipeline_result *r) {
+  static int16_t chunk[KWS_FRONTEND_STRIDE_SAMPLES];
+  int new_frames = 0;
+  for (int i = 0; i < 8; ++i) {
+    const size_t got = kws_audio_ring_read(&g_ring, chunk, KWS_FRONTEND_STRIDE_SAMPLES);
+    if (got == 0) break;
+    size_t pos = 0;
+    while (pos < got) {
+      size_t used = 0;
+      new_frames += kws_pipeline_feed(p, chunk + pos, got - pos, &used);
+      pos += used;
+    }
+  }
+  if (new_frames == 0) return 0;
+  return kws_pipeline_infer(p, r) < 0 ? -1 : 1;
+}
+
 static int16_t *read_audio(const char *path, size_t *n) {
   FILE *f = fopen(path, "rb");
   if (f == NULL) return NULL;
@@ -131,7 +152,7 @@ int main(int argc, char **argv) {
   kws_recognizer_set_threshold(&pc.recognizer, 200);
   uint32_t period_ms = 100, feature_us = 812, loop_us = 50, ignore_mask = 0x3;
   const char *audio_path = NULL;
-  int fake = 1;
+  int fake = 1, legacy = 0;
   for (int i = 1; i + 1 < argc; i += 2) {
     const char *a = argv[i], *v = argv[i + 1];
     if (!strcmp(a, "--audio")) audio_path = v;
@@ -139,6 +160,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(a, "--inference-ms")) g_inference_us = (uint32_t)(strtod(v, NULL) * 1000.0);
     else if (!strcmp(a, "--feature-us")) feature_us = (uint32_t)strtoul(v, NULL, 10);
     else if (!strcmp(a, "--loop-us")) loop_us = (uint32_t)strtoul(v, NULL, 10);
+    else if (!strcmp(a, "--legacy")) legacy = atoi(v);
     else if (!strcmp(a, "--chunk")) g_chunk = (size_t)strtoul(v, NULL, 10);
     else if (!strcmp(a, "--labels")) g_num_labels = (uint8_t)strtoul(v, NULL, 10);
     else if (!strcmp(a, "--ignore-mask")) ignore_mask = (uint32_t)strtoul(v, NULL, 0);
@@ -179,7 +201,7 @@ int main(int argc, char **argv) {
   for (;;) {
     const uint32_t before = pipeline.features.frames;
     kws_pipeline_result r;
-    const int status = kws_listener_step(&listener, &r);
+    const int status = legacy ? legacy_step(&pipeline, &r) : kws_listener_step(&listener, &r);
     advance((uint64_t)(pipeline.features.frames - before) * feature_us + loop_us);
     if (status == 1) {
       printf("INFER %u %u ", (unsigned)r.frame, (unsigned)r.time_ms);
@@ -191,7 +213,9 @@ int main(int argc, char **argv) {
     } else if (status < 0) {
       printf("MODEL_ERROR %u\n", (unsigned)r.frame);
     }
-    if (g_now_us >= next_stats_us || (status == 0 && g_written == g_total)) {
+    const int done = g_written == g_total && kws_audio_ring_available(&g_ring) == 0 &&
+                     (status == 0 || legacy);
+    if (g_now_us >= next_stats_us || done) { /* a STATS period, and the last, partial one */
       kws_listener_take_stats(&listener, &st);
       printf("STATS %u %u %u %u\n", (unsigned)st.dropped_samples, (unsigned)st.overruns,
              (unsigned)st.inferences, (unsigned)st.inference_us_max);
@@ -201,10 +225,14 @@ int main(int argc, char **argv) {
       overruns += st.overruns;
       next_stats_us += 5000000u;
     }
-    if (status == 0) {
-      if (g_written == g_total) break;
-      if (g_next_isr_us > g_now_us) advance(g_next_isr_us - g_now_us); /* idle until the next chunk */
+    if (done) break;
+    if ((status == 0 || (legacy && kws_audio_ring_available(&g_ring) == 0)) && g_next_isr_us > g_now_us) {
+      advance(g_next_isr_us - g_now_us); /* idle until the next chunk */
     }
+  }
+  if (legacy) { /* the listener did not run: count from the pipeline */
+    frames = pipeline.stats.frames;
+    inferences = pipeline.stats.inferences;
   }
   printf("TOTAL frames=%u inferences=%u dropped_samples=%u overruns=%u samples=%lu\n", (unsigned)frames,
          (unsigned)inferences, (unsigned)dropped, (unsigned)overruns, (unsigned long)g_total);
