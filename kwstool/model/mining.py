@@ -41,6 +41,11 @@ class HardNegatives:
     pool: np.ndarray = field(default_factory=lambda: np.empty((0, NUM_FRAMES, NUM_CHANNELS), np.int8))
     history: list[dict[str, Any]] = field(default_factory=list)
 
+    @property
+    def per_epoch(self) -> int:
+        """Examples one call returns once the pool is full (for the learning-rate schedule)."""
+        return self.windows.count + min(self.mined_per_epoch, self.pool_size)
+
     def __call__(self, rng: np.random.Generator, epoch: int, model: Any
                  ) -> tuple[np.ndarray, np.ndarray]:
         feats, labels = self.windows(rng)
