@@ -53,11 +53,13 @@ def ds_tcn(num_labels: int, batch_size: int | None = None, channels: int = 64,
     keras, layers = zoo._layers()
     frames, bins = zoo.INPUT_SHAPE[0], zoo.INPUT_SHAPE[1]
     inputs = keras.Input(shape=zoo.INPUT_SHAPE, batch_size=batch_size, name="features")
-    # reshape first: the input scaling must sit right before the convolution to fold into it
     x = layers.Reshape((frames, 1, bins), name="bins_as_channels")(inputs)
-    x = layers.Rescaling(zoo.INPUT_SCALE, name="input_scale")(x)
     x = layers.Conv2D(channels, (stem_kernel, 1), strides=(2, 1), padding="valid",
                       use_bias=False, name="stem")(x)
+    # The input normalisation after the (linear) stem: the same function and gradients as
+    # scaling the input, but the converter folds a multiply *after* a convolution into it,
+    # whereas one between the reshape and the convolution would stay a MUL op on the board.
+    x = layers.Rescaling(zoo.INPUT_SCALE, name="input_scale")(x)
     x = zoo._bn(name="stem_bn")(x)
     x = layers.ReLU(name="stem_relu")(x)
     for i, kernel in enumerate(kernels, start=1):

@@ -60,7 +60,7 @@ from kwstool.fileio import atomic_path, write_bytes, write_json
 #: Defaults of the hyper-parameters ``train`` accepts (None there means: this value for a new run,
 #: the stored value for a resumed one).
 DEFAULTS: dict[str, Any] = {
-    "model": "bc_resnet",
+    "model": "ds_tcn",
     "epochs": 100,
     "batch_size": 32,  # benchmark: +3 points over 64 (mean of 2 seeds), 1.5x the time
     "lr": 3e-3,
