@@ -170,6 +170,10 @@ static struct PyModuleDef module = {
     NULL, NULL, NULL, NULL,
 };
 
+#ifndef KWS_FRONTEND_HASH
+#error "build kwstool._native with setup.py: it defines KWS_FRONTEND_HASH (the front end's hash)"
+#endif
+
 PyMODINIT_FUNC PyInit__native(void) {
   PyObject *m = PyModule_Create(&module);
   if (m == NULL) return NULL;
@@ -182,5 +186,18 @@ PyMODINIT_FUNC PyInit__native(void) {
   PyModule_AddIntConstant(m, "WINDOW_MS", KWS_FRONTEND_WINDOW_MS);
   PyModule_AddIntConstant(m, "STRIDE_MS", KWS_FRONTEND_STRIDE_MS);
   PyModule_AddIntConstant(m, "STATE_BYTES", (long)sizeof(kws_frontend_state));
+  /* front-end parameters and the hash of its sources (setup.py: -DKWS_FRONTEND_HASH="...") */
+  PyModule_AddIntConstant(m, "LOWER_BAND_HZ", KWS_FRONTEND_LOWER_BAND_HZ);
+  PyModule_AddIntConstant(m, "UPPER_BAND_HZ", KWS_FRONTEND_UPPER_BAND_HZ);
+  PyModule_AddIntConstant(m, "NOISE_SMOOTHING_BITS", KWS_FRONTEND_NOISE_SMOOTHING_BITS);
+  PyModule_AddObject(m, "NOISE_EVEN_SMOOTHING", PyFloat_FromDouble(KWS_FRONTEND_NOISE_EVEN_SMOOTHING));
+  PyModule_AddObject(m, "NOISE_ODD_SMOOTHING", PyFloat_FromDouble(KWS_FRONTEND_NOISE_ODD_SMOOTHING));
+  PyModule_AddObject(m, "NOISE_MIN_SIGNAL_REMAINING",
+                     PyFloat_FromDouble(KWS_FRONTEND_NOISE_MIN_SIGNAL_REMAINING));
+  PyModule_AddObject(m, "PCAN_STRENGTH", PyFloat_FromDouble(KWS_FRONTEND_PCAN_STRENGTH));
+  PyModule_AddObject(m, "PCAN_OFFSET", PyFloat_FromDouble(KWS_FRONTEND_PCAN_OFFSET));
+  PyModule_AddIntConstant(m, "PCAN_GAIN_BITS", KWS_FRONTEND_PCAN_GAIN_BITS);
+  PyModule_AddIntConstant(m, "LOG_SCALE_SHIFT", KWS_FRONTEND_LOG_SCALE_SHIFT);
+  PyModule_AddStringConstant(m, "FRONTEND_HASH", KWS_FRONTEND_HASH);
   return m;
 }
