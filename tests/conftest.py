@@ -26,7 +26,6 @@ def shared_path(*parts: str) -> Path:
 
 
 DEMO = REPO / "datasets" / "demo"
-DEMO = REPO / "datasets" / "demo"
 WORDS = "yes,no"
 LABELS = ["_silence_", "_unknown_", "yes", "no"]
 TINY_OPS = ["CONV_2D", "DEPTHWISE_CONV_2D", "MEAN", "RESHAPE", "SOFTMAX"]
@@ -69,6 +68,7 @@ def make_run(run_dir: Path, data_dir: Path, epochs: int = 4, seed: int = 0, dens
     """A run folder as `kwstool train` writes it (config.json + best.keras), trained briefly."""
     import keras
 
+    from kwstool.core.artifacts import RunConfig
     from kwstool.data import load_prepared
 
     data = load_prepared(data_dir)
@@ -81,8 +81,16 @@ def make_run(run_dir: Path, data_dir: Path, epochs: int = 4, seed: int = 0, dens
         model.fit(x, y, batch_size=32, epochs=epochs, shuffle=False, verbose=0)
     run_dir.mkdir(parents=True, exist_ok=True)
     model.save(run_dir / "best.keras")
-    config = {"format": 1, "model": "test_tiny", "seed": seed, "labels": list(data.labels),
-              "features": data.manifest["features"], "data": {"path": str(data_dir)}}
+    config = RunConfig.stamp({
+        "kwstool_version": "test", "model": "test_tiny",
+        "hyperparameters": {"epochs": epochs, "batch_size": 32, "lr": 3e-3}, "seed": seed,
+        "labels": list(data.labels), "num_labels": len(data.labels),
+        "input_shape": [int(d) for d in model.input_shape[1:]],
+        "params": int(model.count_params()), "features": data.manifest["features"],
+        "data": {"path": str(data_dir), "inputs_hash": data.manifest["inputs_hash"],
+                 "train_count": len(train.labels),
+                 "validation_count": len(data.split("validation").labels)},
+        "augmentation": {}, "optimizer": {"name": "Adam"}})
     (run_dir / "config.json").write_text(json.dumps(config))
     return run_dir
 

@@ -6,7 +6,8 @@
 * :func:`run_tflm` (the TFLite-Micro interpreter, the board's arithmetic) and
   :func:`run_litert` (LiteRT's reference kernels, which TFLM and CMSIS-NN are bit-exact ports of);
 * :func:`measure_arena`: the TFLite-Micro arena the model needs;
-* :func:`load_report`: ``quantize.json`` beside a ``.tflite``, checked to describe that file.
+* :func:`load_report` (from :mod:`kwstool.core.artifacts`, re-exported): ``quantize.json``
+  beside a ``.tflite``, validated and checked to describe that file.
 
 Shared by the model, deploy and stream stages (a floor below them).
 """
@@ -14,7 +15,6 @@ Shared by the model, deploy and stream stages (a floor below them).
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import io
 import json
 import os
@@ -26,10 +26,15 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
+from kwstool.core.artifacts import (
+    REPORT_FILE as REPORT_FILE,  # re-exported for the stages
+)
+from kwstool.core.artifacts import load_report as load_report
+from kwstool.core.artifacts import read_json as read_json
+from kwstool.core.artifacts import read_report as read_report
 from kwstool.errors import KwsError
 
 MODEL_FILE = "model_int8.tflite"
-REPORT_FILE = "quantize.json"
 _ARENA_CEILING = 64 * 1024 * 1024
 
 
@@ -392,29 +397,3 @@ def measure_arena(tflite: bytes, sample: np.ndarray, where: str = "model") -> tu
             else:
                 lo = mid
         return hi, True
-
-
-#: Largest output difference (int8 steps) accepted between TFLite-Micro and LiteRT; see
-#: :func:`check_parity`.
-
-
-def read_json(path: Path, hint: str) -> dict:
-    """A JSON file as a dict; a missing or unreadable file is a one-line KwsError with ``hint``."""
-    if not path.exists():
-        raise KwsError(f"{path}: not found; {hint}")
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise KwsError(f"{path}: unreadable JSON ({exc}); {hint}") from None
-
-
-def load_report(tflite_path: str | os.PathLike) -> dict:
-    """``quantize.json`` beside a .tflite, checked to describe that very file."""
-    p = Path(tflite_path)
-    report = read_json(p.with_name(REPORT_FILE), f"run `kwstool quantize` on the run folder "
-                        f"holding {p.name}, or pass --labels")
-    data = p.read_bytes()
-    if report.get("model_sha256") and report["model_sha256"] != hashlib.sha256(data).hexdigest():
-        raise KwsError(f"{p.with_name(REPORT_FILE)}: describes a different {p.name} (checksum "
-                       f"differs); re-run `kwstool quantize`")
-    return report

@@ -55,8 +55,9 @@ def test_stripped_model_is_aligned_and_runs_the_same(quantized_run, demo_data, m
     """Names stripped, every weight buffer 16-byte aligned, outputs unchanged."""
     from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema
 
-    from kwstool.model import quantize as qmod
+    from kwstool.core.tflite import model_info, run_tflm, to_model_input
     from kwstool.data import load_prepared
+    from kwstool.model import convert as qmod
 
     run, _ = quantized_run
     tflite = (run / "model_int8.tflite").read_bytes()
@@ -74,10 +75,10 @@ def test_stripped_model_is_aligned_and_runs_the_same(quantized_run, demo_data, m
     data = load_prepared(demo_data)
     rep = qmod.representative_features(data.split("train").features, seed=0)
     monkeypatch.setattr(qmod, "strip_names", lambda b: b)
-    named = qmod.convert(qmod._load_keras(run / "best.keras"), rep)
+    named = qmod.convert(qmod.load_keras(run / "best.keras"), rep)
     assert len(tflite) < len(named)
-    x = qmod.to_model_input(data.split("test").features, qmod.model_info(tflite))
-    assert np.array_equal(qmod.run_tflm(tflite, x), qmod.run_tflm(named, x))
+    x = to_model_input(data.split("test").features, model_info(tflite))
+    assert np.array_equal(run_tflm(tflite, x), run_tflm(named, x))
 
 
 def test_tflm_outputs_identical_to_litert_on_every_clip(quantized_run, demo_data):
