@@ -21,9 +21,9 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from kwstool.errors import KwsError
 
@@ -45,20 +45,30 @@ class RunResult:
     data_dir: Path
     run_dir: Path
     export_dir: Path
-    quantize: object      # kwstool.quantize.QuantizeResult
-    export: object        # kwstool.export.ExportResult
-    evaluation: object    # kwstool.evaluate.EvalResult
+    quantize: object  # kwstool.quantize.QuantizeResult
+    export: object  # kwstool.export.ExportResult
+    evaluation: object  # kwstool.evaluate.EvalResult
     seconds: float
-    stage_seconds: dict = field(default_factory=dict)
+    stage_seconds: dict[str, float] = field(default_factory=dict)
 
 
-def run(source: str | os.PathLike | None = None, work_dir: str | os.PathLike | None = None, *,
-        words: str | list[str] | None = None, model: str | None = None,
-        epochs: int | None = None, batch_size: int | None = None,
-        export_dir: str | os.PathLike | None = None,
-        board: str = "nano33ble", seed: int = 0, runtime: str = "litert",
-        validation_pct: float = RUN_VALIDATION_PCT, testing_pct: float = RUN_TESTING_PCT,
-        progress: bool = True, log: Callable[[str], None] | None = None) -> RunResult:
+def run(
+    source: str | os.PathLike[str] | None = None,
+    work_dir: str | os.PathLike[str] | None = None,
+    *,
+    words: str | list[str] | None = None,
+    model: str | None = None,
+    epochs: int | None = None,
+    batch_size: int | None = None,
+    export_dir: str | os.PathLike[str] | None = None,
+    board: str = "nano33ble",
+    seed: int = 0,
+    runtime: str = "litert",
+    validation_pct: float = RUN_VALIDATION_PCT,
+    testing_pct: float = RUN_TESTING_PCT,
+    progress: bool = True,
+    log: Callable[[str], None] | None = None,
+) -> RunResult:
     """Run every stage on ``source`` (default: the shipped demo dataset) under ``work_dir``.
 
     ``words`` default to yes,no on the demo and to ``kwstool prepare``'s default otherwise;
@@ -66,10 +76,10 @@ def run(source: str | os.PathLike | None = None, work_dir: str | os.PathLike | N
     ``DEMO_EPOCHS`` epochs of ``DEMO_BATCH_SIZE``).
     """
     from kwstool import data as data_mod
+    from kwstool.core.tflite import MODEL_FILE
+    from kwstool.deploy.export import export
     from kwstool.model import train as train_mod
     from kwstool.model.evaluate import evaluate
-    from kwstool.deploy.export import export
-    from kwstool.core.tflite import MODEL_FILE
     from kwstool.model.quantize import quantize
 
     say = log or (lambda _msg: None)
@@ -77,8 +87,10 @@ def run(source: str | os.PathLike | None = None, work_dir: str | os.PathLike | N
     demo = source is None or Path(str(source)).resolve() == DEMO_DIR
     if demo:
         if not DEMO_DIR.is_dir():
-            raise KwsError(f"{DEMO_DIR}: demo dataset missing (it ships in the kwstool checkout); "
-                           f"pass a SOURCE or run `python scripts/make_demo_dataset.py`")
+            raise KwsError(
+                f"{DEMO_DIR}: demo dataset missing (it ships in the kwstool checkout); "
+                f"pass a SOURCE or run `python scripts/make_demo_dataset.py`"
+            )
         source = DEMO_DIR
         if words is None:
             words = list(DEMO_WORDS)
@@ -98,13 +110,28 @@ def run(source: str | os.PathLike | None = None, work_dir: str | os.PathLike | N
         return time.perf_counter()
 
     t = stage(1, f"prepare {src} -> {data_dir}")
-    data_mod.prepare(src, data_dir, words=words, seed=seed, validation_pct=validation_pct,
-                     testing_pct=testing_pct, progress=progress)
+    data_mod.prepare(
+        src,
+        data_dir,
+        words=words,
+        seed=seed,
+        validation_pct=validation_pct,
+        testing_pct=testing_pct,
+        progress=progress,
+    )
     times["prepare"] = time.perf_counter() - t
 
     t = stage(2, f"train -> {run_dir}")
-    train_mod.train(data_dir, run_dir, model=model, epochs=epochs, batch_size=batch_size, seed=seed,
-                    overwrite=True, progress=progress)
+    train_mod.train(
+        data_dir,
+        run_dir,
+        model=model,
+        epochs=epochs,
+        batch_size=batch_size,
+        seed=seed,
+        overwrite=True,
+        progress=progress,
+    )
     times["train"] = time.perf_counter() - t
 
     t = stage(3, "quantize to int8, check in TFLite-Micro and LiteRT")
@@ -116,9 +143,23 @@ def run(source: str | os.PathLike | None = None, work_dir: str | os.PathLike | N
     times["export"] = time.perf_counter() - t
 
     t = stage(5, f"evaluate on the test split ({runtime})")
-    ev = evaluate(run_dir / MODEL_FILE, data_dir, runtime=runtime, split="test",
-                  json_out=work / "evaluation.json", png_out=work / "confusion.png")
+    ev = evaluate(
+        run_dir / MODEL_FILE,
+        data_dir,
+        runtime=runtime,
+        split="test",
+        json_out=work / "evaluation.json",
+        png_out=work / "confusion.png",
+    )
     times["evaluate"] = time.perf_counter() - t
-    return RunResult(work_dir=work, data_dir=data_dir, run_dir=run_dir, export_dir=out_dir,
-                     quantize=q, export=e, evaluation=ev, seconds=time.perf_counter() - t0,
-                     stage_seconds=times)
+    return RunResult(
+        work_dir=work,
+        data_dir=data_dir,
+        run_dir=run_dir,
+        export_dir=out_dir,
+        quantize=q,
+        export=e,
+        evaluation=ev,
+        seconds=time.perf_counter() - t0,
+        stage_seconds=times,
+    )

@@ -57,8 +57,14 @@ def _type_name(tp: Any) -> str:
 def _value_name(value: Any) -> str:
     if value is None:
         return "null"
-    names = {str: "a string", int: "an integer", float: "a number", bool: "true/false",
-             list: "a list", dict: "an object"}
+    names = {
+        str: "a string",
+        int: "an integer",
+        float: "a number",
+        bool: "true/false",
+        list: "a list",
+        dict: "an object",
+    }
     return names.get(type(value), type(value).__name__)
 
 
@@ -113,8 +119,9 @@ def _build(cls: type[Any], data: JsonDict, where: str, fix: str, prefix: str = "
             raise KwsError(f"{where}: field '{name}' missing; {fix}")
         value, tp = data[f.name], hints[f.name]
         if not _matches(value, tp):
-            raise KwsError(f"{where}: field '{name}' is {_value_name(value)}, expected "
-                           f"{_type_name(tp)}; {fix}")
+            raise KwsError(
+                f"{where}: field '{name}' is {_value_name(value)}, expected {_type_name(tp)}; {fix}"
+            )
         record = _record_type(tp)
         if record is not None and isinstance(value, dict):
             value = _build(record, value, where, fix, prefix=f"{name}.")
@@ -161,11 +168,15 @@ def check_frontend(features: JsonDict, where: str, fix: str) -> None:
 
     recorded = features.get("frontend_hash")
     if not isinstance(recorded, str):
-        raise KwsError(f"{where}: field 'features.frontend_hash' missing (features from an older "
-                       f"kwstool); {fix}")
+        raise KwsError(
+            f"{where}: field 'features.frontend_hash' missing (features from an older "
+            f"kwstool); {fix}"
+        )
     if recorded != contract.FRONTEND_HASH:
-        raise KwsError(f"{where}: features were computed by another C front end (hash "
-                       f"{recorded[:12]}, this kwstool {contract.FRONTEND_HASH[:12]}); {fix}")
+        raise KwsError(
+            f"{where}: features were computed by another C front end (hash "
+            f"{recorded[:12]}, this kwstool {contract.FRONTEND_HASH[:12]}); {fix}"
+        )
 
 
 # --- the base record ---------------------------------------------------------------------------
@@ -190,11 +201,14 @@ class Artifact:
         """Validate ``data`` (read from ``where``) into a record; see the module docstring."""
         for key, want in cls.header().items():
             if key not in data:
-                raise KwsError(f"{where}: field '{key}' missing (written by an older kwstool); "
-                               f"{cls.FIX}")
+                raise KwsError(
+                    f"{where}: field '{key}' missing (written by an older kwstool); {cls.FIX}"
+                )
             if data[key] != want:
-                raise KwsError(f"{where}: {key} {data[key]!r} is not {want!r} (this kwstool "
-                               f"reads {cls.SCHEMA} version {cls.VERSION}); {cls.FIX}")
+                raise KwsError(
+                    f"{where}: {key} {data[key]!r} is not {want!r} (this kwstool "
+                    f"reads {cls.SCHEMA} version {cls.VERSION}); {cls.FIX}"
+                )
         body = {k: v for k, v in data.items() if k not in ("schema", "version")}
         record: T = _build(cls, body, where, cls.FIX)
         record.check(where)
@@ -262,8 +276,10 @@ def load_manifest(data_dir: str | os.PathLike[str]) -> PreparedManifest:
     p = Path(data_dir)
     mf = p / MANIFEST_FILE
     if not mf.is_file():
-        raise KwsError(f"{p}: no {MANIFEST_FILE}, so no complete prepared data here; run "
-                       f"`kwstool prepare --data-dir {p}` first")
+        raise KwsError(
+            f"{p}: no {MANIFEST_FILE}, so no complete prepared data here; run "
+            f"`kwstool prepare --data-dir {p}` first"
+        )
     return PreparedManifest.from_json(mf)
 
 
@@ -305,8 +321,10 @@ class RunConfig(Artifact):
     def check(self, where: str) -> None:
         super().check(where)
         if self.num_labels != len(self.labels):
-            raise KwsError(f"{where}: field 'num_labels' is {self.num_labels} but 'labels' has "
-                           f"{len(self.labels)}; {self.FIX}")
+            raise KwsError(
+                f"{where}: field 'num_labels' is {self.num_labels} but 'labels' has "
+                f"{len(self.labels)}; {self.FIX}"
+            )
 
 
 def load_config(run_dir: str | os.PathLike[str]) -> RunConfig:
@@ -365,8 +383,9 @@ class QuantizeReport(Artifact):
     VERSION: ClassVar[int] = 2
     FILE: ClassVar[str] = REPORT_FILE
     FIX: ClassVar[str] = "re-run `kwstool quantize`"
-    FRONTEND_FIX: ClassVar[str] = ("re-run `kwstool prepare --force`, then `kwstool train` and "
-                                   "`kwstool quantize`")
+    FRONTEND_FIX: ClassVar[str] = (
+        "re-run `kwstool prepare --force`, then `kwstool train` and `kwstool quantize`"
+    )
 
     kwstool_version: str
     model: str  # architecture name (config.json model)
@@ -397,8 +416,9 @@ def read_report(tflite_path: str | os.PathLike[str]) -> QuantizeReport:
     hint = f"run `kwstool quantize` on the run folder holding {p.name}, or pass --labels"
     report = QuantizeReport.from_dict(read_json(path, hint), str(path))
     if report.model_sha256 != hashlib.sha256(p.read_bytes()).hexdigest():
-        raise KwsError(f"{path}: describes a different {p.name} (checksum differs); "
-                       f"re-run `kwstool quantize`")
+        raise KwsError(
+            f"{path}: describes a different {p.name} (checksum differs); re-run `kwstool quantize`"
+        )
     return report
 
 

@@ -69,7 +69,7 @@ def _clips(audio: np.ndarray, frames: int) -> np.ndarray:
 
 
 def compute(samples: np.ndarray, threads: int | None = None) -> np.ndarray:
-    """Features of one clip ``(16000,)`` -> ``(49, 40)`` or a batch ``(B, 16000)`` -> ``(B, 49, 40)``.
+    """Features of one clip ``(16000,)`` -> ``(49, 40)``, a batch ``(B, 16000)`` -> ``(B, 49, 40)``.
 
     Samples must be int16 at 16 kHz. Each clip starts from a fresh front-end state, as on the
     board after a reset and as TensorFlow's op does per call. Large batches run on ``threads``
@@ -79,7 +79,8 @@ def compute(samples: np.ndarray, threads: int | None = None) -> np.ndarray:
     if x.dtype != np.int16:
         raise TypeError(f"features.compute needs int16 samples, got {x.dtype}")
     if x.ndim == 1:
-        return _clips(x[None, :], NUM_FRAMES)[0]
+        one: np.ndarray = _clips(x[None, :], NUM_FRAMES)[0]
+        return one
     if x.ndim != 2:
         raise ValueError(f"expected (samples,) or (batch, samples), got shape {x.shape}")
     n = x.shape[0]

@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 import os
 import re
 import tempfile
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -146,9 +146,9 @@ TFLM_RESOLVER_METHODS: dict[str, str] = {
 class ModelInfo:
     """Facts read from a .tflite flatbuffer without running it."""
 
-    ops: list[str]                 # builtin operator names in opcode-table order, e.g. CONV_2D
-    input_shape: tuple[int, ...]   # e.g. (1, 49, 40, 1)
-    input_dtype: str               # "int8"
+    ops: list[str]  # builtin operator names in opcode-table order, e.g. CONV_2D
+    input_shape: tuple[int, ...]  # e.g. (1, 49, 40, 1)
+    input_dtype: str  # "int8"
     input_scale: float
     input_zero_point: int
     output_shape: tuple[int, ...]
@@ -160,8 +160,10 @@ class ModelInfo:
 # --- flatbuffer inspection ---------------------------------------------------------------------
 def _check_tflite_bytes(data: bytes, where: str) -> None:
     if len(data) < 8 or data[4:8] != b"TFL3":
-        raise KwsError(f"{where}: not a TFLite flatbuffer (no 'TFL3' identifier); "
-                       f"pass the model_int8.tflite written by `kwstool quantize`")
+        raise KwsError(
+            f"{where}: not a TFLite flatbuffer (no 'TFL3' identifier); "
+            f"pass the model_int8.tflite written by `kwstool quantize`"
+        )
 
 
 def model_info(tflite: bytes, where: str = "model") -> ModelInfo:
@@ -173,8 +175,9 @@ def model_info(tflite: bytes, where: str = "model") -> ModelInfo:
     try:
         model = runtime.convert_bytearray_to_object(bytearray(tflite))
         names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
-        type_names = {v: k.lower() for k, v in vars(schema.TensorType).items()
-                      if not k.startswith("_")}
+        type_names = {
+            v: k.lower() for k, v in vars(schema.TensorType).items() if not k.startswith("_")
+        }
         ops = []
         for oc in model.operatorCodes or []:
             code = runtime.get_builtin_code_from_operator_code(oc)
@@ -185,8 +188,10 @@ def model_info(tflite: bytes, where: str = "model") -> ModelInfo:
                 ops.append(names.get(code, f"BUILTIN_{code}"))
         graph = model.subgraphs[0]
         if len(graph.inputs) != 1 or len(graph.outputs) != 1:
-            raise KwsError(f"{where}: model has {len(graph.inputs)} inputs and "
-                           f"{len(graph.outputs)} outputs; kwstool needs exactly one of each")
+            raise KwsError(
+                f"{where}: model has {len(graph.inputs)} inputs and "
+                f"{len(graph.outputs)} outputs; kwstool needs exactly one of each"
+            )
 
         def tensor(idx: int) -> tuple[tuple[int, ...], str, float, int]:
             t = graph.tensors[idx]
@@ -202,11 +207,20 @@ def model_info(tflite: bytes, where: str = "model") -> ModelInfo:
     except KwsError:
         raise
     except Exception as exc:  # malformed flatbuffer
-        raise KwsError(f"{where}: damaged TFLite flatbuffer ({type(exc).__name__}); "
-                       f"re-run `kwstool quantize`") from None
-    return ModelInfo(ops=ops, input_shape=ishape, input_dtype=itype, input_scale=iscale,
-                     input_zero_point=izp, output_shape=oshape, output_dtype=otype,
-                     output_scale=oscale, output_zero_point=ozp)
+        raise KwsError(
+            f"{where}: damaged TFLite flatbuffer ({type(exc).__name__}); re-run `kwstool quantize`"
+        ) from None
+    return ModelInfo(
+        ops=ops,
+        input_shape=ishape,
+        input_dtype=itype,
+        input_scale=iscale,
+        input_zero_point=izp,
+        output_shape=oshape,
+        output_dtype=otype,
+        output_scale=oscale,
+        output_zero_point=ozp,
+    )
 
 
 def resolver_methods(ops: Sequence[str], where: str = "model") -> list[str]:
@@ -214,8 +228,10 @@ def resolver_methods(ops: Sequence[str], where: str = "model") -> list[str]:
     methods = set()
     for op in ops:
         if op not in TFLM_RESOLVER_METHODS:
-            raise KwsError(f"{where}: uses operator {op}, which TFLite-Micro has no kernel for; "
-                           f"change the layer that produces it in the model")
+            raise KwsError(
+                f"{where}: uses operator {op}, which TFLite-Micro has no kernel for; "
+                f"change the layer that produces it in the model"
+            )
         methods.add(TFLM_RESOLVER_METHODS[op])
     return sorted(methods)
 
@@ -254,14 +270,17 @@ def to_model_input(features: np.ndarray, info: ModelInfo, raw: bool = False) -> 
     n = x.shape[0]
     per_clip = int(np.prod(info.input_shape[1:]))
     if int(np.prod(x.shape[1:])) != per_clip:
-        raise KwsError(f"model input {info.input_shape} does not take features of shape "
-                       f"{x.shape[1:]}; the model was made for other features")
+        raise KwsError(
+            f"model input {info.input_shape} does not take features of shape "
+            f"{x.shape[1:]}; the model was made for other features"
+        )
     if raw or (info.input_scale in (0.0, 1.0) and info.input_zero_point == 0):
         q = x.astype(np.int8)
     else:
-        q = np.clip(np.round(x.astype(np.float64) / info.input_scale) + info.input_zero_point,
-                    -128, 127).astype(np.int8)
-    return q.reshape((n, 1) + tuple(info.input_shape[1:]))
+        q = np.clip(
+            np.round(x.astype(np.float64) / info.input_scale) + info.input_zero_point, -128, 127
+        ).astype(np.int8)
+    return q.reshape((n, 1, *info.input_shape[1:]))
 
 
 def run_litert(tflite: bytes, inputs: np.ndarray) -> np.ndarray:
@@ -273,8 +292,11 @@ def run_litert(tflite: bytes, inputs: np.ndarray) -> np.ndarray:
     """
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
-    interp = Interpreter(model_content=tflite, num_threads=1,
-                         experimental_op_resolver_type=OpResolverType.BUILTIN_REF)
+    interp = Interpreter(
+        model_content=tflite,
+        num_threads=1,
+        experimental_op_resolver_type=OpResolverType.BUILTIN_REF,
+    )
     interp.allocate_tensors()
     i = interp.get_input_details()[0]["index"]
     o = interp.get_output_details()[0]
@@ -286,7 +308,7 @@ def run_litert(tflite: bytes, inputs: np.ndarray) -> np.ndarray:
     return out
 
 
-def _tflm_interpreter(tflite: bytes, arena_bytes: int, where: str):
+def _tflm_interpreter(tflite: bytes, arena_bytes: int, where: str) -> Any:
     from tflite_micro.python.tflite_micro import runtime
 
     with captured_stderr() as err:
@@ -297,16 +319,21 @@ def _tflm_interpreter(tflite: bytes, arena_bytes: int, where: str):
     text = err.getvalue()
     missing = re.search(r"Didn't find op for builtin opcode '([^']+)'", text)
     if missing:
-        raise KwsError(f"{where}: uses operator {missing.group(1)}, which the TFLite-Micro "
-                       f"interpreter has no kernel for; change the layer that produces it in "
-                       f"the model")
+        raise KwsError(
+            f"{where}: uses operator {missing.group(1)}, which the TFLite-Micro "
+            f"interpreter has no kernel for; change the layer that produces it in "
+            f"the model"
+        )
     last = next((ln.strip() for ln in reversed(text.splitlines()) if ln.strip()), "no message")
-    raise KwsError(f"{where}: TFLite-Micro could not load the model with a {arena_bytes}-byte "
-                   f"arena ({last}); re-run `kwstool quantize`")
+    raise KwsError(
+        f"{where}: TFLite-Micro could not load the model with a {arena_bytes}-byte "
+        f"arena ({last}); re-run `kwstool quantize`"
+    )
 
 
-def run_tflm(tflite: bytes, inputs: np.ndarray, arena_bytes: int | None = None,
-             where: str = "model") -> np.ndarray:
+def run_tflm(
+    tflite: bytes, inputs: np.ndarray, arena_bytes: int | None = None, where: str = "model"
+) -> np.ndarray:
     """int8 outputs ``(N, labels)`` of the TFLite-Micro interpreter, one clip per invoke."""
     arena = arena_bytes or max(2 * 1024 * 1024, 10 * len(tflite))
     interp = _tflm_interpreter(tflite, arena, where)
@@ -321,10 +348,12 @@ def run_tflm(tflite: bytes, inputs: np.ndarray, arena_bytes: int | None = None,
         except RuntimeError:
             failed = True
     if failed:
-        last = next((ln.strip() for ln in reversed(err.getvalue().splitlines()) if ln.strip()),
-                    "no message")
-        raise KwsError(f"{where}: TFLite-Micro failed to run the model ({last}); "
-                       f"re-run `kwstool quantize`")
+        last = next(
+            (ln.strip() for ln in reversed(err.getvalue().splitlines()) if ln.strip()), "no message"
+        )
+        raise KwsError(
+            f"{where}: TFLite-Micro failed to run the model ({last}); re-run `kwstool quantize`"
+        )
     return np.stack(rows) if rows else np.empty((0, 0), dtype=np.int8)
 
 
@@ -362,8 +391,10 @@ def recorded_arena(tflite: bytes, sample: np.ndarray, where: str = "model") -> i
         interp.print_allocations()
     found = re.search(r"Arena allocation total (\d+) bytes", err.getvalue())
     if not found:
-        raise KwsError(f"{where}: the installed tflite-micro did not report its arena use; "
-                       f"install the version pinned in pyproject.toml")
+        raise KwsError(
+            f"{where}: the installed tflite-micro did not report its arena use; "
+            f"install the version pinned in pyproject.toml"
+        )
     return int(found.group(1))
 
 
@@ -387,8 +418,10 @@ def measure_arena(tflite: bytes, sample: np.ndarray, where: str = "model") -> tu
         while not _arena_fits(model_file, sample_file, hi):
             lo, hi = hi, 2 * hi
             if hi > _ARENA_CEILING:
-                raise KwsError(f"{where}: TFLite-Micro cannot run the model even with a "
-                               f"{_ARENA_CEILING}-byte arena; the model is far too large")
+                raise KwsError(
+                    f"{where}: TFLite-Micro cannot run the model even with a "
+                    f"{_ARENA_CEILING}-byte arena; the model is far too large"
+                )
         lo, hi = lo // 16 * 16, (hi + 15) // 16 * 16
         while hi - lo > 16:
             mid = (lo + hi) // 32 * 16

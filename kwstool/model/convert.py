@@ -39,7 +39,7 @@ def representative_features(
         raise KwsError("training split is empty; cannot draw a representative set")
     rng = np.random.default_rng(seed)
     idx = rng.choice(len(feats), size=min(count, len(feats)), replace=False)
-    rep = feats[np.sort(idx)].astype(np.int8).copy()
+    rep: np.ndarray = feats[np.sort(idx)].astype(np.int8)
     rep[0, 0, 0] = -128
     rep[0, 0, 1] = 127
     return rep
@@ -98,7 +98,7 @@ def strip_names(tflite: bytes) -> bytes:
     import flatbuffers
     from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema
 
-    class AlignedBuffer(schema.BufferT):
+    class AlignedBuffer(schema.BufferT):  # type: ignore[misc]  # generated, untyped
         def Pack(self, builder: Any) -> Any:  # noqa: N802 - flatbuffers' naming
             data = None
             if self.data is not None and len(self.data):

@@ -149,12 +149,12 @@ ROUNDING_NOTE = (
 )
 
 
-def compare_outputs(tflm: np.ndarray, litert: np.ndarray) -> dict:
+def compare_outputs(tflm: np.ndarray, litert: np.ndarray) -> dict[str, Any]:
     """Agreement figures of two int8 output arrays ``(N, labels)``."""
     diff = np.abs(tflm.astype(np.int32) - litert.astype(np.int32))
     same_clip = ~np.any(diff, axis=1)
     same_top1 = np.argmax(tflm, axis=1) == np.argmax(litert, axis=1)
-    stats = {
+    stats: dict[str, Any] = {
         "clips": len(tflm),
         "identical_clips": int(np.sum(same_clip)),
         "max_abs_diff": int(diff.max()) if diff.size else 0,
@@ -168,7 +168,7 @@ def compare_outputs(tflm: np.ndarray, litert: np.ndarray) -> dict:
     return stats
 
 
-def check_parity(stats: dict, strict: bool, where: str) -> None:
+def check_parity(stats: dict[str, Any], strict: bool, where: str) -> None:
     """Fail unless TFLite-Micro and LiteRT agree.
 
     Bit-identical outputs pass. Otherwise a difference of at most :data:`PARITY_MAX_LSB` int8
