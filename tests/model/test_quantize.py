@@ -49,6 +49,13 @@ def test_quantize_writes_int8_model_checked_in_tflm(quantized_run, demo_data):
     # The tiny model learned something, and int8 stays close to float.
     assert report["accuracy"]["float"]["test"] > 0.5
     assert abs(report["accuracy"]["int8"]["test"] - report["accuracy"]["float"]["test"]) <= 0.05
+    # quantize.json is a typed, versioned record carrying the front end's hash
+    from kwstool.core.artifacts import QuantizeReport
+    from kwstool.core.contract import FRONTEND_HASH
+
+    assert (report["schema"], report["version"]) == ("kwstool.quantize_report", 2)
+    assert QuantizeReport.from_json(run / "quantize.json").to_dict() == report
+    assert report["features"]["frontend_hash"] == FRONTEND_HASH
 
 
 def test_stripped_model_is_aligned_and_runs_the_same(quantized_run, demo_data, monkeypatch):
@@ -236,6 +243,30 @@ def test_quantize_without_training_is_a_clear_error(tmp_path):
         quantize(tmp_path / "nothing")
     assert str(exc.value) == (f"{tmp_path / 'nothing' / 'best.keras'}: not found; train a model "
                               f"into {tmp_path / 'nothing'} first (`kwstool train`)")
+
+
+def test_run_from_another_front_end_is_refused(quantized_run, tmp_path):
+    """A run trained on features of another C front end: re-prepare, re-train (before converting)."""
+    from kwstool.core.contract import FRONTEND_HASH
+    from kwstool.model.quantize import quantize
+
+    run, _ = quantized_run
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    config = json.loads((copy / "config.json").read_text())
+    config["features"]["frontend_hash"] = "0" * 64
+    (copy / "config.json").write_text(json.dumps(config))
+    with pytest.raises(KwsError) as exc:
+        quantize(copy)
+    assert str(exc.value) == (
+        f"{copy / 'config.json'}: features were computed by another C front end (hash "
+        f"000000000000, this kwstool {FRONTEND_HASH[:12]}); re-run `kwstool prepare --force`, "
+        f"then `kwstool train`")
+    del config["data"]
+    (copy / "config.json").write_text(json.dumps(config))
+    with pytest.raises(KwsError, match=r"config.json: field 'data' missing; re-run `kwstool "
+                                       r"train`$"):
+        quantize(copy)
 
 
 def test_cli_quantize(quantized_run, tmp_path, capsys):
