@@ -190,8 +190,10 @@ PyMODINIT_FUNC PyInit__native(void) {
   PyModule_AddIntConstant(m, "LOWER_BAND_HZ", KWS_FRONTEND_LOWER_BAND_HZ);
   PyModule_AddIntConstant(m, "UPPER_BAND_HZ", KWS_FRONTEND_UPPER_BAND_HZ);
   PyModule_AddIntConstant(m, "NOISE_SMOOTHING_BITS", KWS_FRONTEND_NOISE_SMOOTHING_BITS);
-  PyModule_AddObject(m, "NOISE_EVEN_SMOOTHING", PyFloat_FromDouble(KWS_FRONTEND_NOISE_EVEN_SMOOTHING));
-  PyModule_AddObject(m, "NOISE_ODD_SMOOTHING", PyFloat_FromDouble(KWS_FRONTEND_NOISE_ODD_SMOOTHING));
+  PyModule_AddObject(m, "NOISE_EVEN_SMOOTHING",
+                     PyFloat_FromDouble(KWS_FRONTEND_NOISE_EVEN_SMOOTHING));
+  PyModule_AddObject(m, "NOISE_ODD_SMOOTHING",
+                     PyFloat_FromDouble(KWS_FRONTEND_NOISE_ODD_SMOOTHING));
   PyModule_AddObject(m, "NOISE_MIN_SIGNAL_REMAINING",
                      PyFloat_FromDouble(KWS_FRONTEND_NOISE_MIN_SIGNAL_REMAINING));
   PyModule_AddObject(m, "PCAN_STRENGTH", PyFloat_FromDouble(KWS_FRONTEND_PCAN_STRENGTH));

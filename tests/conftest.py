@@ -81,16 +81,27 @@ def make_run(run_dir: Path, data_dir: Path, epochs: int = 4, seed: int = 0, dens
         model.fit(x, y, batch_size=32, epochs=epochs, shuffle=False, verbose=0)
     run_dir.mkdir(parents=True, exist_ok=True)
     model.save(run_dir / "best.keras")
-    config = RunConfig.stamp({
-        "kwstool_version": "test", "model": "test_tiny",
-        "hyperparameters": {"epochs": epochs, "batch_size": 32, "lr": 3e-3}, "seed": seed,
-        "labels": list(data.labels), "num_labels": len(data.labels),
-        "input_shape": [int(d) for d in model.input_shape[1:]],
-        "params": int(model.count_params()), "features": data.manifest["features"],
-        "data": {"path": str(data_dir), "inputs_hash": data.manifest["inputs_hash"],
-                 "train_count": len(train.labels),
-                 "validation_count": len(data.split("validation").labels)},
-        "augmentation": {}, "optimizer": {"name": "Adam"}})
+    config = RunConfig.stamp(
+        {
+            "kwstool_version": "test",
+            "model": "test_tiny",
+            "hyperparameters": {"epochs": epochs, "batch_size": 32, "lr": 3e-3},
+            "seed": seed,
+            "labels": list(data.labels),
+            "num_labels": len(data.labels),
+            "input_shape": [int(d) for d in model.input_shape[1:]],
+            "params": int(model.count_params()),
+            "features": data.manifest["features"],
+            "data": {
+                "path": str(data_dir),
+                "inputs_hash": data.manifest["inputs_hash"],
+                "train_count": len(train.labels),
+                "validation_count": len(data.split("validation").labels),
+            },
+            "augmentation": {},
+            "optimizer": {"name": "Adam"},
+        }
+    )
     (run_dir / "config.json").write_text(json.dumps(config))
     return run_dir
 
@@ -107,8 +118,6 @@ def quantized_run(tmp_path_factory, demo_data):
 
     run = make_run(tmp_path_factory.mktemp("run") / "run", demo_data)
     return run, quantize(run, strict=True)
-
-
 
 
 @pytest.fixture

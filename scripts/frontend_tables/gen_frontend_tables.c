@@ -39,7 +39,10 @@ static float mel(float hz) { return 1127.0 * log1p(hz / 700.0); }
 
 static int msb32(uint32_t x) {
   int n = 0;
-  while (x) { ++n; x >>= 1; }
+  while (x) {
+    ++n;
+    x >>= 1;
+  }
   return n;
 }
 

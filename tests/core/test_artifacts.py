@@ -21,29 +21,55 @@ def report_body() -> dict[str, Any]:
     """A complete quantize.json body (no schema header), as `kwstool quantize` writes it."""
     tensor = {"shape": [1, 49, 40, 1], "dtype": "int8", "scale": 1.0, "zero_point": 0}
     return {
-        "kwstool_version": "0.1.0", "model": "tiny_conv", "model_file": "model_int8.tflite",
-        "model_bytes": 1234, "model_sha256": "0" * 64, "arena_bytes": 4096,
+        "kwstool_version": "0.1.0",
+        "model": "tiny_conv",
+        "model_file": "model_int8.tflite",
+        "model_bytes": 1234,
+        "model_sha256": "0" * 64,
+        "arena_bytes": 4096,
         "arena_measurement": {"method": "recording allocator", "verified_minimal": True},
-        "ops": ["CONV_2D"], "op_resolver": ["AddConv2D"], "input": tensor,
+        "ops": ["CONV_2D"],
+        "op_resolver": ["AddConv2D"],
+        "input": tensor,
         "output": {**tensor, "shape": [1, 4], "scale": 0.00390625, "zero_point": -128},
-        "input_spans_int8": True, "labels": LABELS, "features": copy.deepcopy(FEATURE_PARAMS),
-        "data_dir": "/data", "representative": {"split": "train", "count": 10, "seed": 0,
-                                                "range_sample": "first clip"},
-        "accuracy": {"float": {"validation": 0.9, "test": None}, "int8": {"validation": 0.875,
-                                                                         "test": None}},
+        "input_spans_int8": True,
+        "labels": LABELS,
+        "features": copy.deepcopy(FEATURE_PARAMS),
+        "data_dir": "/data",
+        "representative": {"split": "train", "count": 10, "seed": 0, "range_sample": "first clip"},
+        "accuracy": {
+            "float": {"validation": 0.9, "test": None},
+            "int8": {"validation": 0.875, "test": None},
+        },
         "tflm_matches_litert": True,
-        "parity": {"clips": 10, "identical_clips": 10, "max_abs_diff": 0, "top1_agreement": 1.0,
-                   "litert_kernels": "reference", "tflite_micro_version": "0"},
+        "parity": {
+            "clips": 10,
+            "identical_clips": 10,
+            "max_abs_diff": 0,
+            "top1_agreement": 1.0,
+            "litert_kernels": "reference",
+            "tflite_micro_version": "0",
+        },
     }
 
 
 def manifest_body() -> dict[str, Any]:
     return {
-        "kwstool_version": "0.1.0", "source": "/audio", "source_kind": "folder",
-        "words": ["yes", "no"], "labels": LABELS, "features": copy.deepcopy(FEATURE_PARAMS),
-        "splits": {"train": {"count": 3, "per_class": {}}}, "inputs_hash": "ab" * 32,
-        "skipped": [], "warnings": [], "params": {"seed": 0}, "split_rule": None,
-        "clips_found": 3, "background_noise": [], "file_sizes": {"train_features.npy": 10},
+        "kwstool_version": "0.1.0",
+        "source": "/audio",
+        "source_kind": "folder",
+        "words": ["yes", "no"],
+        "labels": LABELS,
+        "features": copy.deepcopy(FEATURE_PARAMS),
+        "splits": {"train": {"count": 3, "per_class": {}}},
+        "inputs_hash": "ab" * 32,
+        "skipped": [],
+        "warnings": [],
+        "params": {"seed": 0},
+        "split_rule": None,
+        "clips_found": 3,
+        "background_noise": [],
+        "file_sizes": {"train_features.npy": 10},
     }
 
 
@@ -64,19 +90,32 @@ def test_quantize_report_round_trip(tmp_path):
     assert list(report.to_dict())[:2] == ["schema", "version"]
 
 
-@pytest.mark.parametrize(("change", "message"), [
-    (lambda b: b.pop("arena_bytes"), "field 'arena_bytes' missing; re-run `kwstool quantize`"),
-    (lambda b: b.update(arena_bytes="4k"),
-     "field 'arena_bytes' is a string, expected integer; re-run `kwstool quantize`"),
-    (lambda b: b.update(arena_bytes=True),
-     "field 'arena_bytes' is true/false, expected integer; re-run `kwstool quantize`"),
-    (lambda b: b["input"].pop("scale"),
-     "field 'input.scale' missing; re-run `kwstool quantize`"),
-    (lambda b: b.update(labels=["yes", 3]),
-     "field 'labels' is a list, expected list of string; re-run `kwstool quantize`"),
-    (lambda b: b["parity"].update(note=7),
-     "field 'parity.note' is an integer, expected string or null; re-run `kwstool quantize`"),
-])
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda b: b.pop("arena_bytes"), "field 'arena_bytes' missing; re-run `kwstool quantize`"),
+        (
+            lambda b: b.update(arena_bytes="4k"),
+            "field 'arena_bytes' is a string, expected integer; re-run `kwstool quantize`",
+        ),
+        (
+            lambda b: b.update(arena_bytes=True),
+            "field 'arena_bytes' is true/false, expected integer; re-run `kwstool quantize`",
+        ),
+        (
+            lambda b: b["input"].pop("scale"),
+            "field 'input.scale' missing; re-run `kwstool quantize`",
+        ),
+        (
+            lambda b: b.update(labels=["yes", 3]),
+            "field 'labels' is a list, expected list of string; re-run `kwstool quantize`",
+        ),
+        (
+            lambda b: b["parity"].update(note=7),
+            "field 'parity.note' is an integer, expected string or null; re-run `kwstool quantize`",
+        ),
+    ],
+)
 def test_quantize_report_field_errors(tmp_path, change, message):
     body = report_body()
     change(body)
@@ -89,15 +128,21 @@ def test_quantize_report_field_errors(tmp_path, change, message):
 def test_schema_and_version_are_checked(tmp_path):
     path = tmp_path / "quantize.json"
     path.write_text(json.dumps({"format": 1, **report_body()}))
-    with pytest.raises(KwsError, match=r"quantize.json: field 'schema' missing \(written by an "
-                                       r"older kwstool\); re-run `kwstool quantize`$"):
+    with pytest.raises(
+        KwsError,
+        match=r"quantize.json: field 'schema' missing \(written by an "
+        r"older kwstool\); re-run `kwstool quantize`$",
+    ):
         QuantizeReport.from_json(path)
     path.write_text(json.dumps({**QuantizeReport.header(), "version": 99, **report_body()}))
     with pytest.raises(KwsError, match=r"version 99 is not 2 .*; re-run `kwstool quantize`$"):
         QuantizeReport.from_json(path)
     path.write_text(json.dumps({**RunConfig.header(), **report_body()}))
-    with pytest.raises(KwsError, match=r"schema 'kwstool.run_config' is not "
-                                       r"'kwstool.quantize_report'"):
+    with pytest.raises(
+        KwsError,
+        match=r"schema 'kwstool.run_config' is not "
+        r"'kwstool.quantize_report'",
+    ):
         QuantizeReport.from_json(path)
     path.write_text("[1, 2]")
     with pytest.raises(KwsError, match=r"holds a list, not a JSON object"):
@@ -116,8 +161,11 @@ def test_manifest_optional_sections_and_extra_keys(tmp_path):
     assert manifest.to_dict() == json.loads(path.read_text())  # nothing dropped, nothing added
     body.pop("split_rule")  # required even though null is allowed
     write(path, body, PreparedManifest)
-    with pytest.raises(KwsError, match=r"field 'split_rule' missing; re-run `kwstool prepare "
-                                       r"--force`$"):
+    with pytest.raises(
+        KwsError,
+        match=r"field 'split_rule' missing; re-run `kwstool prepare "
+        r"--force`$",
+    ):
         artifacts.load_manifest(tmp_path / "data")
     with pytest.raises(KwsError, match=r"empty: no manifest.json"):
         artifacts.load_manifest(tmp_path / "empty")
@@ -135,9 +183,13 @@ def test_changed_front_end_invalidates_caches_and_models(tmp_path, monkeypatch):
         artifacts.load_manifest(data)
     assert str(exc.value) == (
         f"{data / 'manifest.json'}: features were computed by another C front end (hash "
-        f"{old[:12]}, this kwstool ffffffffffff); re-run `kwstool prepare --force`")
-    with pytest.raises(KwsError, match=r"another C front end .*; re-run `kwstool prepare "
-                                       r"--force`, then `kwstool train` and `kwstool quantize`$"):
+        f"{old[:12]}, this kwstool ffffffffffff); re-run `kwstool prepare --force`"
+    )
+    with pytest.raises(
+        KwsError,
+        match=r"another C front end .*; re-run `kwstool prepare "
+        r"--force`, then `kwstool train` and `kwstool quantize`$",
+    ):
         QuantizeReport.from_json(report)
 
 
@@ -145,19 +197,34 @@ def test_features_without_hash_are_refused(tmp_path):
     body = manifest_body()
     del body["features"]["frontend_hash"]
     write(tmp_path / "manifest.json", body, PreparedManifest)
-    with pytest.raises(KwsError, match=r"field 'features.frontend_hash' missing \(features from "
-                                       r"an older kwstool\); re-run `kwstool prepare --force`$"):
+    with pytest.raises(
+        KwsError,
+        match=r"field 'features.frontend_hash' missing \(features from "
+        r"an older kwstool\); re-run `kwstool prepare --force`$",
+    ):
         artifacts.load_manifest(tmp_path)
 
 
 def test_run_config_checks_label_count(tmp_path):
-    body = {"kwstool_version": "0.1.0", "model": "tiny_conv", "hyperparameters": {}, "seed": 0,
-            "labels": LABELS, "num_labels": 3, "input_shape": [49, 40, 1], "params": 10,
-            "features": copy.deepcopy(FEATURE_PARAMS),
-            "data": {"path": "/d", "inputs_hash": None, "train_count": 1, "validation_count": 1},
-            "augmentation": {}, "optimizer": {}}
-    with pytest.raises(KwsError, match=r"config.json: field 'num_labels' is 3 but 'labels' has 4;"
-                                       r" re-run `kwstool train`$"):
+    body = {
+        "kwstool_version": "0.1.0",
+        "model": "tiny_conv",
+        "hyperparameters": {},
+        "seed": 0,
+        "labels": LABELS,
+        "num_labels": 3,
+        "input_shape": [49, 40, 1],
+        "params": 10,
+        "features": copy.deepcopy(FEATURE_PARAMS),
+        "data": {"path": "/d", "inputs_hash": None, "train_count": 1, "validation_count": 1},
+        "augmentation": {},
+        "optimizer": {},
+    }
+    with pytest.raises(
+        KwsError,
+        match=r"config.json: field 'num_labels' is 3 but 'labels' has 4;"
+        r" re-run `kwstool train`$",
+    ):
         RunConfig.stamp(body)
     body["num_labels"] = 4
     write(tmp_path / "config.json", body, RunConfig)

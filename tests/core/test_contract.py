@@ -62,7 +62,7 @@ def test_literal_scan_finds_a_planted_number(tmp_path):
 
 def test_native_hash_matches_the_sources_in_the_checkout():
     """A stale build (C sources changed, extension not rebuilt) fails here."""
-    assert _native.FRONTEND_HASH == srchash.frontend_hash(REPO), (
+    assert srchash.frontend_hash(REPO) == _native.FRONTEND_HASH, (
         "kwstool._native was built from other front-end sources; rebuild it: "
         "python setup.py build_ext --inplace"
     )
@@ -103,19 +103,27 @@ def test_feature_params_come_from_the_header():
     assert nr["even_smoothing"] == float(macros["NOISE_EVEN_SMOOTHING"])
     assert nr["odd_smoothing"] == float(macros["NOISE_ODD_SMOOTHING"])
     assert nr["min_signal_remaining"] == float(macros["NOISE_MIN_SIGNAL_REMAINING"])
-    assert pcan == {"strength": float(macros["PCAN_STRENGTH"]),
-                    "offset": float(macros["PCAN_OFFSET"]),
-                    "gain_bits": int(macros["PCAN_GAIN_BITS"])}
+    assert pcan == {
+        "strength": float(macros["PCAN_STRENGTH"]),
+        "offset": float(macros["PCAN_OFFSET"]),
+        "gain_bits": int(macros["PCAN_GAIN_BITS"]),
+    }
     assert p["log_scale_shift"] == int(macros["LOG_SCALE_SHIFT"])
     # TensorFlow's defaults, as Q14 integers the way kws_frontend.c truncates them
-    q14 = [int(v * (1 << 14)) for v in (nr["even_smoothing"], nr["odd_smoothing"],
-                                         nr["min_signal_remaining"])]
+    q14 = [
+        int(v * (1 << 14))
+        for v in (nr["even_smoothing"], nr["odd_smoothing"], nr["min_signal_remaining"])
+    ]
     assert q14 == [409, 983, 819]
     assert (p["sample_rate"], p["window_ms"], p["stride_ms"]) == (
-        contract.SAMPLE_RATE, contract.WINDOW_MS, contract.STRIDE_MS)
+        contract.SAMPLE_RATE,
+        contract.WINDOW_MS,
+        contract.STRIDE_MS,
+    )
 
 
-@pytest.mark.parametrize("name", ["SAMPLE_RATE", "WINDOW_SAMPLES", "STRIDE_SAMPLES",
-                                  "NUM_CHANNELS", "CLIP_SAMPLES"])
+@pytest.mark.parametrize(
+    "name", ["SAMPLE_RATE", "WINDOW_SAMPLES", "STRIDE_SAMPLES", "NUM_CHANNELS", "CLIP_SAMPLES"]
+)
 def test_contract_reads_native(name):
     assert getattr(contract, name) == getattr(_native, name)

@@ -20,8 +20,14 @@ def tf_microfrontend(samples: np.ndarray) -> np.ndarray:
     from tensorflow.lite.experimental.microfrontend.python.ops import audio_microfrontend_op
 
     return audio_microfrontend_op.audio_microfrontend(
-        tf.constant(samples, dtype=tf.int16), sample_rate=16000, window_size=30, window_step=20,
-        num_channels=40, out_scale=1, out_type=tf.uint16).numpy()
+        tf.constant(samples, dtype=tf.int16),
+        sample_rate=16000,
+        window_size=30,
+        window_step=20,
+        num_channels=40,
+        out_scale=1,
+        out_type=tf.uint16,
+    ).numpy()
 
 
 def generated_signals() -> dict[str, np.ndarray]:

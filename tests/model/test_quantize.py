@@ -12,9 +12,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import DEMO, LABELS, TINY_METHODS, TINY_OPS, WORDS, make_run, prepare_demo, tiny_model  # noqa: F401
+
 from kwstool.errors import KwsError
+
 
 # --- quantize ------------------------------------------------------------------------------------
 def test_quantize_writes_int8_model_checked_in_tflm(quantized_run, demo_data):
@@ -74,8 +75,11 @@ def test_stripped_model_is_aligned_and_runs_the_same(quantized_run, demo_data, m
     graph = model.Subgraphs(0)
     assert {graph.Tensors(i).Name() for i in range(graph.TensorsLength())} == {None}
     assert model.SignatureDefsLength() == 0
-    offsets = [model.Buffers(i).DataAsNumpy().__array_interface__["data"][0] - base
-               for i in range(model.BuffersLength()) if model.Buffers(i).DataLength()]
+    offsets = [
+        model.Buffers(i).DataAsNumpy().__array_interface__["data"][0] - base
+        for i in range(model.BuffersLength())
+        if model.Buffers(i).DataLength()
+    ]
     assert offsets and all(o % 16 == 0 for o in offsets)
     assert qmod.strip_names(tflite) == tflite  # idempotent
     # The converter's own output (names kept) is larger and computes the same.
@@ -89,8 +93,8 @@ def test_stripped_model_is_aligned_and_runs_the_same(quantized_run, demo_data, m
 
 
 def test_tflm_outputs_identical_to_litert_on_every_clip(quantized_run, demo_data):
-    from kwstool.data import load_prepared
     from kwstool.core.tflite import model_info, run_litert, run_tflm, to_model_input
+    from kwstool.data import load_prepared
 
     run, q = quantized_run
     tflite = (run / "model_int8.tflite").read_bytes()
@@ -144,13 +148,24 @@ def test_same_seed_training_gives_identical_tflite(demo_data, tmp_path):
     assert blobs[0] == blobs[1]
 
 
-@pytest.mark.parametrize("delta,strict,outcome", [
-    (1, False, "accepted"),  # a rounding tie: recorded, not an error
-    (1, True, r"differ on 1 of \d+ clips \(max difference 1\); only rounding ties \(re-run "
-              r"without --strict to accept them\)$"),
-    (3, False, r"differ on 1 of \d+ clips \(max difference 3\); the int8 model does not run "
-               r"the same in TFLite-Micro, report this with the run folder$"),
-])
+@pytest.mark.parametrize(
+    "delta,strict,outcome",
+    [
+        (1, False, "accepted"),  # a rounding tie: recorded, not an error
+        (
+            1,
+            True,
+            r"differ on 1 of \d+ clips \(max difference 1\); only rounding ties \(re-run "
+            r"without --strict to accept them\)$",
+        ),
+        (
+            3,
+            False,
+            r"differ on 1 of \d+ clips \(max difference 3\); the int8 model does not run "
+            r"the same in TFLite-Micro, report this with the run folder$",
+        ),
+    ],
+)
 def test_interpreter_disagreement(quantized_run, tmp_path, monkeypatch, delta, strict, outcome):
     from kwstool.model import quantize as qmod
 
@@ -176,8 +191,9 @@ def test_interpreter_disagreement(quantized_run, tmp_path, monkeypatch, delta, s
         assert result.tflm_matches_litert is False
         assert parity["identical_clips"] == parity["clips"] - 1 == q.compared - 1
         assert parity["max_abs_diff"] == 1
-        assert parity["note"].startswith(f"1 of {q.compared} clips differ by at most 1 int8 "
-                                         f"step(s)")
+        assert parity["note"].startswith(
+            f"1 of {q.compared} clips differ by at most 1 int8 step(s)"
+        )
     else:
         with pytest.raises(KwsError, match=outcome):
             qmod.quantize(copy, strict=strict)
@@ -209,11 +225,16 @@ def test_operator_without_tflm_kernel_is_named(quantized_run):
     assert ops == ["CONV_2D", "DEPTHWISE_CONV_2D", "MEAN", "RESHAPE", "TOPK_V2"]
     with pytest.raises(KwsError) as exc:
         resolver_methods(ops, "m.tflite")
-    assert str(exc.value) == ("m.tflite: uses operator TOPK_V2, which TFLite-Micro has no kernel "
-                              "for; change the layer that produces it in the model")
+    assert str(exc.value) == (
+        "m.tflite: uses operator TOPK_V2, which TFLite-Micro has no kernel "
+        "for; change the layer that produces it in the model"
+    )
     # The interpreter itself refuses it too, and the message names the operator.
-    with pytest.raises(KwsError, match=r"^m.tflite: uses operator TOPK_V2, which the TFLite-Micro "
-                                       r"interpreter has no kernel for"):
+    with pytest.raises(
+        KwsError,
+        match=r"^m.tflite: uses operator TOPK_V2, which the TFLite-Micro "
+        r"interpreter has no kernel for",
+    ):
         _tflm_interpreter(patched, 1 << 20, "m.tflite")
 
 
@@ -241,12 +262,14 @@ def test_quantize_without_training_is_a_clear_error(tmp_path):
 
     with pytest.raises(KwsError) as exc:
         quantize(tmp_path / "nothing")
-    assert str(exc.value) == (f"{tmp_path / 'nothing' / 'best.keras'}: not found; train a model "
-                              f"into {tmp_path / 'nothing'} first (`kwstool train`)")
+    assert str(exc.value) == (
+        f"{tmp_path / 'nothing' / 'best.keras'}: not found; train a model "
+        f"into {tmp_path / 'nothing'} first (`kwstool train`)"
+    )
 
 
 def test_run_from_another_front_end_is_refused(quantized_run, tmp_path):
-    """A run trained on features of another C front end: re-prepare, re-train (before converting)."""
+    """A run trained on another C front end's features is refused before converting."""
     from kwstool.core.contract import FRONTEND_HASH
     from kwstool.model.quantize import quantize
 
@@ -261,11 +284,15 @@ def test_run_from_another_front_end_is_refused(quantized_run, tmp_path):
     assert str(exc.value) == (
         f"{copy / 'config.json'}: features were computed by another C front end (hash "
         f"000000000000, this kwstool {FRONTEND_HASH[:12]}); re-run `kwstool prepare --force`, "
-        f"then `kwstool train`")
+        f"then `kwstool train`"
+    )
     del config["data"]
     (copy / "config.json").write_text(json.dumps(config))
-    with pytest.raises(KwsError, match=r"config.json: field 'data' missing; re-run `kwstool "
-                                       r"train`$"):
+    with pytest.raises(
+        KwsError,
+        match=r"config.json: field 'data' missing; re-run `kwstool "
+        r"train`$",
+    ):
         quantize(copy)
 
 

@@ -127,11 +127,13 @@ static void noise_reduction(kws_frontend_state *s, uint32_t *signal) {
     const uint32_t smoothing = (i & 1) ? NOISE_ODD_SMOOTHING : NOISE_EVEN_SMOOTHING;
     const uint32_t keep = (1u << NOISE_BITS) - smoothing;
     const uint32_t scaled = signal[i] << NOISE_SMOOTHING_BITS;
-    uint32_t estimate = (uint32_t)(((uint64_t)scaled * smoothing +
-                                    (uint64_t)s->noise_estimate[i] * keep) >> NOISE_BITS);
+    uint32_t estimate =
+        (uint32_t)(((uint64_t)scaled * smoothing + (uint64_t)s->noise_estimate[i] * keep) >>
+                   NOISE_BITS);
     s->noise_estimate[i] = estimate;
     if (estimate > scaled) estimate = scaled;
-    const uint32_t floor_value = (uint32_t)(((uint64_t)signal[i] * NOISE_MIN_REMAINING) >> NOISE_BITS);
+    const uint32_t floor_value =
+        (uint32_t)(((uint64_t)signal[i] * NOISE_MIN_REMAINING) >> NOISE_BITS);
     const uint32_t subtracted = (scaled - estimate) >> NOISE_SMOOTHING_BITS;
     signal[i] = subtracted > floor_value ? subtracted : floor_value;
   }

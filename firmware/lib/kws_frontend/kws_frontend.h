@@ -65,7 +65,7 @@ typedef struct {
   uint32_t noise_estimate[KWS_FRONTEND_NUM_CHANNELS];
   /* Scratch reused for every frame (kept here so stack use stays small and known). */
   union {
-    int16_t time[KWS_FRONTEND_FFT_SIZE];          /* windowed, scaled FFT input */
+    int16_t time[KWS_FRONTEND_FFT_SIZE];           /* windowed, scaled FFT input */
     kws_cpx16 bins[KWS_FRONTEND_FFT_SIZE / 2 + 1]; /* FFT output, DC .. Nyquist */
   } fft;
   kws_cpx16 fft_work[KWS_FRONTEND_FFT_SIZE / 2];
