@@ -240,3 +240,28 @@ def test_report_must_describe_its_model(tmp_path):
     write(tmp_path / "quantize.json", report_body(), QuantizeReport)
     with pytest.raises(KwsError, match=r"describes a different model_int8.tflite"):
         artifacts.load_report(model)
+
+
+def record_fields(record: type) -> set[str]:
+    """Field names of a record and of the records nested in it."""
+    import dataclasses
+    import typing
+
+    names = set()
+    hints = typing.get_type_hints(record)
+    for f in dataclasses.fields(record):
+        if f.name == "extra":
+            continue
+        names.add(f.name)
+        nested = artifacts._record_type(hints[f.name])
+        if nested is not None:
+            names |= record_fields(nested)
+    return names
+
+
+@pytest.mark.parametrize("record", [PreparedManifest, RunConfig, QuantizeReport])
+def test_every_field_is_documented(record):
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "ARCHITECTURE.md").read_text()
+    assert f"schema `{record.SCHEMA}` v{record.VERSION}" in doc
+    missing = sorted(n for n in record_fields(record) if f"`{n}`" not in doc)
+    assert missing == [], f"document these {record.__name__} fields in docs/ARCHITECTURE.md"
