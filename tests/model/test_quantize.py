@@ -134,6 +134,7 @@ def test_quantize_twice_gives_identical_bytes(quantized_run, tmp_path):
     assert again.accuracy == q.accuracy
 
 
+@pytest.mark.slow
 def test_same_seed_training_gives_identical_tflite(demo_data, tmp_path):
     """`kwstool train` with the same seed twice, then quantize: identical .tflite bytes."""
     from kwstool.model.quantize import quantize
