@@ -1,8 +1,8 @@
 """TFLite flatbuffers on the host: what a model holds, and running it as the board would.
 
 * :func:`model_info`: operators and input/output tensors read from the flatbuffer;
-* :data:`TFLM_RESOLVER_METHODS` / :func:`resolver_methods`: the ``MicroMutableOpResolver``
-  method the firmware calls for each operator;
+* :data:`TFLM_RESOLVER_METHODS` / :func:`resolver_methods` (from :mod:`kwstool.core.resolver`):
+  the ``MicroMutableOpResolver`` method the firmware calls for each operator;
 * :func:`run_tflm` (the TFLite-Micro interpreter, the board's arithmetic) and
   :func:`run_litert` (LiteRT's reference kernels, which TFLM and CMSIS-NN are bit-exact ports of);
 * :func:`measure_arena`: the TFLite-Micro arena the model needs;
@@ -19,7 +19,7 @@ import io
 import os
 import re
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,116 +30,14 @@ from kwstool.core.artifacts import (
     REPORT_FILE as REPORT_FILE,  # re-exported for the stages
 )
 from kwstool.core.artifacts import load_report as load_report
-from kwstool.core.artifacts import read_json as read_json
 from kwstool.core.artifacts import read_report as read_report
+from kwstool.core.records import read_json as read_json
+from kwstool.core.resolver import TFLM_RESOLVER_METHODS as TFLM_RESOLVER_METHODS
+from kwstool.core.resolver import resolver_methods as resolver_methods
 from kwstool.errors import KwsError
 
 MODEL_FILE = "model_int8.tflite"
 _ARENA_CEILING = 64 * 1024 * 1024
-
-
-# TFLite builtin operator -> tflite::MicroMutableOpResolver method registering its kernel.
-# Only operators TFLite-Micro has a kernel for appear here; the test suite checks every entry
-# against the kernels compiled into the installed tflite-micro package.
-TFLM_RESOLVER_METHODS: dict[str, str] = {
-    "ABS": "AddAbs",
-    "ADD": "AddAdd",
-    "ADD_N": "AddAddN",
-    "ARG_MAX": "AddArgMax",
-    "ARG_MIN": "AddArgMin",
-    "ASSIGN_VARIABLE": "AddAssignVariable",
-    "AVERAGE_POOL_2D": "AddAveragePool2D",
-    "BATCH_MATMUL": "AddBatchMatMul",
-    "BATCH_TO_SPACE_ND": "AddBatchToSpaceNd",
-    "BROADCAST_ARGS": "AddBroadcastArgs",
-    "BROADCAST_TO": "AddBroadcastTo",
-    "CALL_ONCE": "AddCallOnce",
-    "CAST": "AddCast",
-    "CEIL": "AddCeil",
-    "CONCATENATION": "AddConcatenation",
-    "CONV_2D": "AddConv2D",
-    "COS": "AddCos",
-    "CUMSUM": "AddCumSum",
-    "DEPTH_TO_SPACE": "AddDepthToSpace",
-    "DEPTHWISE_CONV_2D": "AddDepthwiseConv2D",
-    "DEQUANTIZE": "AddDequantize",
-    "DIV": "AddDiv",
-    "ELU": "AddElu",
-    "EMBEDDING_LOOKUP": "AddEmbeddingLookup",
-    "EQUAL": "AddEqual",
-    "EXP": "AddExp",
-    "EXPAND_DIMS": "AddExpandDims",
-    "FILL": "AddFill",
-    "FLOOR": "AddFloor",
-    "FLOOR_DIV": "AddFloorDiv",
-    "FLOOR_MOD": "AddFloorMod",
-    "FULLY_CONNECTED": "AddFullyConnected",
-    "GATHER": "AddGather",
-    "GATHER_ND": "AddGatherNd",
-    "GREATER": "AddGreater",
-    "GREATER_EQUAL": "AddGreaterEqual",
-    "HARD_SWISH": "AddHardSwish",
-    "IF": "AddIf",
-    "L2_NORMALIZATION": "AddL2Normalization",
-    "L2_POOL_2D": "AddL2Pool2D",
-    "LEAKY_RELU": "AddLeakyRelu",
-    "LESS": "AddLess",
-    "LESS_EQUAL": "AddLessEqual",
-    "LOG": "AddLog",
-    "LOG_SOFTMAX": "AddLogSoftmax",
-    "LOGICAL_AND": "AddLogicalAnd",
-    "LOGICAL_NOT": "AddLogicalNot",
-    "LOGICAL_OR": "AddLogicalOr",
-    "LOGISTIC": "AddLogistic",
-    "MAX_POOL_2D": "AddMaxPool2D",
-    "MAXIMUM": "AddMaximum",
-    "MEAN": "AddMean",
-    "MINIMUM": "AddMinimum",
-    "MIRROR_PAD": "AddMirrorPad",
-    "MUL": "AddMul",
-    "NEG": "AddNeg",
-    "NOT_EQUAL": "AddNotEqual",
-    "PACK": "AddPack",
-    "PAD": "AddPad",
-    "PADV2": "AddPadV2",
-    "PRELU": "AddPrelu",
-    "QUANTIZE": "AddQuantize",
-    "READ_VARIABLE": "AddReadVariable",
-    "REDUCE_MAX": "AddReduceMax",
-    "RELU": "AddRelu",
-    "RELU6": "AddRelu6",
-    "RESHAPE": "AddReshape",
-    "RESIZE_BILINEAR": "AddResizeBilinear",
-    "RESIZE_NEAREST_NEIGHBOR": "AddResizeNearestNeighbor",
-    "REVERSE_V2": "AddReverseV2",
-    "ROUND": "AddRound",
-    "RSQRT": "AddRsqrt",
-    "SELECT_V2": "AddSelectV2",
-    "SHAPE": "AddShape",
-    "SIN": "AddSin",
-    "SLICE": "AddSlice",
-    "SOFTMAX": "AddSoftmax",
-    "SPACE_TO_BATCH_ND": "AddSpaceToBatchNd",
-    "SPACE_TO_DEPTH": "AddSpaceToDepth",
-    "SPLIT": "AddSplit",
-    "SPLIT_V": "AddSplitV",
-    "SQRT": "AddSqrt",
-    "SQUARE": "AddSquare",
-    "SQUARED_DIFFERENCE": "AddSquaredDifference",
-    "SQUEEZE": "AddSqueeze",
-    "STRIDED_SLICE": "AddStridedSlice",
-    "SUB": "AddSub",
-    "SUM": "AddSum",
-    "SVDF": "AddSvdf",
-    "TANH": "AddTanh",
-    "TRANSPOSE": "AddTranspose",
-    "TRANSPOSE_CONV": "AddTransposeConv",
-    "UNIDIRECTIONAL_SEQUENCE_LSTM": "AddUnidirectionalSequenceLSTM",
-    "UNPACK": "AddUnpack",
-    "VAR_HANDLE": "AddVarHandle",
-    "WHILE": "AddWhile",
-    "ZEROS_LIKE": "AddZerosLike",
-}
 
 
 @dataclass
@@ -221,19 +119,6 @@ def model_info(tflite: bytes, where: str = "model") -> ModelInfo:
         output_scale=oscale,
         output_zero_point=ozp,
     )
-
-
-def resolver_methods(ops: Sequence[str], where: str = "model") -> list[str]:
-    """MicroMutableOpResolver methods for ``ops`` (sorted, unique); unknown op -> KwsError."""
-    methods = set()
-    for op in ops:
-        if op not in TFLM_RESOLVER_METHODS:
-            raise KwsError(
-                f"{where}: uses operator {op}, which TFLite-Micro has no kernel for; "
-                f"change the layer that produces it in the model"
-            )
-        methods.add(TFLM_RESOLVER_METHODS[op])
-    return sorted(methods)
 
 
 # --- running models ----------------------------------------------------------------------------

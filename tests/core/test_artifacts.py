@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from kwstool.core import artifacts, contract
+from kwstool.core import artifacts, contract, records
 from kwstool.core.artifacts import PreparedManifest, QuantizeReport, RunConfig
 from kwstool.core.frontend import FEATURE_PARAMS
 from kwstool.errors import KwsError
@@ -253,7 +253,7 @@ def record_fields(record: type) -> set[str]:
         if f.name == "extra":
             continue
         names.add(f.name)
-        nested = artifacts._record_type(hints[f.name])
+        nested = records.record_type(hints[f.name])
         if nested is not None:
             names |= record_fields(nested)
     return names
