@@ -35,7 +35,7 @@ if [ $FIX = 1 ]; then
   c_sources | xargs "$CLANG_FORMAT" -i --style=file
 fi
 gate "ruff check" "$BIN/ruff" check --output-format concise .
-gate "ruff format --check" "$BIN/ruff" format --check .
+gate "ruff format --check" "$BIN/ruff" format --check --output-format concise .
 gate "mypy --strict kwstool" "$BIN/mypy" --strict kwstool
 gate "clang-format" bash -c "git ls-files >/dev/null && $(declare -f c_sources); c_sources | xargs $CLANG_FORMAT --dry-run -Werror --style=file"
 

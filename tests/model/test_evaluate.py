@@ -101,6 +101,33 @@ def test_evaluate_prepared_split_matches_quantize_record(quantized_run, demo_dat
         assert r.top1 == q.accuracy["int8"][split]
 
 
+def test_model_from_another_front_end_or_old_report_is_refused(quantized_run, label_tree, tmp_path):
+    """quantize.json is validated: another front end's features or a missing field is refused."""
+    from kwstool.model.evaluate import evaluate
+
+    run, _ = quantized_run
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    report = json.loads((copy / "quantize.json").read_text())
+    report["features"]["frontend_hash"] = "e" * 64
+    (copy / "quantize.json").write_text(json.dumps(report))
+    with pytest.raises(
+        KwsError,
+        match=r"quantize.json: features were computed by another C front "
+        r"end \(hash eeeeeeeeeeee, .*re-run `kwstool prepare "
+        r"--force`, then `kwstool train` and `kwstool quantize`$",
+    ):
+        evaluate(copy, label_tree)
+    del report["labels"]
+    (copy / "quantize.json").write_text(json.dumps(report))
+    with pytest.raises(
+        KwsError,
+        match=r"quantize.json: field 'labels' missing; re-run `kwstool "
+        r"quantize`$",
+    ):
+        evaluate(copy, label_tree)
+
+
 def test_labels_override_for_a_foreign_model(quantized_run, label_tree, tmp_path):
     """--labels works without quantize.json; silence/unknown mean _silence_/_unknown_."""
     from kwstool.model.evaluate import evaluate, parse_labels
