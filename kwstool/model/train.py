@@ -535,6 +535,10 @@ def train(data_dir: str | os.PathLike, run_dir: str | os.PathLike, model: str | 
                            f"another folder") from None
         resumed_from = int(state["epoch"])
     run_dir.mkdir(parents=True, exist_ok=True)
+    # issue 14: config.json is a typed, versioned record (kwstool.core.artifacts.RunConfig)
+    from kwstool.core.artifacts import RunConfig
+
+    config = RunConfig.stamp(config, str(run_dir / CONFIG_FILE))
     write_json(run_dir / CONFIG_FILE, config)
 
     history: list[dict] = list(state["history"])
