@@ -33,11 +33,20 @@ def features(
 
 @app.command()
 def prepare(
-    source: str = typer.Option(
-        "tfds", "--source", "-s",
+    source: List[str] = typer.Option(
+        ["tfds"], "--source", "-s",
         help="'tfds' (TFDS speech_commands, downloads v0.02), an http(s) URL or path of a "
              "Speech Commands .tar.gz, an extracted archive folder, the canonical test-set "
-             "folder, or your own folder-per-label tree of WAVs."),
+             "folder, or your own folder-per-label tree of WAVs. Repeat as NAME=PATH to merge "
+             "several (a NAME starting with 'synth' is synthetic: train only)."),
+    negatives: List[str] = typer.Option(
+        [], "--negatives", help="NAME=PATH of clips that are all _unknown_ (e.g. Speech "
+                                "Commands); keyword clips in them are left out. Repeatable."),
+    synthetic: List[str] = typer.Option(
+        [], "--synthetic", help="NAME of a source whose clips are synthetic: train only."),
+    unknown_min: int = typer.Option(
+        0, "--unknown-min", help="At least this many _unknown_ examples per split (merged "
+                                 "sources: a few own recordings need many negatives)."),
     data_dir: Optional[Path] = typer.Option(
         None, "--data-dir", "-d", help="Output folder [default: ./data/<source name>]."),
     words: str = typer.Option(
@@ -68,9 +77,11 @@ def prepare(
     from kwstool.data import prepare as run_prepare
 
     result = run_prepare(
-        source, data_dir, words=words, silence_share=silence_share, unknown_share=unknown_share,
+        source[0] if len(source) == 1 else source, data_dir, words=words,
+        silence_share=silence_share, unknown_share=unknown_share,
         validation_pct=validation_pct, testing_pct=testing_pct, seed=seed,
-        download_dir=download_dir, sha256=sha256, force=force, progress=not no_progress)
+        download_dir=download_dir, sha256=sha256, force=force, progress=not no_progress,
+        negatives=negatives, synthetic=synthetic, unknown_min=unknown_min)
     if as_json:
         sys.stdout.write(json.dumps(result.to_dict(), indent=2) + "\n")
         return
@@ -89,6 +100,10 @@ def prepare(
     console.print(table)
     console.print(f"source: {result.source} ({result.source_kind})", highlight=False,
                   soft_wrap=True)
+    for name, info in (result.sources or {}).items():
+        kind = "synthetic, train only" if info["synthetic"] else info["role"]
+        per = ", ".join(f"{s} {n}" for s, n in info["clips"].items())
+        console.print(f"  {name} ({kind}): {per}", highlight=False)
     for w in result.warnings:
         err_console.print(f"[yellow]warning:[/] {w}", highlight=False, soft_wrap=True)
     if result.skipped:

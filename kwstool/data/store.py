@@ -41,10 +41,13 @@ class PrepareResult:
     seconds: float
     clips_found: int  # clips in the source (noise recordings not counted)
     clips_decoded: int  # clips read this run (0 when cached)
+    sources: dict | None = None  # merged prepares: the manifest's per-source record
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d["data_dir"] = str(self.data_dir)
+        if self.sources is None:  # one source: the same record as before merging existed
+            del d["sources"]
         return d
 
 
@@ -253,7 +256,7 @@ def result_from_manifest(data_dir: Path, manifest: dict, cached: bool, seconds: 
         skipped=list(manifest["skipped"]),
         warnings=list(manifest.get("warnings", [])), inputs_hash=manifest["inputs_hash"],
         cached=cached, seconds=round(seconds, 3), clips_found=int(manifest["clips_found"]),
-        clips_decoded=decoded)
+        clips_decoded=decoded, sources=manifest.get("sources"))
 
 
 
