@@ -102,7 +102,7 @@ def prepare(
                   soft_wrap=True)
     for name, info in (result.sources or {}).items():
         kind = "synthetic, train only" if info["synthetic"] else info["role"]
-        per = ", ".join(f"{s} {n}" for s, n in info["clips"].items())
+        per = ", ".join(f"{s} {info['clips'][s]}" for s in names)
         console.print(f"  {name} ({kind}): {per}", highlight=False)
     for w in result.warnings:
         err_console.print(f"[yellow]warning:[/] {w}", highlight=False, soft_wrap=True)
