@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -18,8 +17,11 @@ class _ConsoleUI:
     WIDTH = 40
 
     def prompt(self, index: int, count: int, word: str) -> None:
-        console.print(f"\n[bold]take {index}/{count}[/]: say [bold cyan]{word.replace('_', ' ')}"
-                      f"[/] after the countdown", highlight=False)
+        console.print(
+            f"\n[bold]take {index}/{count}[/]: say [bold cyan]{word.replace('_', ' ')}"
+            f"[/] after the countdown",
+            highlight=False,
+        )
 
     def countdown(self, n: int) -> None:
         console.print(f"  {n}...", end="", highlight=False)
@@ -43,12 +45,15 @@ class _ConsoleUI:
 def record(
     word: str = typer.Argument(..., help="The keyword, as its folder name (e.g. hey_lamp)."),
     count: int = typer.Option(20, "--count", "-n", help="Good takes to record."),
-    out: Path = typer.Option(Path("recordings"), "--out", "-o",
-                             help="Folder of label folders; clips go to OUT/WORD/."),
-    speaker: Optional[str] = typer.Option(
-        None, "--speaker", help="Who speaks (file prefix SPEAKER_nohash_K) [default: login]."),
-    wav: Optional[Path] = typer.Option(
-        None, "--wav", help="Split this recording of the word said repeatedly instead."),
+    out: Path = typer.Option(
+        Path("recordings"), "--out", "-o", help="Folder of label folders; clips go to OUT/WORD/."
+    ),
+    speaker: str | None = typer.Option(
+        None, "--speaker", help="Who speaks (file prefix SPEAKER_nohash_K) [default: login]."
+    ),
+    wav: Path | None = typer.Option(
+        None, "--wav", help="Split this recording of the word said repeatedly instead."
+    ),
     seconds: float = typer.Option(2.0, "--seconds", help="Length of one take."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
 ) -> None:
@@ -60,38 +65,47 @@ def record(
     else:
         with rec.Microphone() as mic:
             console.print(f"microphone: {mic.name} ({mic.rate} Hz)", highlight=False)
-            result = rec.record_session(mic, word, count, out, speaker, take_seconds=seconds,
-                                        ui=_ConsoleUI())
+            result = rec.record_session(
+                mic, word, count, out, speaker, take_seconds=seconds, ui=_ConsoleUI()
+            )
     if as_json:
         sys.stdout.write(json.dumps(result.to_dict(), indent=2) + "\n")
         return
     for reason in result.rejected if wav is not None else []:
         err_console.print(f"[yellow]rejected[/] take at {reason}", highlight=False)
-    console.print(f"wrote {len(result.saved)} clip(s) of {word} by {result.speaker} to "
-                  f"{result.folder} ({len(result.rejected)} take(s) rejected)", highlight=False)
+    console.print(
+        f"wrote {len(result.saved)} clip(s) of {word} by {result.speaker} to "
+        f"{result.folder} ({len(result.rejected)} take(s) rejected)",
+        highlight=False,
+    )
 
 
 @app.command()
 def synth(
     word: str = typer.Argument(..., help="The keyword, as its folder name (e.g. hey_lamp)."),
     count: int = typer.Option(200, "--count", "-n", help="Clips to make."),
-    out: Path = typer.Option(Path("synth"), "--out", "-o",
-                             help="Folder of label folders; clips go to OUT/WORD/."),
+    out: Path = typer.Option(
+        Path("synth"), "--out", "-o", help="Folder of label folders; clips go to OUT/WORD/."
+    ),
     seed: int = typer.Option(0, "--seed", help="Seed of the voice order and augmentation."),
-    noise: Optional[Path] = typer.Option(
-        None, "--noise", help="Folder of background-noise WAVs to mix in [default: pink noise]."),
-    text: Optional[str] = typer.Option(
-        None, "--text", help="What to say [default: the word with '_' as spaces]."),
+    noise: Path | None = typer.Option(
+        None, "--noise", help="Folder of background-noise WAVs to mix in [default: pink noise]."
+    ),
+    text: str | None = typer.Option(
+        None, "--text", help="What to say [default: the word with '_' as spaces]."
+    ),
     plain: bool = typer.Option(False, "--plain", help="No augmentation (only resample/centre)."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
 ) -> None:
     """Make synthetic clips of a keyword with espeak-ng voices plus augmentation."""
     from kwstool.data.synth import synth as run_synth
 
-    result = run_synth(word, count, out, seed=seed, noise_dir=noise, augmented=not plain,
-                       text=text)
+    result = run_synth(word, count, out, seed=seed, noise_dir=noise, augmented=not plain, text=text)
     if as_json:
         sys.stdout.write(json.dumps(result.to_dict(), indent=2) + "\n")
         return
-    console.print(f"wrote {len(result.saved)} clip(s) of {word} in {len(set(result.voices))} "
-                  f"voices to {result.folder}", highlight=False)
+    console.print(
+        f"wrote {len(result.saved)} clip(s) of {word} in {len(set(result.voices))} "
+        f"voices to {result.folder}",
+        highlight=False,
+    )

@@ -31,8 +31,9 @@ def rank(seed: int, name: str) -> bytes:
     return hashlib.sha1(f"{seed}:{name}".encode()).digest()
 
 
-def decode_all(paths: Sequence[Path], progress: Progress, what: str = "decode clips"
-                ) -> list[np.ndarray | str]:
+def decode_all(
+    paths: Sequence[Path], progress: Progress, what: str = "decode clips"
+) -> list[np.ndarray | str]:
     """Decode WAVs to (16000,) int16 in a thread pool; a failure gives its one-line reason."""
     from kwstool.core.audio import load_wav
 
@@ -45,7 +46,7 @@ def decode_all(paths: Sequence[Path], progress: Progress, what: str = "decode cl
                 out.append(str(exc))
         return out
 
-    chunks = [paths[i:i + DECODE_CHUNK] for i in range(0, len(paths), DECODE_CHUNK)]
+    chunks = [paths[i : i + DECODE_CHUNK] for i in range(0, len(paths), DECODE_CHUNK)]
     results: list = []
     workers = max(1, min(8, (os.cpu_count() or 1) * 2))
     with progress.task(what, len(paths)) as advance, ThreadPoolExecutor(workers) as pool:
@@ -64,9 +65,15 @@ def _slice_gain(seed: int, line: str, peak: int) -> float:
     return min(gain, 32767.0 / peak) if peak else gain
 
 
-def silence_slices(noise: dict[str, np.ndarray], count: int, split: str, split_index: int,
-                    validation_pct: float, testing_pct: float, seed: int
-                    ) -> tuple[list[str], np.ndarray]:
+def silence_slices(
+    noise: dict[str, np.ndarray],
+    count: int,
+    split: str,
+    split_index: int,
+    validation_pct: float,
+    testing_pct: float,
+    seed: int,
+) -> tuple[list[str], np.ndarray]:
     """``count`` 1 s slices of the noise recordings from ``split``'s time range."""
     ranges = []
     for rel, x in noise.items():
@@ -82,7 +89,7 @@ def silence_slices(noise: dict[str, np.ndarray], count: int, split: str, split_i
     for i, k in enumerate(picks):
         rel, x, lo, positions = ranges[k]
         offset = lo + int(rng.integers(positions))
-        seg = x[offset:offset + CLIP_SAMPLES].astype(np.float32)
+        seg = x[offset : offset + CLIP_SAMPLES].astype(np.float32)
         line = f"#silence:{rel}@{offset}"
         gain = _slice_gain(seed, line, int(np.abs(seg).max()))
         out[i] = np.clip(np.round(seg * gain), -32768, 32767).astype(np.int16)
@@ -92,11 +99,12 @@ def silence_slices(noise: dict[str, np.ndarray], count: int, split: str, split_i
 
 # --- selection -----------------------------------------------------------------------------------
 def share_count(share: float, known: int) -> int:
-    return int(math.ceil(known * share / 100.0))
+    return math.ceil(known * share / 100.0)
 
 
-def share_bases(known: dict[str, int], validation_pct: float, testing_pct: float,
-                 warnings: list[str]) -> dict[str, float]:
+def share_bases(
+    known: dict[str, int], validation_pct: float, testing_pct: float, warnings: list[str]
+) -> dict[str, float]:
     """Keyword count per split that the silence/unknown shares are taken of.
 
     Normally the split's own keyword count (TF's convention). A split that got no keyword clip
@@ -104,15 +112,20 @@ def share_bases(known: dict[str, int], validation_pct: float, testing_pct: float
     should have had, so it still gets silence/unknown examples instead of staying empty.
     """
     total = sum(known.values())
-    nominal = {"train": 100.0 - validation_pct - testing_pct, "validation": validation_pct,
-               "test": testing_pct}
+    nominal = {
+        "train": 100.0 - validation_pct - testing_pct,
+        "validation": validation_pct,
+        "test": testing_pct,
+    }
     out: dict[str, float] = {}
     for s, n in known.items():
         if n == 0 and total:
             out[s] = total * nominal[s] / 100.0
-            warnings.append(f"{s} has no keyword clips (no keyword speaker falls in it); it "
-                            f"holds only {SILENCE}/{UNKNOWN} examples: add keyword recordings "
-                            f"from more speakers")
+            warnings.append(
+                f"{s} has no keyword clips (no keyword speaker falls in it); it "
+                f"holds only {SILENCE}/{UNKNOWN} examples: add keyword recordings "
+                f"from more speakers"
+            )
         else:
             out[s] = n
     return out
@@ -141,8 +154,9 @@ class Split:
 
 
 # --- the folder pipeline -------------------------------------------------------------------------
-def _pools(scan: Scan, index: dict[str, int], seed: int
-           ) -> tuple[dict[str, list[Clip]], dict[str, list[Clip]], dict[str, list[Clip]]]:
+def _pools(
+    scan: Scan, index: dict[str, int], seed: int
+) -> tuple[dict[str, list[Clip]], dict[str, list[Clip]], dict[str, list[Clip]]]:
     """Keyword clips per split, and the ranked unknown and ``_silence_`` candidates."""
     known: dict[str, list[Clip]] = {s: [] for s in SPLITS}
     unknown_pool: dict[str, list[Clip]] = {s: [] for s in SPLITS}
@@ -160,8 +174,9 @@ def _pools(scan: Scan, index: dict[str, int], seed: int
     return known, unknown_pool, silence_pool
 
 
-def _decode_selected(scan: Scan, jobs: list[Clip], pool_of: dict, progress: Progress
-                     ) -> tuple[dict[str, np.ndarray], dict, list[dict]]:
+def _decode_selected(
+    scan: Scan, jobs: list[Clip], pool_of: dict, progress: Progress
+) -> tuple[dict[str, np.ndarray], dict, list[dict]]:
     """Decode ``jobs`` + the first ``want`` of each pool; refill from the pools when clips fail."""
     decoded: dict[str, np.ndarray] = {}
     skipped: list[dict] = []
@@ -172,7 +187,7 @@ def _decode_selected(scan: Scan, jobs: list[Clip], pool_of: dict, progress: Prog
         batch_pool: list[tuple[tuple, Clip]] = []
         for key, (pool, want) in pool_of.items():
             missing = want - len(good[key])
-            more = pool[taken[key]:taken[key] + max(0, missing)]
+            more = pool[taken[key] : taken[key] + max(0, missing)]
             taken[key] += len(more)
             batch_pool += [(key, c) for c in more]
         batch = (jobs if first else []) + [c for _, c in batch_pool]
@@ -208,9 +223,19 @@ def _noise_line(scan: Scan) -> dict[str, str]:
     return {c.noise_key(): c.rel for c in scan.noise}
 
 
-def build_from_scan(scan: Scan, words: list[str], silence_share: float, unknown_share: float,
-                    validation_pct: float, testing_pct: float, seed: int, progress: Progress,
-                    rule: str, unknown_min: int = 0, where: str | None = None) -> Built:
+def build_from_scan(
+    scan: Scan,
+    words: list[str],
+    silence_share: float,
+    unknown_share: float,
+    validation_pct: float,
+    testing_pct: float,
+    seed: int,
+    progress: Progress,
+    rule: str,
+    unknown_min: int = 0,
+    where: str | None = None,
+) -> Built:
     """Rows of every split from a scan whose clips carry their split (see module docs)."""
     labels = [SILENCE, UNKNOWN, *words]
     index = {w: i for i, w in enumerate(labels)}
@@ -218,15 +243,18 @@ def build_from_scan(scan: Scan, words: list[str], silence_share: float, unknown_
     for w in words:
         if w not in folders:
             shown = ", ".join(f for f in folders if not f.startswith("_"))
-            raise KwsError(f"word {w!r} has no clips in {where or scan.root} (no {w}/ folder "
-                           f"with .wav files); its label folders are: {shown}; fix --words")
+            raise KwsError(
+                f"word {w!r} has no clips in {where or scan.root} (no {w}/ folder "
+                f"with .wav files); its label folders are: {shown}; fix --words"
+            )
     warnings: list[str] = []
     if rule == "lists" and (validation_pct, testing_pct) != (10, 10):
-        warnings.append("validation_list.txt/testing_list.txt decide the splits; "
-                        "--validation-pct/--testing-pct are ignored")
+        warnings.append(
+            "validation_list.txt/testing_list.txt decide the splits; "
+            "--validation-pct/--testing-pct are ignored"
+        )
     known, unknown_pool, silence_pool = _pools(scan, index, seed)
-    base = share_bases({s: len(known[s]) for s in SPLITS}, validation_pct, testing_pct,
-                       warnings)
+    base = share_bases({s: len(known[s]) for s in SPLITS}, validation_pct, testing_pct, warnings)
     want_unknown = {s: max(share_count(unknown_share, base[s]), unknown_min) for s in SPLITS}
     want_silence = {s: share_count(silence_share, base[s]) for s in SPLITS}
     pool_of = {("u", s): (unknown_pool[s], want_unknown[s]) for s in SPLITS}
@@ -253,5 +281,12 @@ def build_from_scan(scan: Scan, words: list[str], silence_share: float, unknown_
             rows.add(index[SILENCE], line, a)
         out[s] = rows.arrays()
     skipped.sort(key=lambda d: d["file"])
-    return Built(out, noise, skipped, warnings, len(scan.clips), clips_decoded,
-                 {"split_rule": rule, "source_kind": scan.kind})
+    return Built(
+        out,
+        noise,
+        skipped,
+        warnings,
+        len(scan.clips),
+        clips_decoded,
+        {"split_rule": rule, "source_kind": scan.kind},
+    )

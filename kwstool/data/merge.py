@@ -80,8 +80,9 @@ def is_merged(sources: Sequence[str], negatives: Sequence[str]) -> bool:
     return bool(negatives) or len(sources) > 1 or any(_NAMED.match(s) for s in sources)
 
 
-def parse_sources(sources: Sequence[str], negatives: Sequence[str], synthetic: Sequence[str]
-                  ) -> list[Source]:
+def parse_sources(
+    sources: Sequence[str], negatives: Sequence[str], synthetic: Sequence[str]
+) -> list[Source]:
     """``NAME=PATH`` specs -> sources; checks names are unique and ``synthetic`` names exist."""
     out: list[Source] = []
     for role, specs in (("keywords", sources), ("negatives", negatives)):
@@ -89,23 +90,27 @@ def parse_sources(sources: Sequence[str], negatives: Sequence[str], synthetic: S
             m = _NAMED.match(spec.strip())
             path = m.group(2) if m else spec.strip()
             if path.lower().startswith("tfds"):
-                raise KwsError(f"{spec}: TFDS cannot be merged with other sources; use the "
-                               f"Speech Commands archive URL or folder instead")
+                raise KwsError(
+                    f"{spec}: TFDS cannot be merged with other sources; use the "
+                    f"Speech Commands archive URL or folder instead"
+                )
             name = m.group(1) if m else Path(path.rstrip("/")).expanduser().name
             if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]*", name):
-                raise KwsError(f"{spec}: cannot use {name!r} as a source name; write NAME=PATH "
-                               f"with NAME of letters, digits, '-' and '_'")
+                raise KwsError(
+                    f"{spec}: cannot use {name!r} as a source name; write NAME=PATH "
+                    f"with NAME of letters, digits, '-' and '_'"
+                )
             is_synth = name in synthetic or name.lower().startswith(SYNTH_PREFIX)
             out.append(Source(name, f"{name}={path}", role, is_synth))
     names = [s.name for s in out]
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:
-        raise KwsError(f"source name {dup[0]!r} is used twice; give each source its own "
-                       f"NAME=PATH")
+        raise KwsError(f"source name {dup[0]!r} is used twice; give each source its own NAME=PATH")
     unknown = [n for n in synthetic if n not in names]
     if unknown:
-        raise KwsError(f"--synthetic {unknown[0]}: no source of that name (sources: "
-                       f"{', '.join(names)})")
+        raise KwsError(
+            f"--synthetic {unknown[0]}: no source of that name (sources: {', '.join(names)})"
+        )
     return out
 
 
@@ -116,8 +121,9 @@ def _is_keyword_clip(c: Clip, words: list[str]) -> bool:
     return c.folder == UNKNOWN and any(base.startswith(f"{w}_") for w in words)
 
 
-def _merged_clips(src: Source, words: list[str], validation_pct: float, testing_pct: float,
-                  warnings: list[str]) -> tuple[list[Clip], list[Clip], str]:
+def _merged_clips(
+    src: Source, words: list[str], validation_pct: float, testing_pct: float, warnings: list[str]
+) -> tuple[list[Clip], list[Clip], str]:
     """The source's clips and noise renamed ``NAME:rel`` with their split; and its split rule."""
     scan, root = src.scan, src.resolved.root if src.resolved else None
     assert scan is not None and root is not None
@@ -132,13 +138,18 @@ def _merged_clips(src: Source, words: list[str], validation_pct: float, testing_
                 continue
             folder = folder if folder == SILENCE else UNKNOWN
         split = "train" if src.synthetic else c.split
-        clips.append(Clip(f"{src.name}:{c.rel}", folder, c.size, c.mtime_ns, split, src.name,
-                          root / c.rel))
+        clips.append(
+            Clip(f"{src.name}:{c.rel}", folder, c.size, c.mtime_ns, split, src.name, root / c.rel)
+        )
     if dropped:
-        warnings.append(f"negatives {src.name}: left out {dropped} clip(s) of "
-                        f"{', '.join(words)} (keywords are never negatives)")
-    noise = [Clip(f"{src.name}:{c.rel}", c.folder, c.size, c.mtime_ns, "train", src.name,
-                  root / c.rel) for c in scan.noise]
+        warnings.append(
+            f"negatives {src.name}: left out {dropped} clip(s) of "
+            f"{', '.join(words)} (keywords are never negatives)"
+        )
+    noise = [
+        Clip(f"{src.name}:{c.rel}", c.folder, c.size, c.mtime_ns, "train", src.name, root / c.rel)
+        for c in scan.noise
+    ]
     return clips, noise, rule
 
 
@@ -157,14 +168,29 @@ def _inputs_hash(srcs: list[Source], params: dict) -> str:
     for src in srcs:
         assert src.resolved is not None and src.scan is not None
         inputs = src.resolved.archive or folder_inputs(src.scan)
-        listed.append({"name": src.name, "role": src.role, "synthetic": src.synthetic,
-                       "source": src.resolved.source, "inputs": inputs})
+        listed.append(
+            {
+                "name": src.name,
+                "role": src.role,
+                "synthetic": src.synthetic,
+                "source": src.resolved.source,
+                "inputs": inputs,
+            }
+        )
     return hash_inputs({"params": params, "merged": listed})
 
 
-def _build(srcs: list[Source], words: list[str], silence_share: float, unknown_share: float,
-           validation_pct: float, testing_pct: float, seed: int, unknown_min: int,
-           bars: Progress) -> Built:
+def _build(
+    srcs: list[Source],
+    words: list[str],
+    silence_share: float,
+    unknown_share: float,
+    validation_pct: float,
+    testing_pct: float,
+    seed: int,
+    unknown_min: int,
+    bars: Progress,
+) -> Built:
     warnings: list[str] = []
     clips: list[Clip] = []
     noise: list[Clip] = []
@@ -175,29 +201,60 @@ def _build(srcs: list[Source], words: list[str], silence_share: float, unknown_s
         noise += n
     clips.sort(key=lambda c: c.rel)
     if not any(c.folder in words for c in clips):
-        raise KwsError(f"no clips of {', '.join(words)} in the keyword sources "
-                       f"({', '.join(s.spec for s in srcs if s.role == 'keywords')}); each needs "
-                       f"a folder per word, e.g. <source>/{words[0]}/*.wav")
+        raise KwsError(
+            f"no clips of {', '.join(words)} in the keyword sources "
+            f"({', '.join(s.spec for s in srcs if s.role == 'keywords')}); each needs "
+            f"a folder per word, e.g. <source>/{words[0]}/*.wav"
+        )
     merged = Scan(Path("."), "merged", clips, noise, {}, [])
     where = "the sources " + ", ".join(s.name for s in srcs)
-    built = build_from_scan(merged, words, silence_share, unknown_share, validation_pct,
-                            testing_pct, seed, bars, "merged", unknown_min, where)
+    built = build_from_scan(
+        merged,
+        words,
+        silence_share,
+        unknown_share,
+        validation_pct,
+        testing_pct,
+        seed,
+        bars,
+        "merged",
+        unknown_min,
+        where,
+    )
     built.warnings[:0] = warnings
     counts = _source_counts(built, [s.name for s in srcs])
     built.extra["sources"] = {
-        s.name: {"path": s.resolved.source if s.resolved else s.spec, "role": s.role,
-                 "synthetic": s.synthetic, "split_rule": rules[s.name], "clips": counts[s.name]}
-        for s in srcs}
+        s.name: {
+            "path": s.resolved.source if s.resolved else s.spec,
+            "role": s.role,
+            "synthetic": s.synthetic,
+            "split_rule": rules[s.name],
+            "clips": counts[s.name],
+        }
+        for s in srcs
+    }
     built.extra["source_kind"] = "merged"
     built.extra["unknown_min"] = unknown_min
     return built
 
 
-def prepare_merged(sources: Sequence[str], negatives: Sequence[str], synthetic: Sequence[str],
-                   data_dir: str | os.PathLike | None, words: list[str], silence_share: float,
-                   unknown_share: float, validation_pct: float, testing_pct: float, seed: int,
-                   unknown_min: int, download_dir: str | os.PathLike | None,
-                   sha256: str | None, force: bool, progress: bool) -> PrepareResult:
+def prepare_merged(
+    sources: Sequence[str],
+    negatives: Sequence[str],
+    synthetic: Sequence[str],
+    data_dir: str | os.PathLike | None,
+    words: list[str],
+    silence_share: float,
+    unknown_share: float,
+    validation_pct: float,
+    testing_pct: float,
+    seed: int,
+    unknown_min: int,
+    download_dir: str | os.PathLike | None,
+    sha256: str | None,
+    force: bool,
+    progress: bool,
+) -> PrepareResult:
     """Prepare several sources into one folder (see the module documentation)."""
     from kwstool.data.prepared import base_manifest, params_record
 
@@ -219,13 +276,31 @@ def prepare_merged(sources: Sequence[str], negatives: Sequence[str], synthetic: 
     if not force and (hit := cached_manifest(out_dir, inputs_hash)):
         return result_from_manifest(out_dir, hit, True, time.perf_counter() - t0, 0)
     bars = Progress(progress)
-    built = _build(srcs, words, silence_share, unknown_share, validation_pct, testing_pct, seed,
-                   unknown_min, bars)
+    built = _build(
+        srcs,
+        words,
+        silence_share,
+        unknown_share,
+        validation_pct,
+        testing_pct,
+        seed,
+        unknown_min,
+        bars,
+    )
     labels = [SILENCE, UNKNOWN, *words]
-    source = " + ".join(f"{'negatives:' if s.role == 'negatives' else ''}{s.name}="
-                        f"{s.resolved.source if s.resolved else ''}" for s in srcs)
+    source = " + ".join(
+        f"{'negatives:' if s.role == 'negatives' else ''}{s.name}="
+        f"{s.resolved.source if s.resolved else ''}"
+        for s in srcs
+    )
     check_built(built, words, labels, source)
-    manifest = write_all(out_dir, built, labels, bars,
-                         base_manifest(source, "merged", words, params, inputs_hash, built))
-    return result_from_manifest(out_dir, manifest, False, time.perf_counter() - t0,
-                                built.clips_decoded)
+    manifest = write_all(
+        out_dir,
+        built,
+        labels,
+        bars,
+        base_manifest(source, "merged", words, params, inputs_hash, built),
+    )
+    return result_from_manifest(
+        out_dir, manifest, False, time.perf_counter() - t0, built.clips_decoded
+    )

@@ -122,8 +122,18 @@ from kwstool.data.store import (
 from kwstool.errors import KwsError
 
 __all__ = [
-    "SPLITS", "PrepareResult", "PreparedData", "SplitData", "hash_percentage", "load_prepared",
-    "noise_range", "prepare", "rank", "scan_folder", "speaker_of", "test_band_percentage",
+    "SPLITS",
+    "PrepareResult",
+    "PreparedData",
+    "SplitData",
+    "hash_percentage",
+    "load_prepared",
+    "noise_range",
+    "prepare",
+    "rank",
+    "scan_folder",
+    "speaker_of",
+    "test_band_percentage",
     "which_split",
 ]
 
@@ -131,15 +141,30 @@ RULES_VERSION = 1  # bump when selection/split rules change: invalidates every c
 _noise_range = noise_range  # the name older tests and scripts use
 
 
-def params_record(words: list[str], silence_share: float, unknown_share: float,
-                  validation_pct: float, testing_pct: float, seed: int) -> dict:
+def params_record(
+    words: list[str],
+    silence_share: float,
+    unknown_share: float,
+    validation_pct: float,
+    testing_pct: float,
+    seed: int,
+) -> dict:
     """Every parameter that shapes the output (part of the inputs hash)."""
     from kwstool.core.frontend import FEATURE_PARAMS
 
-    return {"format": FORMAT, "kwstool_version": __version__, "features": FEATURE_PARAMS,
-            "words": list(words), "silence_share": silence_share, "unknown_share": unknown_share,
-            "validation_pct": validation_pct, "testing_pct": testing_pct, "seed": seed,
-            "silence_gain_range": list(SILENCE_GAIN_RANGE), "rules": RULES_VERSION}
+    return {
+        "format": FORMAT,
+        "kwstool_version": __version__,
+        "features": FEATURE_PARAMS,
+        "words": list(words),
+        "silence_share": silence_share,
+        "unknown_share": unknown_share,
+        "validation_pct": validation_pct,
+        "testing_pct": testing_pct,
+        "seed": seed,
+        "silence_gain_range": list(SILENCE_GAIN_RANGE),
+        "rules": RULES_VERSION,
+    }
 
 
 def _parse_words(words: Iterable[str] | str | None) -> list[str]:
@@ -152,8 +177,10 @@ def _parse_words(words: Iterable[str] | str | None) -> list[str]:
         raise KwsError("--words is empty; give at least one keyword, e.g. --words yes,no")
     for w in out:
         if w.startswith("_"):
-            raise KwsError(f"--words: {w!r} is reserved (names starting with '_' are special "
-                           f"folders); pick another keyword")
+            raise KwsError(
+                f"--words: {w!r} is reserved (names starting with '_' are special "
+                f"folders); pick another keyword"
+            )
         if "/" in w or "\\" in w:
             raise KwsError(f"--words: {w!r} contains a path separator; give folder names")
     dup = sorted({w for w in out if out.count(w) > 1})
@@ -162,30 +189,41 @@ def _parse_words(words: Iterable[str] | str | None) -> list[str]:
     return out
 
 
-def _check_params(silence_share: float, unknown_share: float, validation_pct: float,
-                  testing_pct: float) -> None:
+def _check_params(
+    silence_share: float, unknown_share: float, validation_pct: float, testing_pct: float
+) -> None:
     for name, v in (("--silence-share", silence_share), ("--unknown-share", unknown_share)):
         if not (0 <= v <= 1000):
-            raise KwsError(f"{name} {v} is out of range; give a percentage of the keyword "
-                           f"count from 0 to 1000")
+            raise KwsError(
+                f"{name} {v} is out of range; give a percentage of the keyword count from 0 to 1000"
+            )
     for name, v in (("--validation-pct", validation_pct), ("--testing-pct", testing_pct)):
         if not (0 < v < 100):
             raise KwsError(f"{name} {v} is out of range; give a percentage above 0 and below 100")
     if validation_pct + testing_pct >= 100:
-        raise KwsError(f"--validation-pct + --testing-pct is {validation_pct + testing_pct}; "
-                       f"it must stay below 100 to leave clips for training")
+        raise KwsError(
+            f"--validation-pct + --testing-pct is {validation_pct + testing_pct}; "
+            f"it must stay below 100 to leave clips for training"
+        )
 
 
-def base_manifest(source: str, source_kind: str, words: list[str], params: dict,
-                  inputs_hash: str, built: Built) -> dict:
+def base_manifest(
+    source: str, source_kind: str, words: list[str], params: dict, inputs_hash: str, built: Built
+) -> dict:
     """The manifest fields every prepare writes (splits and sizes are added on writing)."""
     manifest = {
-        "format": FORMAT, "kwstool_version": __version__, "source": source,
-        "source_kind": built.extra.get("source_kind", source_kind), "words": words,
-        "labels": [SILENCE, UNKNOWN, *words], "features": params["features"],
+        "format": FORMAT,
+        "kwstool_version": __version__,
+        "source": source,
+        "source_kind": built.extra.get("source_kind", source_kind),
+        "words": words,
+        "labels": [SILENCE, UNKNOWN, *words],
+        "features": params["features"],
         "inputs_hash": inputs_hash,
-        "params": {k: params[k] for k in ("silence_share", "unknown_share", "validation_pct",
-                                          "testing_pct", "seed")},
+        "params": {
+            k: params[k]
+            for k in ("silence_share", "unknown_share", "validation_pct", "testing_pct", "seed")
+        },
         "split_rule": built.extra.get("split_rule"),
     }
     for key in ("tfds", "archive", "sources", "unknown_min"):
@@ -194,54 +232,103 @@ def base_manifest(source: str, source_kind: str, words: list[str], params: dict,
     return manifest
 
 
-def _build_tfds(out_dir: Path, params: dict, word_list: list[str], silence_share: float,
-                unknown_share: float, seed: int, bars: Progress, download_dir: Path | None,
-                force: bool) -> tuple[Built | dict, str]:
+def _build_tfds(
+    out_dir: Path,
+    params: dict,
+    word_list: list[str],
+    silence_share: float,
+    unknown_share: float,
+    seed: int,
+    bars: Progress,
+    download_dir: Path | None,
+    force: bool,
+) -> tuple[Built | dict, str]:
     """Built TFDS data and its hash, or the matching cached manifest and its hash."""
     from kwstool.data import tfds
 
     fast = None if force else tfds.tfds_fast_hash(out_dir, params)
     if fast and (hit := cached_manifest(out_dir, fast)):
         return hit, fast
-    built, tfds_info = tfds.build_from_tfds(word_list, silence_share, unknown_share, seed, bars,
-                                            download_dir / "tfds" if download_dir else None)
-    inputs_hash = hash_inputs({"params": params, "source": TFDS_SOURCE, "tfds": tfds_info,
-                               "files": listing(Path(tfds_info["data_dir"]))})
+    built, tfds_info = tfds.build_from_tfds(
+        word_list,
+        silence_share,
+        unknown_share,
+        seed,
+        bars,
+        download_dir / "tfds" if download_dir else None,
+    )
+    inputs_hash = hash_inputs(
+        {
+            "params": params,
+            "source": TFDS_SOURCE,
+            "tfds": tfds_info,
+            "files": listing(Path(tfds_info["data_dir"])),
+        }
+    )
     return built, inputs_hash
 
 
-def _build_folder(resolved: Resolved, out_dir: Path, params: dict, word_list: list[str],
-                  silence_share: float, unknown_share: float, validation_pct: float,
-                  testing_pct: float, seed: int, bars: Progress, force: bool
-                  ) -> tuple[Built | dict, str]:
+def _build_folder(
+    resolved: Resolved,
+    out_dir: Path,
+    params: dict,
+    word_list: list[str],
+    silence_share: float,
+    unknown_share: float,
+    validation_pct: float,
+    testing_pct: float,
+    seed: int,
+    bars: Progress,
+    force: bool,
+) -> tuple[Built | dict, str]:
     """Built folder/archive data and its hash, or the matching cached manifest and its hash."""
     assert resolved.root is not None
     # An archive is identified by its checksum (no need to list its extracted tree).
     scan = None if resolved.kind == "archive" else scan_folder(resolved.root)
     inputs = resolved.archive if scan is None else folder_inputs(scan)
-    inputs_hash = hash_inputs({"params": params, "source": resolved.source,
-                               "source_kind": resolved.kind, "inputs": inputs})
+    inputs_hash = hash_inputs(
+        {
+            "params": params,
+            "source": resolved.source,
+            "source_kind": resolved.kind,
+            "inputs": inputs,
+        }
+    )
     if not force and (hit := cached_manifest(out_dir, inputs_hash)):
         return hit, inputs_hash
     scan = scan or scan_folder(resolved.root)
     rule = assign_splits(scan, validation_pct, testing_pct)
-    built = build_from_scan(scan, word_list, silence_share, unknown_share, validation_pct,
-                            testing_pct, seed, bars, rule)
+    built = build_from_scan(
+        scan, word_list, silence_share, unknown_share, validation_pct, testing_pct, seed, bars, rule
+    )
     if resolved.archive:
         built.extra["archive"] = resolved.archive
         if not resolved.archive["verified"]:
-            built.warnings.append(f"{resolved.archive['name']} is not a known official "
-                                  f"archive and no --sha256 was given: not verified")
+            built.warnings.append(
+                f"{resolved.archive['name']} is not a known official "
+                f"archive and no --sha256 was given: not verified"
+            )
     return built, inputs_hash
 
 
-def prepare(source: str | Sequence[str] = "tfds", data_dir: str | os.PathLike | None = None,
-            *, words: Iterable[str] | str | None = None, silence_share: float = 10.0,
-            unknown_share: float = 10.0, validation_pct: float = 10.0, testing_pct: float = 10.0,
-            seed: int = 0, download_dir: str | os.PathLike | None = None,
-            sha256: str | None = None, force: bool = False, progress: bool = True,
-            negatives: Sequence[str] = (), synthetic: Sequence[str] = (), unknown_min: int = 0
-            ) -> PrepareResult:
+def prepare(
+    source: str | Sequence[str] = "tfds",
+    data_dir: str | os.PathLike | None = None,
+    *,
+    words: Iterable[str] | str | None = None,
+    silence_share: float = 10.0,
+    unknown_share: float = 10.0,
+    validation_pct: float = 10.0,
+    testing_pct: float = 10.0,
+    seed: int = 0,
+    download_dir: str | os.PathLike | None = None,
+    sha256: str | None = None,
+    force: bool = False,
+    progress: bool = True,
+    negatives: Sequence[str] = (),
+    synthetic: Sequence[str] = (),
+    unknown_min: int = 0,
+) -> PrepareResult:
     """Prepare ``source`` into ``data_dir`` (see the module documentation); return what was done.
 
     ``data_dir`` defaults to ``./data/<source name>``; ``download_dir`` (archives and their
@@ -258,29 +345,60 @@ def prepare(source: str | Sequence[str] = "tfds", data_dir: str | os.PathLike | 
     sources = [source] if isinstance(source, str) else list(source)
     if merge.is_merged(sources, negatives):
         return merge.prepare_merged(
-            sources, negatives, synthetic, data_dir, word_list, silence_share, unknown_share,
-            validation_pct, testing_pct, seed, unknown_min, download_dir, sha256, force, progress)
+            sources,
+            negatives,
+            synthetic,
+            data_dir,
+            word_list,
+            silence_share,
+            unknown_share,
+            validation_pct,
+            testing_pct,
+            seed,
+            unknown_min,
+            download_dir,
+            sha256,
+            force,
+            progress,
+        )
     if len(sources) != 1:
         raise KwsError("give one --source, or name each source NAME=PATH to merge several")
-    params = params_record(word_list, silence_share, unknown_share, validation_pct, testing_pct,
-                           seed)
+    params = params_record(
+        word_list, silence_share, unknown_share, validation_pct, testing_pct, seed
+    )
     bars = Progress(progress)
     ddir = Path(download_dir) if download_dir else None
     resolved = resolve(sources[0], ddir, sha256, progress)
     out_dir = Path(data_dir) if data_dir else DEFAULT_ROOT / resolved.name
     if resolved.kind == "tfds":
-        built, inputs_hash = _build_tfds(out_dir, params, word_list, silence_share,
-                                         unknown_share, seed, bars, ddir, force)
+        built, inputs_hash = _build_tfds(
+            out_dir, params, word_list, silence_share, unknown_share, seed, bars, ddir, force
+        )
     else:
-        built, inputs_hash = _build_folder(resolved, out_dir, params, word_list, silence_share,
-                                           unknown_share, validation_pct, testing_pct, seed,
-                                           bars, force)
+        built, inputs_hash = _build_folder(
+            resolved,
+            out_dir,
+            params,
+            word_list,
+            silence_share,
+            unknown_share,
+            validation_pct,
+            testing_pct,
+            seed,
+            bars,
+            force,
+        )
     if isinstance(built, dict):  # the cache matched
         return result_from_manifest(out_dir, built, True, time.perf_counter() - t0, 0)
     labels = [SILENCE, UNKNOWN, *word_list]
     check_built(built, word_list, labels, resolved.source, noise_expected=resolved.kind != "tfds")
-    manifest = write_all(out_dir, built, labels, bars,
-                         base_manifest(resolved.source, resolved.kind, word_list, params,
-                                       inputs_hash, built))
-    return result_from_manifest(out_dir, manifest, False, time.perf_counter() - t0,
-                                built.clips_decoded)
+    manifest = write_all(
+        out_dir,
+        built,
+        labels,
+        bars,
+        base_manifest(resolved.source, resolved.kind, word_list, params, inputs_hash, built),
+    )
+    return result_from_manifest(
+        out_dir, manifest, False, time.perf_counter() - t0, built.clips_decoded
+    )

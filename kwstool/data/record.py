@@ -23,7 +23,7 @@ import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, Self
 
 import numpy as np
 
@@ -42,9 +42,11 @@ from kwstool.data.takes import (
 from kwstool.errors import KwsError
 
 BLOCK_SAMPLES = SAMPLE_RATE // 10  # 100 ms: one level-meter step
-INSTALL_HINT = ("install PortAudio and sounddevice (Debian/Ubuntu: `sudo apt-get install "
-                "libportaudio2`, then `pip install sounddevice`; macOS: `brew install portaudio`)"
-                ", or split a recording with --wav FILE")
+INSTALL_HINT = (
+    "install PortAudio and sounddevice (Debian/Ubuntu: `sudo apt-get install "
+    "libportaudio2`, then `pip install sounddevice`; macOS: `brew install portaudio`)"
+    ", or split a recording with --wav FILE"
+)
 
 
 class BlockSource(Protocol):
@@ -67,7 +69,7 @@ class WavBlocks:
         self.pos = 0
 
     def read(self, n: int) -> np.ndarray:
-        out = self.samples[self.pos:self.pos + n]
+        out = self.samples[self.pos : self.pos + n]
         self.pos += len(out)
         return out
 
@@ -86,30 +88,38 @@ class Microphone:
         try:
             import sounddevice as sd
         except (ImportError, OSError) as exc:  # OSError: the PortAudio library is missing
-            raise KwsError(f"no microphone access ({str(exc).splitlines()[0]}): "
-                           f"{INSTALL_HINT}") from None
+            raise KwsError(
+                f"no microphone access ({str(exc).splitlines()[0]}): {INSTALL_HINT}"
+            ) from None
         self._sd = sd
         self._queue: queue.Queue[np.ndarray] = queue.Queue()
         self._pending = np.zeros(0, np.int16)
         try:
             info = sd.query_devices(device, "input")
         except (ValueError, sd.PortAudioError) as exc:
-            raise KwsError(f"no input device ({exc}): plug in a microphone, or split a "
-                           f"recording with --wav FILE") from None
+            raise KwsError(
+                f"no input device ({exc}): plug in a microphone, or split a "
+                f"recording with --wav FILE"
+            ) from None
         self.name = str(info["name"])
         self.rate = SAMPLE_RATE
         try:
             sd.check_input_settings(device, channels=1, dtype="int16", samplerate=SAMPLE_RATE)
         except Exception:  # noqa: BLE001 - PortAudio reports unsupported rates in several ways
             self.rate = int(info["default_samplerate"])
-        self._stream = sd.InputStream(samplerate=self.rate, channels=1, dtype="int16",
-                                      device=device, blocksize=self.rate // 10,
-                                      callback=self._callback)
+        self._stream = sd.InputStream(
+            samplerate=self.rate,
+            channels=1,
+            dtype="int16",
+            device=device,
+            blocksize=self.rate // 10,
+            callback=self._callback,
+        )
 
     def _callback(self, indata: np.ndarray, frames: int, t: Any, status: Any) -> None:
         self._queue.put(indata[:, 0].copy())
 
-    def __enter__(self) -> Microphone:
+    def __enter__(self) -> Self:
         self._stream.start()
         return self
 
@@ -151,8 +161,13 @@ class RecordResult:
     rejected: list[str] = field(default_factory=list)  # one reason per rejected take
 
     def to_dict(self) -> dict:
-        return {"word": self.word, "speaker": self.speaker, "folder": str(self.folder),
-                "saved": [str(p) for p in self.saved], "rejected": self.rejected}
+        return {
+            "word": self.word,
+            "speaker": self.speaker,
+            "folder": str(self.folder),
+            "saved": [str(p) for p in self.saved],
+            "rejected": self.rejected,
+        }
 
 
 def default_speaker() -> str:
@@ -166,8 +181,10 @@ def default_speaker() -> str:
 
 def _word_folder(word: str, out: Path) -> Path:
     if not word or word.startswith("_") or "/" in word or "\\" in word:
-        raise KwsError(f"word {word!r}: give a folder name without '/' that does not start "
-                       f"with '_' (e.g. hey_lamp)")
+        raise KwsError(
+            f"word {word!r}: give a folder name without '/' that does not start "
+            f"with '_' (e.g. hey_lamp)"
+        )
     return ensure_writable(Path(out) / word)
 
 
@@ -184,9 +201,17 @@ def _read_take(source: BlockSource, seconds: float, ui: SessionUI | None) -> np.
     return np.concatenate(parts) if parts else np.zeros(0, np.int16)
 
 
-def record_session(source: BlockSource, word: str, count: int, out: str | Path,
-                   speaker: str | None = None, take_seconds: float = 2.0, countdown: int = 3,
-                   max_tries: int | None = None, ui: SessionUI | None = None) -> RecordResult:
+def record_session(
+    source: BlockSource,
+    word: str,
+    count: int,
+    out: str | Path,
+    speaker: str | None = None,
+    take_seconds: float = 2.0,
+    countdown: int = 3,
+    max_tries: int | None = None,
+    ui: SessionUI | None = None,
+) -> RecordResult:
     """Record ``count`` good takes of ``word`` from ``source`` (see module docs)."""
     if count < 1:
         raise KwsError(f"--count {count}: record at least one take")
@@ -220,20 +245,28 @@ def record_session(source: BlockSource, word: str, count: int, out: str | Path,
         if ui:
             ui.saved(path)
     if not result.saved:
-        raise KwsError(f"no usable take of {word!r} ({len(result.rejected)} rejected: "
-                       f"{result.rejected[0] if result.rejected else 'no audio'}); nothing written")
+        raise KwsError(
+            f"no usable take of {word!r} ({len(result.rejected)} rejected: "
+            f"{result.rejected[0] if result.rejected else 'no audio'}); nothing written"
+        )
     return result
 
 
-def split_recording(wav: str | Path, word: str, out: str | Path, speaker: str | None = None,
-                    ) -> RecordResult:
+def split_recording(
+    wav: str | Path,
+    word: str,
+    out: str | Path,
+    speaker: str | None = None,
+) -> RecordResult:
     """Cut a long recording of ``word`` said repeatedly into checked 1 s clips."""
     audio = load_wav(wav, clip_samples=None)
     speaker = check_speaker(speaker or default_speaker())
     spans = find_words(audio)
     if not spans:
-        raise KwsError(f"{wav}: no word found, the recording is silent (peak "
-                       f"{peak_db(audio):.0f} dBFS); record louder or check the microphone")
+        raise KwsError(
+            f"{wav}: no word found, the recording is silent (peak "
+            f"{peak_db(audio):.0f} dBFS); record louder or check the microphone"
+        )
     clips, rejected = [], []
     for start, end in spans:
         reason = take_problem(audio[start:end])
@@ -242,8 +275,9 @@ def split_recording(wav: str | Path, word: str, out: str | Path, speaker: str | 
         else:
             clips.append(centre_clip(audio, start, end))
     if not clips:
-        raise KwsError(f"{wav}: all {len(spans)} takes rejected (e.g. {rejected[0]}); nothing "
-                       f"written")
+        raise KwsError(
+            f"{wav}: all {len(spans)} takes rejected (e.g. {rejected[0]}); nothing written"
+        )
     folder = _word_folder(word, Path(out))
     result = RecordResult(word, speaker, folder, rejected=rejected)
     k = next_index(folder, speaker)

@@ -96,8 +96,9 @@ def scan_folder(root: Path) -> Scan:
         if f.is_file():
             st = f.stat()
             list_stats.append((fname, st.st_size, st.st_mtime_ns))
-            lists[split] = {ln.strip() for ln in f.read_text(encoding="utf-8").splitlines()
-                            if ln.strip()}
+            lists[split] = {
+                ln.strip() for ln in f.read_text(encoding="utf-8").splitlines() if ln.strip()
+            }
     names = {d.name for d in top}
     if SILENCE in names and UNKNOWN in names:
         kind = "test_layout"
@@ -106,8 +107,10 @@ def scan_folder(root: Path) -> Scan:
     else:
         kind = "folders"
     if not clips:
-        raise KwsError(f"{root}: no .wav files in its subfolders; expected one folder per label "
-                       f"(e.g. {root}/yes/*.wav)")
+        raise KwsError(
+            f"{root}: no .wav files in its subfolders; expected one folder per label "
+            f"(e.g. {root}/yes/*.wav)"
+        )
     return Scan(root, kind, clips, noise, lists, list_stats)
 
 
@@ -117,9 +120,11 @@ def hash_inputs(obj) -> str:
 
 
 def folder_inputs(scan: Scan) -> dict:
-    return {"clips": [(c.rel, c.size, c.mtime_ns) for c in scan.clips],
-            "noise": [(c.rel, c.size, c.mtime_ns) for c in scan.noise],
-            "lists": scan.list_stats}
+    return {
+        "clips": [(c.rel, c.size, c.mtime_ns) for c in scan.clips],
+        "noise": [(c.rel, c.size, c.mtime_ns) for c in scan.noise],
+        "lists": scan.list_stats,
+    }
 
 
 def listing(folder: Path) -> list:
@@ -147,8 +152,7 @@ def _default_download_dir() -> Path:
     return DEFAULT_ROOT / "downloads"
 
 
-def resolve(source: str, download_dir: Path | None, sha256: str | None, progress: bool
-             ) -> Resolved:
+def resolve(source: str, download_dir: Path | None, sha256: str | None, progress: bool) -> Resolved:
     from kwstool.data import download as dl
 
     s = str(source).strip()
@@ -157,29 +161,44 @@ def resolve(source: str, download_dir: Path | None, sha256: str | None, progress
     if dl.is_url(s):
         name = dl.archive_name(s)
         if not dl.is_archive_name(name):
-            raise KwsError(f"{s}: URL must point at a .tar.gz/.tgz/.tar archive such as "
-                           f"http://download.tensorflow.org/data/speech_commands_v0.02.tar.gz")
+            raise KwsError(
+                f"{s}: URL must point at a .tar.gz/.tgz/.tar archive such as "
+                f"http://download.tensorflow.org/data/speech_commands_v0.02.tar.gz"
+            )
         ddir = Path(download_dir) if download_dir else _default_download_dir()
         res = dl.download(s, ddir, sha256=sha256, progress=progress)
         stem = dl.archive_stem(name)
-        root, rec = dl.ensure_extracted(res.path, ddir / stem, progress=progress,
-                                        checked=(res.sha256, res.verified))
-        return Resolved("archive", s, stem, root,
-                         {"name": name, "sha256": rec["sha256"], "verified": rec["verified"]})
+        root, rec = dl.ensure_extracted(
+            res.path, ddir / stem, progress=progress, checked=(res.sha256, res.verified)
+        )
+        return Resolved(
+            "archive",
+            s,
+            stem,
+            root,
+            {"name": name, "sha256": rec["sha256"], "verified": rec["verified"]},
+        )
     p = Path(s).expanduser()
     if not p.exists():
-        raise KwsError(f"{s}: no such file or folder; give a folder of WAVs, a .tar.gz archive, "
-                       f"an http(s) URL, or 'tfds'")
+        raise KwsError(
+            f"{s}: no such file or folder; give a folder of WAVs, a .tar.gz archive, "
+            f"an http(s) URL, or 'tfds'"
+        )
     if p.is_file():
         if not dl.is_archive_name(p.name):
-            raise KwsError(f"{p}: not a .tar.gz/.tgz/.tar archive or a folder; point --source at "
-                           f"the folder holding one subfolder per label")
+            raise KwsError(
+                f"{p}: not a .tar.gz/.tgz/.tar archive or a folder; point --source at "
+                f"the folder holding one subfolder per label"
+            )
         stem = dl.archive_stem(p.name)
         ddir = Path(download_dir) if download_dir else _default_download_dir()
         root, rec = dl.ensure_extracted(p.resolve(), ddir / stem, sha256=sha256, progress=progress)
-        return Resolved("archive", str(p.resolve()), stem, root,
-                         {"name": p.name, "sha256": rec["sha256"], "verified": rec["verified"]})
+        return Resolved(
+            "archive",
+            str(p.resolve()),
+            stem,
+            root,
+            {"name": p.name, "sha256": rec["sha256"], "verified": rec["verified"]},
+        )
     p = p.resolve()
     return Resolved("folder", str(p), p.name, p)
-
-

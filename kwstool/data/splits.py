@@ -59,8 +59,9 @@ def test_band_percentage(speaker: str) -> float:
     return ((p - OFFICIAL_VALIDATION_PCT) * 100.0 / OFFICIAL_TESTING_PCT) % 100.0
 
 
-def which_split(speaker: str, validation_pct: float, testing_pct: float,
-                test_layout: bool = False) -> str:
+def which_split(
+    speaker: str, validation_pct: float, testing_pct: float, test_layout: bool = False
+) -> str:
     """Split of one speaker id: TF speech_commands' ``which_set`` rule (see module docs)."""
     pct = test_band_percentage(speaker) if test_layout else hash_percentage(speaker)
     if pct < validation_pct:
@@ -80,15 +81,16 @@ def assign_splits(scan: Scan, validation_pct: float, testing_pct: float) -> str:
     for c in scan.clips:
         spk = speaker_of(c.rel)
         if spk not in cache:
-            cache[spk] = which_split(spk, validation_pct, testing_pct,
-                                     test_layout=scan.kind == "test_layout")
+            cache[spk] = which_split(
+                spk, validation_pct, testing_pct, test_layout=scan.kind == "test_layout"
+            )
         c.split = cache[spk]
     return "test_band_hash" if scan.kind == "test_layout" else "hash"
 
 
-
-def noise_range(length: int, split: str, validation_pct: float, testing_pct: float
-                 ) -> tuple[int, int]:
+def noise_range(
+    length: int, split: str, validation_pct: float, testing_pct: float
+) -> tuple[int, int]:
     """Sample range of one noise recording reserved for ``split`` (train first, test last)."""
     a = int(length * (100.0 - validation_pct - testing_pct) / 100.0)
     b = int(length * (100.0 - testing_pct) / 100.0)

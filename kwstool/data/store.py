@@ -82,19 +82,27 @@ class PreparedData:
                 try:
                     arrays[part] = np.load(f, mmap_mode=mode, allow_pickle=False)
                 except (OSError, ValueError) as exc:
-                    raise KwsError(f"{f}: cannot read prepared data ({exc}); re-run "
-                                   f"`kwstool prepare --force --data-dir {self.path}`") from None
+                    raise KwsError(
+                        f"{f}: cannot read prepared data ({exc}); re-run "
+                        f"`kwstool prepare --force --data-dir {self.path}`"
+                    ) from None
             files = (self.path / f"{name}_files.txt").read_text(encoding="utf-8").splitlines()
             n = self.manifest["splits"][name]["count"]
             shapes = {k: v.shape for k, v in arrays.items()}
-            if (shapes["features"][1:] != SHAPE or shapes["audio"][1:] != (CLIP_SAMPLES,)
-                    or {shapes["features"][0], shapes["audio"][0], shapes["labels"][0],
-                        len(files)} != {n}):
-                raise KwsError(f"{self.path}: {name} arrays {shapes} / {len(files)} files do not "
-                               f"match the manifest count {n}; re-run `kwstool prepare --force "
-                               f"--data-dir {self.path}`")
-            self._splits[name] = SplitData(arrays["features"], arrays["audio"], arrays["labels"],
-                                           files)
+            if (
+                shapes["features"][1:] != SHAPE
+                or shapes["audio"][1:] != (CLIP_SAMPLES,)
+                or {shapes["features"][0], shapes["audio"][0], shapes["labels"][0], len(files)}
+                != {n}
+            ):
+                raise KwsError(
+                    f"{self.path}: {name} arrays {shapes} / {len(files)} files do not "
+                    f"match the manifest count {n}; re-run `kwstool prepare --force "
+                    f"--data-dir {self.path}`"
+                )
+            self._splits[name] = SplitData(
+                arrays["features"], arrays["audio"], arrays["labels"], files
+            )
         return self._splits[name]
 
     @property
@@ -106,8 +114,9 @@ class PreparedData:
         return self._noise
 
 
-def load_prepared(path: str | os.PathLike, mmap: bool = False,
-                  check_features: bool = True) -> PreparedData:
+def load_prepared(
+    path: str | os.PathLike, mmap: bool = False, check_features: bool = True
+) -> PreparedData:
     """Open a folder written by :func:`prepare`.
 
     ``mmap=True`` memory-maps the arrays instead of reading them. With ``check_features`` the
@@ -116,21 +125,27 @@ def load_prepared(path: str | os.PathLike, mmap: bool = False,
     p = Path(path)
     mf = p / "manifest.json"
     if not mf.is_file():
-        raise KwsError(f"{p}: no manifest.json, so no complete prepared data here; run "
-                       f"`kwstool prepare --data-dir {p}` first")
+        raise KwsError(
+            f"{p}: no manifest.json, so no complete prepared data here; run "
+            f"`kwstool prepare --data-dir {p}` first"
+        )
     try:
         manifest = json.loads(mf.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise KwsError(f"{mf}: unreadable ({exc}); re-run `kwstool prepare --force`") from None
     if manifest.get("format") != FORMAT:
-        raise KwsError(f"{mf}: prepared-data format {manifest.get('format')} is not {FORMAT}; "
-                       f"re-run `kwstool prepare --force --data-dir {p}`")
+        raise KwsError(
+            f"{mf}: prepared-data format {manifest.get('format')} is not {FORMAT}; "
+            f"re-run `kwstool prepare --force --data-dir {p}`"
+        )
     if check_features:
         from kwstool.core.frontend import FEATURE_PARAMS
 
         if manifest.get("features") != FEATURE_PARAMS:
-            raise KwsError(f"{mf}: features were computed with other front-end parameters; "
-                           f"re-run `kwstool prepare --force --data-dir {p}`")
+            raise KwsError(
+                f"{mf}: features were computed with other front-end parameters; "
+                f"re-run `kwstool prepare --force --data-dir {p}`"
+            )
     return PreparedData(p, manifest, mmap=mmap)
 
 
@@ -156,12 +171,16 @@ class Progress:
             TimeRemainingColumn,
         )
 
-        with Progress(TextColumn("{task.description:<20}"), BarColumn(), MofNCompleteColumn(),
-                      TimeElapsedColumn(), TimeRemainingColumn(),
-                      console=make_console(stderr=True)) as bar:
+        with Progress(
+            TextColumn("{task.description:<20}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=make_console(stderr=True),
+        ) as bar:
             t = bar.add_task(description, total=total)
             yield lambda n: bar.advance(t, n)
-
 
 
 # --- building and writing ---------------------------------------------------------------------
@@ -176,14 +195,13 @@ class Built:
     extra: dict = field(default_factory=dict)  # manifest extras (split rule, tfds info)
 
 
-
 def compute_features(audio: np.ndarray, progress: Progress, label: str) -> np.ndarray:
     from kwstool.core.frontend import compute
 
     out = np.empty((len(audio), *SHAPE), dtype=np.int8)
     with progress.task(f"features {label}", len(audio)) as advance:
         for i in range(0, len(audio), FEATURE_BATCH):
-            out[i:i + FEATURE_BATCH] = compute(audio[i:i + FEATURE_BATCH])
+            out[i : i + FEATURE_BATCH] = compute(audio[i : i + FEATURE_BATCH])
             advance(min(FEATURE_BATCH, len(audio) - i))
     return out
 
@@ -196,8 +214,11 @@ def output_files() -> list[str]:
 
 
 def _counts(labels: np.ndarray, names: list[str]) -> dict:
-    per = np.bincount(labels.astype(np.int64), minlength=len(names)) if len(labels) else \
-        np.zeros(len(names), np.int64)
+    per = (
+        np.bincount(labels.astype(np.int64), minlength=len(names))
+        if len(labels)
+        else np.zeros(len(names), np.int64)
+    )
     return {"count": len(labels), "per_class": {n: int(per[i]) for i, n in enumerate(names)}}
 
 
@@ -208,8 +229,11 @@ def write_prepared(data_dir: Path, built: Built, labels: list[str], progress: Pr
 
     rows = sum(len(built.splits[s][1]) for s in SPLITS)
     noise_bytes = sum(v.nbytes for v in built.noise.values())
-    check_free_space(data_dir, rows * (CLIP_SAMPLES * 2 + NUM_FRAMES * NUM_CHANNELS + 2) + noise_bytes,
-                     "writing the prepared data")
+    check_free_space(
+        data_dir,
+        rows * (CLIP_SAMPLES * 2 + NUM_FRAMES * NUM_CHANNELS + 2) + noise_bytes,
+        "writing the prepared data",
+    )
     splits = {}
     for s in SPLITS:
         audio, lab, lines = built.splits[s]
@@ -222,7 +246,6 @@ def write_prepared(data_dir: Path, built: Built, labels: list[str], progress: Pr
     with fileio.atomic_path(data_dir / "background_noise.npz") as tmp, open(tmp, "wb") as fh:
         np.savez(fh, **{k: np.asarray(v, np.int16) for k, v in built.noise.items()})
     return splits
-
 
 
 # --- the cache --------------------------------------------------------------------------------
@@ -245,36 +268,53 @@ def cached_manifest(data_dir: Path, inputs_hash: str) -> dict | None:
     return manifest
 
 
-def result_from_manifest(data_dir: Path, manifest: dict, cached: bool, seconds: float,
-                          decoded: int) -> PrepareResult:
+def result_from_manifest(
+    data_dir: Path, manifest: dict, cached: bool, seconds: float, decoded: int
+) -> PrepareResult:
     return PrepareResult(
-        data_dir=data_dir, source=manifest["source"], source_kind=manifest["source_kind"],
-        words=list(manifest["words"]), labels=list(manifest["labels"]),
-        splits={s: {"count": manifest["splits"][s]["count"],
-                    "per_class": {lab: manifest["splits"][s]["per_class"][lab]
-                                  for lab in manifest["labels"]}} for s in SPLITS},
+        data_dir=data_dir,
+        source=manifest["source"],
+        source_kind=manifest["source_kind"],
+        words=list(manifest["words"]),
+        labels=list(manifest["labels"]),
+        splits={
+            s: {
+                "count": manifest["splits"][s]["count"],
+                "per_class": {
+                    lab: manifest["splits"][s]["per_class"][lab] for lab in manifest["labels"]
+                },
+            }
+            for s in SPLITS
+        },
         skipped=list(manifest["skipped"]),
-        warnings=list(manifest.get("warnings", [])), inputs_hash=manifest["inputs_hash"],
-        cached=cached, seconds=round(seconds, 3), clips_found=int(manifest["clips_found"]),
-        clips_decoded=decoded, sources=manifest.get("sources"))
+        warnings=list(manifest.get("warnings", [])),
+        inputs_hash=manifest["inputs_hash"],
+        cached=cached,
+        seconds=round(seconds, 3),
+        clips_found=int(manifest["clips_found"]),
+        clips_decoded=decoded,
+        sources=manifest.get("sources"),
+    )
 
 
-
-
-def check_built(built: Built, words: list[str], labels: list[str], source: str,
-                noise_expected: bool = True) -> None:
+def check_built(
+    built: Built, words: list[str], labels: list[str], source: str, noise_expected: bool = True
+) -> None:
     """Refuse a build that misses a word or a split; add warnings for empty classes."""
     for w in words:  # a word whose clips were all unreadable
         if not any(int(np.sum(built.splits[s][1] == labels.index(w))) for s in SPLITS):
             bad = [d for d in built.skipped if d["file"].split(":")[-1].split("/")[0] == w]
-            raise KwsError(f"word {w!r} has no readable clips ({len(bad)} skipped, e.g. "
-                           f"{bad[0]['reason'] if bad else 'none'}); fix or replace its WAVs")
+            raise KwsError(
+                f"word {w!r} has no readable clips ({len(bad)} skipped, e.g. "
+                f"{bad[0]['reason'] if bad else 'none'}); fix or replace its WAVs"
+            )
     for s in SPLITS:  # every split must hold something
         if len(built.splits[s][1]) == 0:
             raise KwsError(
                 f"split {s!r} is empty: no speaker of {source} falls in it; add clips "
                 f"from more speakers (name files <speaker>_nohash_<n>.wav) or change "
-                f"--validation-pct/--testing-pct")
+                f"--validation-pct/--testing-pct"
+            )
     for s in SPLITS:
         per = np.bincount(built.splits[s][1].astype(np.int64), minlength=len(labels))
         empty = [labels[i] for i in range(len(labels)) if per[i] == 0]
@@ -283,12 +323,15 @@ def check_built(built: Built, words: list[str], labels: list[str], source: str,
         if empty:
             built.warnings.append(f"{s} has no examples of {', '.join(empty)}")
     if not built.noise and noise_expected:
-        built.warnings.append("no _background_noise_/ recordings in the source: no silence "
-                              "slices and no noise for augmentation")
+        built.warnings.append(
+            "no _background_noise_/ recordings in the source: no silence "
+            "slices and no noise for augmentation"
+        )
 
 
-def write_all(out_dir: Path, built: Built, labels: list[str], progress: Progress,
-              manifest: dict) -> dict:
+def write_all(
+    out_dir: Path, built: Built, labels: list[str], progress: Progress, manifest: dict
+) -> dict:
     """Write arrays, then ``manifest`` (completed with splits and sizes) last; return it."""
     from kwstool.fileio import write_json
 
@@ -297,10 +340,18 @@ def write_all(out_dir: Path, built: Built, labels: list[str], progress: Progress
         (out_dir / "manifest.json").unlink(missing_ok=True)  # invalid while files are replaced
         splits = write_prepared(out_dir, built, labels, progress)
     except OSError as exc:
-        raise KwsError(f"{out_dir}: cannot write the prepared data ({exc.strerror or exc}); "
-                       f"free some space or choose another --data-dir") from None
-    manifest = dict(manifest, splits=splits, skipped=built.skipped, warnings=built.warnings,
-                    clips_found=built.clips_found, background_noise=sorted(built.noise),
-                    file_sizes={f: (out_dir / f).stat().st_size for f in output_files()})
+        raise KwsError(
+            f"{out_dir}: cannot write the prepared data ({exc.strerror or exc}); "
+            f"free some space or choose another --data-dir"
+        ) from None
+    manifest = dict(
+        manifest,
+        splits=splits,
+        skipped=built.skipped,
+        warnings=built.warnings,
+        clips_found=built.clips_found,
+        background_noise=sorted(built.noise),
+        file_sizes={f: (out_dir / f).stat().st_size for f in output_files()},
+    )
     write_json(out_dir / "manifest.json", manifest)
     return manifest

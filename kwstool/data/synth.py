@@ -36,8 +36,10 @@ from kwstool.data.takes import centre_clip, ensure_writable, find_words
 from kwstool.errors import KwsError
 
 ENGINE = "espeak-ng"
-INSTALL_HINT = ("install it: `sudo apt-get install espeak-ng` (macOS: `brew install espeak-ng`; "
-                "Windows: the installer from github.com/espeak-ng/espeak-ng/releases)")
+INSTALL_HINT = (
+    "install it: `sudo apt-get install espeak-ng` (macOS: `brew install espeak-ng`; "
+    "Windows: the installer from github.com/espeak-ng/espeak-ng/releases)"
+)
 VARIANTS = ("m1", "m2", "m3", "m4", "m5", "m6", "m7", "f1", "f2", "f3", "f4", "f5")
 SPEED_RANGE = (120, 200)
 PITCH_RANGE = (20, 80)
@@ -56,8 +58,13 @@ class SynthResult:
     voices: list[str] = field(default_factory=list)  # voice of each saved clip
 
     def to_dict(self) -> dict:
-        return {"word": self.word, "folder": str(self.folder), "engine": self.engine,
-                "saved": [str(p) for p in self.saved], "voices": self.voices}
+        return {
+            "word": self.word,
+            "folder": str(self.folder),
+            "engine": self.engine,
+            "saved": [str(p) for p in self.saved],
+            "voices": self.voices,
+        }
 
 
 def find_engine() -> str:
@@ -70,19 +77,22 @@ def find_engine() -> str:
 def english_voices(exe: str) -> list[str]:
     """Language names of espeak-ng's own English voices (``en-us``, ``en-gb-scotland``...)."""
     try:
-        text = subprocess.run([exe, "--voices=en"], capture_output=True, text=True, check=True,
-                              timeout=30).stdout
+        text = subprocess.run(
+            [exe, "--voices=en"], capture_output=True, text=True, check=True, timeout=30
+        ).stdout
     except (OSError, subprocess.SubprocessError) as exc:
         raise KwsError(f"{exe} --voices=en failed ({exc}); reinstall it: {INSTALL_HINT}") from None
     names = []
     for line in text.splitlines()[1:]:
         cols = line.split()
-        if len(cols) >= 5 and cols[1].startswith("en") and not cols[4].startswith("mb/"):
-            if cols[1] not in names:
-                names.append(cols[1])
+        own = len(cols) >= 5 and cols[1].startswith("en") and not cols[4].startswith("mb/")
+        if own and cols[1] not in names:
+            names.append(cols[1])
     if not names:
-        raise KwsError(f"{exe} lists no English voice; reinstall espeak-ng with its data "
-                       f"(`sudo apt-get install --reinstall espeak-ng-data`)")
+        raise KwsError(
+            f"{exe} lists no English voice; reinstall espeak-ng with its data "
+            f"(`sudo apt-get install --reinstall espeak-ng-data`)"
+        )
     return names
 
 
@@ -101,8 +111,9 @@ def speak(exe: str, text: str, voice: str, speed: int, pitch: int) -> np.ndarray
         try:
             subprocess.run(cmd, capture_output=True, check=True, timeout=60)
         except (OSError, subprocess.SubprocessError) as exc:
-            raise KwsError(f"{ENGINE} failed for voice {voice} ({exc}); check "
-                           f"`{' '.join(cmd[:-1])} '{text}'`") from None
+            raise KwsError(
+                f"{ENGINE} failed for voice {voice} ({exc}); check `{' '.join(cmd[:-1])} '{text}'`"
+            ) from None
         return load_wav(wav, clip_samples=None)
 
 
@@ -119,7 +130,7 @@ def _noise_slice(rng: np.random.Generator, noise: list[np.ndarray], n: int) -> n
         return _pink_noise(rng, n)
     x = usable[int(rng.integers(len(usable)))]
     start = int(rng.integers(len(x) - n + 1))
-    seg = x[start:start + n].astype(np.float64)
+    seg = x[start : start + n].astype(np.float64)
     return seg / (np.std(seg) + 1e-12)
 
 
@@ -129,7 +140,7 @@ def augment(x: np.ndarray, rng: np.random.Generator, noise: list[np.ndarray]) ->
 
     y = x.astype(np.float64) / 32768.0
     factor = rng.uniform(*PERTURB_RANGE)
-    y = resample_poly(y, 100, int(round(100 * factor)))  # played at 16 kHz: faster and higher
+    y = resample_poly(y, 100, round(100 * factor))  # played at 16 kHz: faster and higher
     if rng.random() < 0.5:
         rt60 = rng.uniform(*RT60_RANGE)
         t = np.arange(int(rt60 * SAMPLE_RATE)) / SAMPLE_RATE
@@ -138,7 +149,7 @@ def augment(x: np.ndarray, rng: np.random.Generator, noise: list[np.ndarray]) ->
         y = fftconvolve(y, ir / np.sqrt(np.sum(ir**2)))
     pad = np.zeros(CLIP_SAMPLES // 2)
     y = np.concatenate([pad, y, pad])  # room for centring and for the noise around the word
-    speech_rms = math.sqrt(float(np.mean(y[len(pad):-len(pad)] ** 2))) + 1e-12
+    speech_rms = math.sqrt(float(np.mean(y[len(pad) : -len(pad)] ** 2))) + 1e-12
     if rng.random() < 2 / 3:
         snr = rng.uniform(*SNR_RANGE)
         y = y + _noise_slice(rng, noise, len(y)) * speech_rms / 10 ** (snr / 20)
@@ -151,16 +162,19 @@ def _load_noise(noise_dir: Path | None) -> list[np.ndarray]:
     if noise_dir is None:
         return []
     if not Path(noise_dir).is_dir():
-        raise KwsError(f"{noise_dir}: no such folder; give a folder of noise WAVs (e.g. "
-                       f"speech_commands/_background_noise_) or leave --noise out")
+        raise KwsError(
+            f"{noise_dir}: no such folder; give a folder of noise WAVs (e.g. "
+            f"speech_commands/_background_noise_) or leave --noise out"
+        )
     files = sorted(Path(noise_dir).glob("*.wav"))
     if not files:
         raise KwsError(f"{noise_dir}: no .wav files; give a folder of noise recordings")
     return [load_wav(f, clip_samples=None) for f in files]
 
 
-def _one_clip(exe: str, text: str, voice: str, seed: int, k: int, noise: list[np.ndarray],
-              plain: bool) -> np.ndarray:
+def _one_clip(
+    exe: str, text: str, voice: str, seed: int, k: int, noise: list[np.ndarray], plain: bool
+) -> np.ndarray:
     rng = np.random.default_rng([seed, k])
     speed = int(rng.integers(SPEED_RANGE[0], SPEED_RANGE[1] + 1))
     pitch = int(rng.integers(PITCH_RANGE[0], PITCH_RANGE[1] + 1))
@@ -174,9 +188,15 @@ def _one_clip(exe: str, text: str, voice: str, seed: int, k: int, noise: list[np
     return centre_clip(y, start, end)
 
 
-def synth(word: str, count: int, out: str | Path, seed: int = 0,
-          noise_dir: str | Path | None = None, augmented: bool = True,
-          text: str | None = None) -> SynthResult:
+def synth(
+    word: str,
+    count: int,
+    out: str | Path,
+    seed: int = 0,
+    noise_dir: str | Path | None = None,
+    augmented: bool = True,
+    text: str | None = None,
+) -> SynthResult:
     """Write ``count`` synthetic clips of ``word`` to ``out/word/`` (see module docs).
 
     ``text`` is what is spoken (default: the word with ``_`` as spaces, ``hey_lamp`` ->
@@ -186,8 +206,10 @@ def synth(word: str, count: int, out: str | Path, seed: int = 0,
     if count < 1:
         raise KwsError(f"--count {count}: make at least one clip")
     if not word or word.startswith("_") or "/" in word or "\\" in word:
-        raise KwsError(f"word {word!r}: give a folder name without '/' that does not start "
-                       f"with '_' (e.g. hey_lamp)")
+        raise KwsError(
+            f"word {word!r}: give a folder name without '/' that does not start "
+            f"with '_' (e.g. hey_lamp)"
+        )
     exe = find_engine()
     folder = ensure_writable(Path(out) / word)
     noise = _load_noise(Path(noise_dir) if noise_dir else None)
@@ -195,8 +217,12 @@ def synth(word: str, count: int, out: str | Path, seed: int = 0,
     spoken = text or word.replace("_", " ")
     picks = [voices[k % len(voices)] for k in range(count)]
     with ThreadPoolExecutor(2) as pool:
-        clips = list(pool.map(lambda k: _one_clip(exe, spoken, picks[k], seed, k, noise,
-                                                  not augmented), range(count)))
+        clips = list(
+            pool.map(
+                lambda k: _one_clip(exe, spoken, picks[k], seed, k, noise, not augmented),
+                range(count),
+            )
+        )
     result = SynthResult(word, folder, ENGINE)
     for k, (voice, clip) in enumerate(zip(picks, clips)):
         path = folder / f"{voice}_nohash_{k}.wav"

@@ -61,8 +61,9 @@ def find_words(x: np.ndarray) -> list[tuple[int, int]]:
         else:
             runs.append([int(f), int(f)])
     shortest = MIN_WORD_MS * SAMPLE_RATE // 1000 // STRIDE_SAMPLES
-    return [(a * STRIDE_SAMPLES, (b + 1) * STRIDE_SAMPLES) for a, b in runs
-            if b - a + 1 >= shortest]
+    return [
+        (a * STRIDE_SAMPLES, (b + 1) * STRIDE_SAMPLES) for a, b in runs if b - a + 1 >= shortest
+    ]
 
 
 def centre_clip(x: np.ndarray, start: int, end: int) -> np.ndarray:
@@ -71,7 +72,7 @@ def centre_clip(x: np.ndarray, start: int, end: int) -> np.ndarray:
     out = np.zeros(CLIP_SAMPLES, np.int16)
     lo, hi = max(first, 0), min(first + CLIP_SAMPLES, len(x))
     if hi > lo:
-        out[lo - first: hi - first] = x[lo:hi]
+        out[lo - first : hi - first] = x[lo:hi]
     return out
 
 
@@ -79,8 +80,10 @@ def take_problem(word: np.ndarray) -> str | None:
     """Why the audio of one spoken word is unusable, or None when it is fine."""
     clipped = int(np.sum(np.abs(word.astype(np.int32)) >= FULL_SCALE))
     if clipped >= CLIPPED_SAMPLES:
-        return (f"clipped ({clipped} samples at full scale): move back from the microphone "
-                f"or turn its input gain down")
+        return (
+            f"clipped ({clipped} samples at full scale): move back from the microphone "
+            f"or turn its input gain down"
+        )
     level = peak_db(word)
     if level < QUIET_DB:
         return f"too quiet (peak {level:.0f} dBFS): speak up or move closer to the microphone"
@@ -104,9 +107,12 @@ def analyse_take(x: np.ndarray) -> Take:
     """The loudest word of a take (a few seconds of audio), checked and cut to 1 s."""
     words = find_words(x)
     if not words:
-        return Take(None, f"silent (peak {peak_db(x):.0f} dBFS, no word above the background): "
-                          f"speak after the countdown, check the microphone")
-    start, end = max(words, key=lambda w: float(np.sum(x[w[0]:w[1]].astype(np.float64)**2)))
+        return Take(
+            None,
+            f"silent (peak {peak_db(x):.0f} dBFS, no word above the background): "
+            f"speak after the countdown, check the microphone",
+        )
+    start, end = max(words, key=lambda w: float(np.sum(x[w[0] : w[1]].astype(np.float64) ** 2)))
     reason = take_problem(x[start:end])
     clip = None if reason else centre_clip(x, start, end)
     return Take(clip, reason, start, end)
@@ -114,8 +120,10 @@ def analyse_take(x: np.ndarray) -> Take:
 
 def check_speaker(speaker: str) -> str:
     if not SPEAKER_RE.fullmatch(speaker) or "_nohash_" in speaker:
-        raise KwsError(f"--speaker {speaker!r}: use letters, digits, '-', '+' or '.' (it "
-                       f"becomes the file name prefix <speaker>_nohash_<n>.wav)")
+        raise KwsError(
+            f"--speaker {speaker!r}: use letters, digits, '-', '+' or '.' (it "
+            f"becomes the file name prefix <speaker>_nohash_<n>.wav)"
+        )
     return speaker
 
 
@@ -127,8 +135,10 @@ def ensure_writable(folder: Path, option: str = "--out") -> Path:
         os.close(fd)
         os.unlink(tmp)
     except OSError as exc:
-        raise KwsError(f"{folder}: cannot write there ({exc.strerror or exc}); choose another "
-                       f"{option} or fix its permissions") from None
+        raise KwsError(
+            f"{folder}: cannot write there ({exc.strerror or exc}); choose another "
+            f"{option} or fix its permissions"
+        ) from None
     return folder
 
 

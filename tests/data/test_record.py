@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from wavgen import as_int16, write_wav
 
 from kwstool.cli import main
 from kwstool.core.audio import load_wav
@@ -20,7 +21,6 @@ from kwstool.data import speaker_of
 from kwstool.data.record import WavBlocks, record_session, split_recording
 from kwstool.data.takes import find_words
 from kwstool.errors import KwsError
-from wavgen import as_int16, write_wav
 
 RATE = 16000
 
@@ -53,7 +53,7 @@ def test_split_names_files_and_rejects_with_reasons(tmp_path):
     for p in res.saved:
         x = load_wav(p, clip_samples=None)
         assert len(x) == RATE and speaker_of(f"hey_lamp/{p.name}") == "alice"
-        (start, end), = find_words(x)  # one word, centred in the second
+        ((start, end),) = find_words(x)  # one word, centred in the second
         assert abs((start + end) / 2 - RATE / 2) < 0.05 * RATE
         assert np.abs(x).max() < 32767
 
@@ -92,14 +92,16 @@ def test_guided_session_reads_blocks_like_a_microphone(tmp_path):
     def window(x: np.ndarray | None) -> np.ndarray:
         w = rng.normal(0, 3e-4, take)
         if x is not None:
-            w[3000:3000 + len(x)] += x
+            w[3000 : 3000 + len(x)] += x
         return np.clip(w, -1, 1)
 
-    audio = np.concatenate([window(_burst(0.4, 400)), window(_burst(1.5, 500)), window(None),
-                            window(_burst(0.5, 600))])
+    audio = np.concatenate(
+        [window(_burst(0.4, 400)), window(_burst(1.5, 500)), window(None), window(_burst(0.5, 600))]
+    )
     wav = write_wav(tmp_path / "mic.wav", as_int16(audio))
-    res = record_session(WavBlocks(wav), "hey_lamp", 2, tmp_path / "rec", "carol",
-                         take_seconds=1.25, countdown=0)
+    res = record_session(
+        WavBlocks(wav), "hey_lamp", 2, tmp_path / "rec", "carol", take_seconds=1.25, countdown=0
+    )
     assert [p.name for p in res.saved] == ["carol_nohash_0.wav", "carol_nohash_1.wav"]
     assert len(res.rejected) == 2
     assert res.rejected[0].startswith("clipped") and res.rejected[1].startswith("silent")
@@ -110,8 +112,9 @@ def test_all_silent_writes_nothing(tmp_path):
     with pytest.raises(KwsError, match=r"no word found, the recording is silent"):
         split_recording(wav, "hey_lamp", tmp_path / "rec", speaker="alice")
     with pytest.raises(KwsError, match=r"no usable take .*silent.*nothing written"):
-        record_session(WavBlocks(wav), "hey_lamp", 2, tmp_path / "rec", "alice",
-                       take_seconds=1.0, countdown=0)
+        record_session(
+            WavBlocks(wav), "hey_lamp", 2, tmp_path / "rec", "alice", take_seconds=1.0, countdown=0
+        )
     assert not list((tmp_path / "rec").rglob("*.wav"))
 
 

@@ -20,7 +20,8 @@ from kwstool.errors import KwsError
 
 needs_espeak = pytest.mark.skipif(
     shutil.which("espeak-ng") is None,
-    reason="espeak-ng not installed (CI installs it: apt-get install espeak-ng)")
+    reason="espeak-ng not installed (CI installs it: apt-get install espeak-ng)",
+)
 
 
 def _digests(paths) -> list[str]:
@@ -38,8 +39,9 @@ def test_deterministic_files_with_distinct_voice_speakers(tmp_path):
     speakers = [speaker_of(f"hey_lamp/{p.name}") for p in a.saved]
     assert speakers == a.voices and len(set(speakers)) == 6
     assert all("+" in v and v.startswith("en") for v in speakers)
-    assert sorted(p.name for p in (tmp_path / "a" / "hey_lamp").iterdir()) == \
-        sorted(f"{v}_nohash_{k}.wav" for k, v in enumerate(a.voices))
+    assert sorted(p.name for p in (tmp_path / "a" / "hey_lamp").iterdir()) == sorted(
+        f"{v}_nohash_{k}.wav" for k, v in enumerate(a.voices)
+    )
     for p in a.saved:
         x = load_wav(p, clip_samples=None)
         assert len(x) == 16000 and x.dtype == np.int16
@@ -72,8 +74,11 @@ def test_augmentation_uses_given_noise_and_changes_the_audio(tmp_path):
 
 def test_missing_engine_is_one_line_and_writes_nothing(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))
-    with pytest.raises(KwsError, match=r"espeak-ng .* not installed; install it: "
-                                       r"`sudo apt-get install espeak-ng`"):
+    with pytest.raises(
+        KwsError,
+        match=r"espeak-ng .* not installed; install it: "
+        r"`sudo apt-get install espeak-ng`",
+    ):
         synth("hey_lamp", 2, tmp_path / "out")
     rc = main(["synth", "hey_lamp", "--count", "2", "--out", str(tmp_path / "out")])
     err = capsys.readouterr().err.strip()
