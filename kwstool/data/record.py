@@ -129,7 +129,13 @@ class Microphone:
 
     def read(self, n: int) -> np.ndarray:
         while len(self._pending) < n:
-            block = self._queue.get(timeout=5.0)
+            try:
+                block = self._queue.get(timeout=5.0)
+            except queue.Empty:
+                raise KwsError(
+                    f"microphone {self.name!r} delivered no audio for 5 s; check "
+                    f"that it is not muted or used by another program"
+                ) from None
             if self.rate != SAMPLE_RATE:
                 block = to_int16_mono_16k(block, self.rate)
             self._pending = np.concatenate([self._pending, block])
