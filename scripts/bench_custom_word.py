@@ -19,7 +19,8 @@
     5. threshold on the ``happy`` score: the lowest value that keeps false positives per clip
        at most ``--fpr`` (1 %) on the *validation* negatives; then recall on every ``happy``
        clip of the speakers never used for training (the same held-out set for every row) and
-       the false-positive rate on the *test* negatives at that threshold.
+       the false-positive rate on the *test* negatives at that threshold. Negatives here are
+       the ``_unknown_`` clips (other words; the same clips in every row), not silence.
 
 Validation holds no real ``happy`` clip (all own clips are train; synthetic ones are train only),
 so ``best.keras`` is chosen by validation accuracy on negatives and silence; ``best`` in the
@@ -119,6 +120,7 @@ def _row(
         progress=False,
     )
     run = work / "runs" / tag
+    # a finished run with the same settings is reused (train's resume returns it as it is)
     tr = train(
         data_dir,
         run,
@@ -126,16 +128,18 @@ def _row(
         epochs=args.epochs,
         patience=args.epochs,
         seed=args.seed,
-        overwrite=True,
+        resume=(run / "config.json").is_file(),
         progress=False,
     )
     quantize(run, data_dir, log=lambda _msg: None)
     tflite = (run / "model_int8.tflite").read_bytes()
     data = load_prepared(data_dir)
-    k = data.labels.index(WORD)
+    k, u = data.labels.index(WORD), data.labels.index("_unknown_")
     val, test = data.split("validation"), data.split("test")
-    val_neg = _scores(tflite, np.asarray(val.features)[np.asarray(val.labels) != k], k)
-    test_neg = _scores(tflite, np.asarray(test.features)[np.asarray(test.labels) != k], k)
+    # negatives: the _unknown_ clips (other words, other speakers). Silence clips are left out:
+    # their count follows the keyword count, so they would differ between the rows.
+    val_neg = _scores(tflite, np.asarray(val.features)[np.asarray(val.labels) == u], k)
+    test_neg = _scores(tflite, np.asarray(test.features)[np.asarray(test.labels) == u], k)
     pos = _scores(tflite, held_feats, k)
     t = _threshold(val_neg, args.fpr)
     train_counts = data.manifest["splits"]["train"]["per_class"]
@@ -159,16 +163,15 @@ def _print_table(rows: list[dict], held: int, fpr: float) -> None:
         f"positives per clip (threshold from validation negatives)"
     )
     print(
-        f"{'N real':>6} {'synth':>5} {'train word':>10} {'train unk':>9} {'thr':>5} "
-        f"{'recall':>7} {'test FPR':>8} {'best':>4}"
+        f"{'N real':>6} {'synth':>5} {'train word':>10} {'train unk':>9} {'val neg':>7} "
+        f"{'test neg':>8} {'thr':>5} {'recall':>7} {'test FPR':>8} {'best':>4}"
     )
     for r in rows:
         print(
             f"{r['n']:>6} {'yes' if r['synth'] else 'no':>5} {r['train_word']:>10} "
-            f"{r['train_unknown']:>9} {r['threshold']:>5} {r['recall']:>7.3f} "
-            f"{r['test_fpr']:>8.3%} {r['best_epoch']:>4}"
+            f"{r['train_unknown']:>9} {r['val_neg']:>7} {r['test_neg']:>8} {r['threshold']:>5} "
+            f"{r['recall']:>7.3f} {r['test_fpr']:>8.3%} {r['best_epoch']:>4}"
         )
-    print(f"(negatives: {rows[0]['val_neg']} validation, {rows[0]['test_neg']} test clips)")
 
 
 def main() -> int:
@@ -196,7 +199,10 @@ def main() -> int:
     args.own_clips, held = _pick_own(mini, max(ns))
     held_feats = compute(np.stack([load_wav(f) for f in held]))
     synth_dir = args.work / "synth"
-    synth(WORD, args.synth_count, synth_dir, seed=args.seed, noise_dir=mini / "_background_noise_")
+    if len(list((synth_dir / WORD).glob("*.wav"))) != args.synth_count:  # deterministic: reuse
+        synth(
+            WORD, args.synth_count, synth_dir, seed=args.seed, noise_dir=mini / "_background_noise_"
+        )
     print(f"synthetic clips: {args.synth_count} in {time.perf_counter() - t0:.0f} s", flush=True)
     rows = []
     for n in ns:
