@@ -44,7 +44,9 @@ class _ConsoleUI:
 @app.command()
 def record(
     word: str = typer.Argument(..., help="The keyword, as its folder name (e.g. hey_lamp)."),
-    count: int = typer.Option(20, "--count", "-n", help="Good takes to record."),
+    count: int = typer.Option(
+        20, "--count", "-n", help="Good takes to record (microphone; --wav keeps every good one)."
+    ),
     out: Path = typer.Option(
         Path("recordings"), "--out", "-o", help="Folder of label folders; clips go to OUT/WORD/."
     ),
