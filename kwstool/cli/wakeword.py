@@ -14,7 +14,7 @@ from kwstool.cli.app import app, console, err_console
 class _ConsoleUI:
     """The guided session on the terminal: prompt, countdown, a level meter, verdicts."""
 
-    WIDTH = 40
+    WIDTH = 36  # characters of the level meter
 
     def prompt(self, index: int, count: int, word: str) -> None:
         console.print(
