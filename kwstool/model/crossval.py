@@ -98,12 +98,25 @@ class Pool:
                        sort_keys=True).encode()).hexdigest()  # fmt: skip
 
     def fold_splits(self, folds: np.ndarray, f: int, seed: int) -> dict[str, np.ndarray]:
-        """Row indices of train/validation/test for fold ``f``."""
+        """Row indices of train/validation/test for fold ``f``: validation takes whole groups
+        of the other folds, in seeded-hash order, until it holds VALIDATION_PCT % of them."""
         test = folds == f
-        val = np.array([not t and _rank(seed, "val:" + g) % 10_000 < VALIDATION_PCT * 100
-                        for g, t in zip(self.groups, test)])  # fmt: skip
-        return {"train": np.flatnonzero(~test & ~val), "validation": np.flatnonzero(val),
-                "test": np.flatnonzero(test)}  # fmt: skip
+        groups = np.asarray(self.groups, dtype=object)
+        keys, counts = np.unique(groups[~test], return_counts=True)
+        want = max(1.0, counts.sum() * VALIDATION_PCT / 100.0)
+        chosen: set[str] = set()
+        taken = 0
+        for i in sorted(range(len(keys)), key=lambda i: _rank(seed, f"val{f}:{keys[i]}")):
+            if taken >= want:
+                break
+            chosen.add(str(keys[i]))
+            taken += int(counts[i])
+        val = ~test & np.array([g in chosen for g in self.groups], dtype=bool)
+        return {
+            "train": np.flatnonzero(~test & ~val),
+            "validation": np.flatnonzero(val),
+            "test": np.flatnonzero(test),
+        }
 
     def write(self, out: Path, rows: dict[str, np.ndarray], tag: str) -> None:
         """A prepared folder of the given rows (skipped when it is already there)."""
