@@ -573,3 +573,20 @@ def test_select_decides_the_best_epoch_and_early_stopping(tiny_data, tmp_path):
     assert len(calls) == 3 and result.best_epoch == 1 and result.epochs_run == 3
     assert result.best_score == -1.0 and result.stopped_early
     assert [row["score"] for row in result.history] == [-1.0, -2.0, -3.0]
+
+
+def test_cli_preset_full_with_explicit_overrides(tiny_data, tmp_path, capsys):
+    from kwstool.cli import main
+    from kwstool.model.config import PRESETS
+
+    run = tmp_path / "run"
+    args = ["train", str(tiny_data), "--out", str(run), "--preset", "full", "--model",
+            "tiny_conv", "--epochs", "1", "--json"]  # fmt: skip
+    assert main(args) == 0
+    hp = json.loads((run / "config.json").read_text())["hyperparameters"]
+    assert hp["model"] == "tiny_conv" and hp["epochs"] == 1  # explicit options win
+    for key in ("batch_size", "lr", "warmup_epochs", "label_smoothing", "patience"):
+        assert hp[key] == PRESETS["full"][key]
+    capsys.readouterr()
+    assert main(["train", str(tiny_data), "--out", str(tmp_path / "x"), "--preset", "huge"]) == 2
+    assert capsys.readouterr().err.strip() == ("error: unknown preset 'huge'; choose one of: full")
