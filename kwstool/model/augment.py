@@ -10,7 +10,6 @@ are (the audio may be a memory-mapped array); all randomness comes from the gene
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any
 
 import numpy as np
 
@@ -121,9 +120,7 @@ class Augmenter:
         """Int8 features ``(len(idx), 49, 40)`` of freshly augmented clips ``idx``."""
         from kwstool.core import frontend
 
-        x = np.asarray(self.audio[np.sort(idx)] if _is_memmap(self.audio) else self.audio[idx])
-        if _is_memmap(self.audio):  # sorted reads from the file, then back to ``idx`` order
-            x = x[np.argsort(np.argsort(idx))]
+        x = read_rows(self.audio, idx)
         if self.speed_perturb > 0:
             x = self._speed(x, rng)
         x = self._shift(x, rng)
@@ -162,8 +159,21 @@ class Augmenter:
         return out
 
 
-def _is_memmap(a: Any) -> bool:
-    return isinstance(a, np.memmap)
+def read_rows(audio: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """Rows ``idx`` of ``audio``. A memory-mapped ``.npy`` is read with plain file reads, so the
+    rows land in the page cache but not in this process's resident memory (touching the map
+    would count every clip of an epoch towards RSS)."""
+    if not (isinstance(audio, np.memmap) and audio.filename and audio.ndim == 2
+            and audio.flags.c_contiguous):  # fmt: skip
+        return np.asarray(audio[idx])
+    row_bytes = audio.shape[1] * audio.itemsize
+    out = np.empty((len(idx), audio.shape[1]), dtype=audio.dtype)
+    with open(audio.filename, "rb", buffering=0) as fh:
+        for k in np.argsort(idx, kind="stable"):  # ascending offsets
+            fh.seek(audio.offset + int(idx[k]) * row_bytes)
+            if fh.readinto(memoryview(out[k]).cast("B")) != row_bytes:
+                raise OSError(f"{audio.filename}: short read at row {int(idx[k])}")
+    return out
 
 
 def class_weights(labels: np.ndarray, num_labels: int) -> np.ndarray:

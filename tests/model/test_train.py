@@ -590,3 +590,15 @@ def test_cli_preset_full_with_explicit_overrides(tiny_data, tmp_path, capsys):
     capsys.readouterr()
     assert main(["train", str(tiny_data), "--out", str(tmp_path / "x"), "--preset", "huge"]) == 2
     assert capsys.readouterr().err.strip() == ("error: unknown preset 'huge'; choose one of: full")
+
+
+def test_read_rows_of_a_memory_mapped_array_equals_indexing(tmp_path):
+    from kwstool.model.augment import read_rows
+
+    a = np.random.default_rng(0).integers(-32768, 32767, size=(50, 16000), dtype=np.int16)
+    np.save(tmp_path / "a.npy", a)
+    mm = np.load(tmp_path / "a.npy", mmap_mode="r")
+    idx = np.array([7, 3, 49, 3, 0, 12])
+    out = read_rows(mm, idx)
+    assert out.dtype == np.int16 and np.array_equal(out, a[idx])
+    assert np.array_equal(read_rows(a, idx), a[idx])  # plain arrays: indexing
