@@ -29,7 +29,6 @@ import argparse
 import hashlib
 import json
 import os
-import resource
 import subprocess
 import sys
 import time
@@ -115,20 +114,23 @@ def build_corpus(data_root: Path, out: Path, clips: int) -> Path:
     return out
 
 
-def child(code: str, env: dict[str, str]) -> tuple[float, int, str]:
-    """Run ``code`` in a fresh Python; (seconds, peak RSS bytes of that child, stdout)."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    t0 = time.perf_counter()
-    proc = subprocess.run(
-        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=False
-    )
-    seconds = time.perf_counter() - t0
-    if proc.returncode != 0:
-        raise SystemExit(f"child failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    if peak <= before:  # ru_maxrss of children is a max over all of them
-        print("  note: peak RSS not above an earlier child's; the figure is an upper bound")
-    return seconds, peak * 1024, proc.stdout
+def child(code: str, env: dict[str, str]) -> tuple[float, int, str, float]:
+    """Run ``code`` in a fresh Python; (seconds, peak RSS bytes, stdout, CPU seconds) of it.
+    ``os.wait4`` gives the resource usage of exactly that child (ru_maxrss, KiB on Linux)."""
+    import tempfile
+
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        t0 = time.perf_counter()
+        proc = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=out, stderr=err)
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        seconds = time.perf_counter() - t0
+        out.seek(0)
+        err.seek(0)
+        if proc.returncode != 0:
+            raise SystemExit(f"child failed ({proc.returncode}):\n{err.read()[-3000:]}")
+        cpu = usage.ru_utime + usage.ru_stime
+        return seconds, usage.ru_maxrss * 1024, out.read(), cpu
 
 
 def folder_bytes(path: Path, pattern: str = "*") -> int:
@@ -151,32 +153,39 @@ def main(argv: list[str] | None = None) -> int:
         "as a full-data run with every word does)",
     )
     ap.add_argument("--skip-train", action="store_true")
+    ap.add_argument(
+        "--skip-prepare", action="store_true", help="reuse OUT/prepared_N (measure training only)"
+    )
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args(argv)
     if not args.data_root.is_dir():
         args.data_root = Path("/work/shared/data")
     env = dict(os.environ, PYTHONPATH=str(REPO), TF_CPP_MIN_LOG_LEVEL="3")
-    corpus = build_corpus(args.data_root, args.out / f"corpus_{args.clips}", args.clips)
+    corpus = args.out / f"corpus_{args.clips}"
+    if not args.skip_prepare:
+        build_corpus(args.data_root, corpus, args.clips)
     prepared = args.out / f"prepared_{args.clips}"
     wavs = sum(1 for _ in corpus.rglob("*.wav")) - len(list(corpus.glob("_background_noise_/*")))
     result: dict = {"clips": args.clips, "corpus_wavs": wavs, "cpus": os.cpu_count()}
 
-    code = (
-        f"from kwstool.data import prepare; r = prepare({str(corpus)!r}, {str(prepared)!r}, "
-        f"force=True, progress=False, unknown_share={args.unknown_share}); import json; "
-        f"print(json.dumps(r.to_dict()))"
-    )
-    secs, rss, out = child(code, env)
-    counts = json.loads(out.strip().splitlines()[-1])
-    result["prepare"] = {
-        "seconds": round(secs, 1),
-        "clips_per_s": round(args.clips / secs, 1),
-        "peak_rss_mb": round(rss / 2**20),
-        "features_mb": round(folder_bytes(prepared, "*_features.npy") / 2**20, 1),
-        "folder_mb": round(folder_bytes(prepared) / 2**20, 1),
-        "splits": {s: v["count"] for s, v in counts.get("splits", {}).items()},
-    }
-    print(json.dumps(result["prepare"]), flush=True)
+    if not args.skip_prepare:
+        code = (
+            f"from kwstool.data import prepare; r = prepare({str(corpus)!r}, {str(prepared)!r}, "
+            f"force=True, progress=False, unknown_share={args.unknown_share}); import json; "
+            f"print(json.dumps(r.to_dict()))"
+        )
+        secs, rss, out, cpu = child(code, env)
+        counts = json.loads(out.strip().splitlines()[-1])
+        result["prepare"] = {
+            "seconds": round(secs, 1),
+            "clips_per_s": round(args.clips / secs, 1),
+            "cpu_seconds": round(cpu, 1),
+            "peak_rss_mb": round(rss / 2**20),
+            "features_mb": round(folder_bytes(prepared, "*_features.npy") / 2**20, 1),
+            "folder_mb": round(folder_bytes(prepared) / 2**20, 1),
+            "splits": {s: v["count"] for s, v in counts.get("splits", {}).items()},
+        }
+        print(json.dumps(result["prepare"]), flush=True)
     if not args.skip_train:
         run = args.out / f"run_{args.clips}_{args.model}"
         batch = f", batch_size={args.batch_size}" if args.batch_size else ""
@@ -185,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
             f"model={args.model!r}, epochs={args.epochs}{batch}, overwrite=True, "
             f"progress=False)"
         )
-        secs, rss, _ = child(code, env)
+        secs, rss, _, cpu = child(code, env)
         hist = json.loads((run / "history.json").read_text())["epochs"]
         n_train = json.loads((run / "config.json").read_text())["data"]["train_count"]
         steady = hist[-1]  # the first epoch also traces the graph
@@ -195,6 +204,7 @@ def main(argv: list[str] | None = None) -> int:
             "train_clips": n_train,
             "epochs": len(hist),
             "seconds": round(secs, 1),
+            "cpu_seconds": round(cpu, 1),
             "epoch_seconds": [h["seconds"] for h in hist],
             "clips_per_s_per_epoch": [h["clips_per_s"] for h in hist],
             "steady_clips_per_s": rate,
