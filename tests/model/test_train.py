@@ -468,6 +468,9 @@ def test_every_config_field_has_a_cli_option_and_vice_versa():
         assert params[name].default is None  # not given: default for a new run, stored on resume
         assert FIELDS[name].metadata["help"] in params[name].help
         assert "--" + name.replace("_", "-") in params[name].opts
+    # `kwstool run` passes its training options through under the same names
+    run_params = {p.name for p in typer.main.get_command(app).commands["run"].params}
+    assert {"model", "epochs", "batch_size", "seed"} <= run_params & set(FIELD_NAMES)
 
 
 def test_config_validation_names_the_field():
