@@ -68,7 +68,7 @@ class Augmenter:
         with it, as in Kaldi's speed perturbation), stretched about the clip's centre; samples
         beyond the original clip are zeros. Linear interpolation."""
         n, length = clips.shape
-        rates = rng.uniform(1.0 - self.speed_perturb, 1.0 + self.speed_perturb, size=n)
+        rates = rng.uniform(1.0 - self.speed_perturb, 1.0 + self.speed_perturb, size=int(n))
         centre = (length - 1) / 2.0
         grid = np.arange(length, dtype=np.float64)
         out = np.empty((n, length), dtype=np.float32)
@@ -81,7 +81,7 @@ class Augmenter:
         if self.max_shift <= 0:
             return clips.astype(np.float32)
         n, length = clips.shape
-        shifts = rng.integers(-self.max_shift, self.max_shift + 1, size=n)
+        shifts = rng.integers(-self.max_shift, self.max_shift + 1, size=int(n))
         out = np.zeros((n, length), dtype=np.float32)
         for i, s in enumerate(shifts):
             if s >= 0:
@@ -95,8 +95,8 @@ class Augmenter:
         n, length = x.shape
         use = (rng.random(n) < self.noise_prob) | silence
         volume = np.where(silence, rng.uniform(0.0, 1.0, n), rng.uniform(0.0, self.noise_volume, n))
-        which = rng.integers(0, len(self.noise), size=n)
-        starts = rng.random(n)
+        which = rng.integers(0, len(self.noise), size=int(n))
+        starts = rng.random(int(n))
         for i in np.flatnonzero(use):
             rec = self.noise[which[i]]
             if len(rec) < length:  # short recording: repeat it to a full clip
@@ -108,9 +108,9 @@ class Augmenter:
         """SpecAugment: one frequency band and one time span per clip set to the clip mean."""
         n, frames, channels = feats.shape
         fill = feats.reshape(n, -1).mean(axis=1)
-        f_width = rng.integers(0, FREQ_MASK_MAX + 1, size=n)
+        f_width = rng.integers(0, FREQ_MASK_MAX + 1, size=int(n))
         f_start = (rng.random(n) * (channels - f_width + 1)).astype(int)
-        t_width = rng.integers(0, TIME_MASK_MAX + 1, size=n)
+        t_width = rng.integers(0, TIME_MASK_MAX + 1, size=int(n))
         t_start = (rng.random(n) * (frames - t_width + 1)).astype(int)
         for i in range(n):
             feats[i, :, f_start[i] : f_start[i] + f_width[i]] = fill[i]

@@ -138,7 +138,7 @@ class Pool:
                 "per_class": {n: int(per[i]) for i, n in enumerate(self.labels)},
             }
         with atomic_path(out / "background_noise.npz") as tmp, open(tmp, "wb") as fh:
-            np.savez(fh, **self.noise)
+            np.savez(fh, **self.noise)  # type: ignore[arg-type]
         write_json(manifest_path, {
             "format": 1, "kwstool_version": __version__, "source": f"cross-validation {tag}",
             "words": self.words, "labels": self.labels, "features": self.features_params,

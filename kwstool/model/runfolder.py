@@ -86,7 +86,7 @@ def write_checkpoint(
     """Write ``epoch_NNNN.npz`` then ``state.json`` (the commit point), then drop older files."""
     name = f"epoch_{epoch:04d}.npz"
     with atomic_path(ckpt_dir / name) as tmp, open(tmp, "wb") as fh:
-        np.savez(fh, **_state_arrays(model, optimizer))
+        np.savez(fh, **_state_arrays(model, optimizer))  # type: ignore[arg-type]
     write_json(ckpt_dir / STATE_FILE, dict(state, epoch=epoch, file=name))
     for old in ckpt_dir.glob("epoch_*.npz"):
         if old.name != name:
@@ -227,7 +227,7 @@ def config_record(
     net: Any,
     n_train: int,
     n_val: int,
-    optimizer_info: dict,
+    optimizer_info: dict[str, Any],
 ) -> dict[str, Any]:
     from kwstool.core import frontend
 

@@ -143,7 +143,9 @@ def _seed_everything(seed: int, threads: int | None) -> None:
     tf.config.experimental.enable_op_determinism()
 
 
-def _compile(cfg: TrainConfig, num_labels: int, n_train: int) -> tuple[Any, Any, Any, dict]:
+def _compile(
+    cfg: TrainConfig, num_labels: int, n_train: int
+) -> tuple[Any, Any, Any, dict[str, Any]]:
     """Model, optimizer and schedule of ``cfg`` (AdamW, linear warm-up + cosine decay)."""
     import keras
 
