@@ -75,6 +75,8 @@ def train(
     speed_perturb: float | None = _opt("speed_perturb"),
     spec_augment: bool | None = _opt("spec_augment"),
     class_balance: bool | None = _opt("class_balance"),
+    stream_windows: float | None = _opt("stream_windows"),
+    hard_negatives: bool | None = _opt("hard_negatives"),
     weight_decay: float | None = _opt("weight_decay"),
     label_smoothing: float | None = _opt("label_smoothing"),
     threads: int | None = typer.Option(None, "--threads", help="CPU threads (default: all cores)."),
@@ -268,7 +270,7 @@ def run_all(
     words: str | None = typer.Option(
         None, "--words", help="Keywords, comma-separated (demo default: yes,no)."
     ),
-    model: str | None = typer.Option(None, "--model", help="tiny_conv, ds_cnn or bc_resnet."),
+    model: str | None = typer.Option(None, "--model", help="ds_tcn (default), bc_resnet, tc_resnet, ds_cnn or tiny_conv."),
     epochs: int | None = typer.Option(None, "--epochs", help="Training epochs (demo: 40)."),
     batch_size: int | None = typer.Option(
         None, "--batch-size", help="Training batch size (demo: 16)."

@@ -325,9 +325,12 @@ def stream_examples(cfg: TrainConfig, train_split: Any, labels: list[str], noise
     from kwstool.model.windows import StreamWindows
 
     recordings = [noise[k] for k in sorted(noise)] if isinstance(noise, dict) else list(noise)
+    count = max(1, round(cfg.stream_windows * len(train_split.labels)))
     windows = StreamWindows(np.asarray(train_split.audio), train_split.labels, labels,
-                            recordings, count=max(1, round(cfg.stream_windows * len(train_split.labels))))  # fmt: skip
-    return HardNegatives(windows) if cfg.hard_negatives else windows
+                            recordings, count=count)  # fmt: skip
+    if not cfg.hard_negatives:
+        return windows
+    return HardNegatives(windows, mined_per_epoch=max(1, count * 2 // 5), pool_size=count)
 
 
 def _restore(s: _Session, resume: bool) -> int | None:
