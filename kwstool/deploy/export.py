@@ -22,6 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from kwstool.core.boards import BOARDS, Board, arena_margin, arena_total
+from kwstool.core.calibration import load_calibration
+from kwstool.core.recognizer import RECOGNIZER_DEFAULTS
 from kwstool.errors import KwsError
 
 HEADER_FILE = "kws_model_data.h"
@@ -30,9 +32,6 @@ DEFAULT_OUT = Path("firmware") / "src" / "model"
 #: The feature parameters the header states (the firmware static-asserts them).
 FEATURE_KEYS = ("sample_rate", "window_ms", "stride_ms", "num_channels", "num_frames")
 
-#: micro_speech's RecognizeCommands defaults; the threshold is on the averaged score * 255.
-RECOGNIZER_DEFAULTS = {"average_window_ms": 1000, "threshold": 200, "suppression_ms": 1500,
-                       "minimum_count": 3}
 
 
 @dataclass
@@ -225,6 +224,7 @@ def export(run_dir: str | os.PathLike, out_dir: str | os.PathLike = DEFAULT_OUT,
     check_budget(len(tflite), arena, target, str(tflite_path))
 
     rec = dict(RECOGNIZER_DEFAULTS)
+    rec.update(load_calibration(tflite_path) or {})  # stream-eval --calibrate: per-label thresholds
     rec.update(recognizer or {})
     header = render_header(report, model_name, sha256, len(tflite), target, rec)
     source = render_source(tflite, list(report["labels"]), model_name, sha256)
