@@ -12,7 +12,7 @@ from typing import Optional
 
 import typer
 
-from kwstool.cli import data, model, deploy  # noqa: F401,I001  (register commands, in this order)
+from kwstool.cli import data, model, deploy, stream  # noqa: F401,I001  (register commands, in this order)
 from kwstool.cli.app import app, console, err_console
 from kwstool.errors import KwsError
 

@@ -50,7 +50,9 @@ def read_calibration(run_or_model: str | os.PathLike[str]) -> dict[str, Any] | N
     path = run / CALIBRATION_FILE
     if not path.exists():
         return None
-    fix = f"re-run `kwstool stream-eval {run} DATA --calibrate FA_PER_HOUR` or delete it"
+    fix = (
+        f"re-run `kwstool stream-eval {run} DATA --calibrate FA_PER_HOUR` or delete it"
+    )
     try:
         record = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
@@ -58,16 +60,21 @@ def read_calibration(run_or_model: str | os.PathLike[str]) -> dict[str, Any] | N
     if not isinstance(record, dict) or record.get("schema") != SCHEMA:
         raise KwsError(f"{path}: not a kwstool calibration record; {fix}")
     if record.get("version") != VERSION:
-        raise KwsError(f"{path}: calibration version {record.get('version')} is not {VERSION}; "
-                       f"{fix}")
+        raise KwsError(
+            f"{path}: calibration version {record.get('version')} is not {VERSION}; "
+            f"{fix}"
+        )
     if model.exists():
         sha = hashlib.sha256(model.read_bytes()).hexdigest()
         if record.get("model_sha256") != sha:
-            raise KwsError(f"{path}: calibrated for another model (sha256 differs from "
-                           f"{model.name}); {fix}")
+            raise KwsError(
+                f"{path}: calibrated for another model (sha256 differs from "
+                f"{model.name}); {fix}"
+            )
     thresholds = record.get("thresholds")
     if not isinstance(thresholds, dict) or not all(
-            isinstance(v, int) and 0 <= v <= 255 for v in thresholds.values()):
+        isinstance(v, int) and 0 <= v <= 255 for v in thresholds.values()
+    ):
         raise KwsError(f"{path}: thresholds must map labels to integers 0..255; {fix}")
     return record
 
@@ -82,7 +89,9 @@ def load_calibration(run_or_model: str | os.PathLike[str]) -> dict[str, Any] | N
     record = read_calibration(run_or_model)
     if record is None:
         return None
-    out: dict[str, Any] = {"thresholds": {str(k): int(v) for k, v in record["thresholds"].items()}}
+    out: dict[str, Any] = {
+        "thresholds": {str(k): int(v) for k, v in record["thresholds"].items()}
+    }
     suppression = (record.get("recognizer") or {}).get("suppression_ms")
     if isinstance(suppression, int):
         out["suppression_ms"] = suppression

@@ -7,5 +7,9 @@ from __future__ import annotations
 
 from typing import Any
 
-RECOGNIZER_DEFAULTS: dict[str, Any] = {"average_window_ms": 1000, "threshold": 200,
-                                       "suppression_ms": 1500, "minimum_count": 3}
+RECOGNIZER_DEFAULTS: dict[str, Any] = {
+    "average_window_ms": 1000,
+    "threshold": 200,
+    "suppression_ms": 1500,
+    "minimum_count": 3,
+}

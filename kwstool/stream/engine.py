@@ -45,8 +45,10 @@ def inference_period_ms(report: dict[str, Any] | None = None) -> int:
         return -(-DEFAULT_PERIOD_MS // STRIDE_MS) * STRIDE_MS
     period = int(value)
     if period <= 0 or period % STRIDE_MS:
-        raise KwsError(f"quantize.json: inference_period_ms {value} is not a positive multiple "
-                       f"of the {STRIDE_MS} ms stride; re-run `kwstool quantize`")
+        raise KwsError(
+            f"quantize.json: inference_period_ms {value} is not a positive multiple "
+            f"of the {STRIDE_MS} ms stride; re-run `kwstool quantize`"
+        )
     return period
 
 
@@ -64,8 +66,9 @@ def _litert(tflite: bytes, fast: bool = False) -> Any:
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
     kind = OpResolverType.AUTO if fast else OpResolverType.BUILTIN_REF
-    interp = Interpreter(model_content=tflite, num_threads=1,
-                         experimental_op_resolver_type=kind)
+    interp = Interpreter(
+        model_content=tflite, num_threads=1, experimental_op_resolver_type=kind
+    )
     interp.allocate_tensors()
     return interp
 
@@ -83,7 +86,9 @@ class StreamModel:
     runtime: str = "litert"
 
     @classmethod
-    def load(cls, run_or_model: str | os.PathLike[str], runtime: str = "litert") -> StreamModel:
+    def load(
+        cls, run_or_model: str | os.PathLike[str], runtime: str = "litert"
+    ) -> StreamModel:
         if runtime not in RUNTIMES:
             raise KwsError(f"unknown runtime {runtime!r}; use {' or '.join(RUNTIMES)}")
         path = resolve_model(run_or_model)
@@ -92,13 +97,24 @@ class StreamModel:
         info = model_info(tflite, str(path))
         labels = list(report.get("labels") or [])
         if len(labels) != int(np.prod(info.output_shape[1:])):
-            raise KwsError(f"{path.with_name('quantize.json')}: {len(labels)} labels for a model "
-                           f"with {info.output_shape} outputs; re-run `kwstool quantize`")
+            raise KwsError(
+                f"{path.with_name('quantize.json')}: {len(labels)} labels for a model "
+                f"with {info.output_shape} outputs; re-run `kwstool quantize`"
+            )
         if int(np.prod(info.input_shape[1:])) != NUM_FRAMES * NUM_CHANNELS:
-            raise KwsError(f"{path}: input {info.input_shape} is not {NUM_FRAMES}x{NUM_CHANNELS}"
-                           f" features; train the model with kwstool")
-        return cls(path, tflite, hashlib.sha256(tflite).hexdigest(), labels, info,
-                   inference_period_ms(report), runtime)
+            raise KwsError(
+                f"{path}: input {info.input_shape} is not {NUM_FRAMES}x{NUM_CHANNELS}"
+                f" features; train the model with kwstool"
+            )
+        return cls(
+            path,
+            tflite,
+            hashlib.sha256(tflite).hexdigest(),
+            labels,
+            info,
+            inference_period_ms(report),
+            runtime,
+        )
 
     @property
     def every_frames(self) -> int:
@@ -109,8 +125,9 @@ class StreamModel:
         if self.runtime == "tflm":
             from kwstool.core.tflite import _tflm_interpreter
 
-            tflm = _tflm_interpreter(self.tflite, max(2 * 1024 * 1024, 10 * len(self.tflite)),
-                                     str(self.path))
+            tflm = _tflm_interpreter(
+                self.tflite, max(2 * 1024 * 1024, 10 * len(self.tflite)), str(self.path)
+            )
 
             def run_tflm(windows: np.ndarray) -> np.ndarray:
                 rows = []
@@ -137,7 +154,9 @@ class StreamModel:
         return run_litert
 
     def scores(self, raw: np.ndarray) -> np.ndarray:
-        return native.scores_u8(raw, self.info.output_scale, self.info.output_zero_point)
+        return native.scores_u8(
+            raw, self.info.output_scale, self.info.output_zero_point
+        )
 
 
 def window_ends(num_frames: int, every: int) -> np.ndarray:
@@ -153,8 +172,13 @@ def windows_of(features: np.ndarray, ends: np.ndarray) -> np.ndarray:
     return padded[idx]
 
 
-def batch_outputs(model: StreamModel, features: np.ndarray, ends: np.ndarray,
-                  threads: int | None = None, chunk: int = 2048) -> np.ndarray:
+def batch_outputs(
+    model: StreamModel,
+    features: np.ndarray,
+    ends: np.ndarray,
+    threads: int | None = None,
+    chunk: int = 2048,
+) -> np.ndarray:
     """int8 model outputs ``(len(ends), labels)`` for the windows ending at ``ends``.
 
     The windows are split over ``threads`` interpreters (default: the CPU count); LiteRT and
@@ -167,8 +191,8 @@ def batch_outputs(model: StreamModel, features: np.ndarray, ends: np.ndarray,
 
     def work(job: int) -> None:
         run = invokers[job]
-        for s in starts[job::len(invokers)]:
-            out[s:s + chunk] = run(windows_of(features, ends[s:s + chunk]))
+        for s in starts[job :: len(invokers)]:
+            out[s : s + chunk] = run(windows_of(features, ends[s : s + chunk]))
 
     with ThreadPoolExecutor(max_workers=len(invokers)) as pool:
         list(pool.map(work, range(len(invokers))))
@@ -185,14 +209,16 @@ class StreamScores:
     frames: int
 
 
-def batch_results(model: StreamModel, samples: np.ndarray, threads: int | None = None
-                  ) -> StreamScores:
+def batch_results(
+    model: StreamModel, samples: np.ndarray, threads: int | None = None
+) -> StreamScores:
     """The results the board would produce for ``samples`` as one stream, computed in bulk."""
     feats = native.stream_features(samples)
     ends = window_ends(len(feats), model.every_frames)
     raw = batch_outputs(model, feats, ends, threads)
-    return StreamScores(native.frame_time_ms(ends).astype(np.uint32), raw, model.scores(raw),
-                        len(feats))
+    return StreamScores(
+        native.frame_time_ms(ends).astype(np.uint32), raw, model.scores(raw), len(feats)
+    )
 
 
 @dataclass
@@ -225,7 +251,7 @@ class StreamPipeline:
             frames = self.features.frames
             target = (frames // every + 1) * every
             need = native.frames_needed(target, self.features.samples)
-            take = samples[pos:pos + need]
+            take = samples[pos : pos + need]
             pos += len(take)
             self.features.feed(take)
             if self.features.frames >= target:

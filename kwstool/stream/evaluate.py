@@ -63,12 +63,17 @@ def load_noise(data: Any, noise_dir: str | os.PathLike[str] | None) -> list[np.n
     from kwstool.core.audio import load_wav
 
     if noise_dir is None:
-        return [np.asarray(v, np.int16) for _, v in sorted(data.background_noise.items())
-                if len(v)]
+        return [
+            np.asarray(v, np.int16)
+            for _, v in sorted(data.background_noise.items())
+            if len(v)
+        ]
     folder = Path(noise_dir)
     files = sorted(folder.glob("*.wav")) if folder.is_dir() else []
     if not files:
-        raise KwsError(f"{folder}: no .wav files of background noise; pass a folder of WAVs")
+        raise KwsError(
+            f"{folder}: no .wav files of background noise; pass a folder of WAVs"
+        )
     return [load_wav(f, None) for f in files]
 
 
@@ -77,31 +82,51 @@ def _clips(data: Any, split: str, labels: list[str]) -> tuple[np.ndarray, list[s
     names = [data.labels[int(i)] for i in s.labels]
     missing = sorted(set(names) - set(labels))
     if missing:
-        raise KwsError(f"{data.path}: labels {', '.join(missing)} are not among the model's "
-                       f"({', '.join(labels)}); pass data prepared for this model's words")
+        raise KwsError(
+            f"{data.path}: labels {', '.join(missing)} are not among the model's "
+            f"({', '.join(labels)}); pass data prepared for this model's words"
+        )
     return np.asarray(s.audio), names
 
 
-def parity_check(model: engine.StreamModel, samples: np.ndarray, res: engine.StreamScores
-                 ) -> dict[str, Any]:
+def parity_check(
+    model: engine.StreamModel, samples: np.ndarray, res: engine.StreamScores
+) -> dict[str, Any]:
     """Re-run a spread of windows in TFLite-Micro; their int8 outputs must equal the bulk's."""
     if len(res.times_ms) == 0:
         return {"windows": 0}
     feats = native.stream_features(samples)
     ends = engine.window_ends(len(feats), model.every_frames)
-    pick = np.unique(np.linspace(0, len(ends) - 1, min(PARITY_WINDOWS, len(ends))).astype(int))
-    tflm = engine.StreamModel(model.path, model.tflite, model.sha256, model.labels, model.info,
-                              model.period_ms, "tflm").invoker()
+    pick = np.unique(
+        np.linspace(0, len(ends) - 1, min(PARITY_WINDOWS, len(ends))).astype(int)
+    )
+    tflm = engine.StreamModel(
+        model.path,
+        model.tflite,
+        model.sha256,
+        model.labels,
+        model.info,
+        model.period_ms,
+        "tflm",
+    ).invoker()
     ref = tflm(engine.windows_of(feats, ends[pick]))
     diff = np.abs(ref.astype(np.int16) - res.raw[pick].astype(np.int16))
-    return {"windows": len(pick), "identical": int(np.sum(~diff.any(axis=1))),
-            "max_abs_diff": int(diff.max()), "bulk_runtime": model.runtime,
-            "reference": "tflite-micro"}
+    return {
+        "windows": len(pick),
+        "identical": int(np.sum(~diff.any(axis=1))),
+        "max_abs_diff": int(diff.max()),
+        "bulk_runtime": model.runtime,
+        "reference": "tflite-micro",
+    }
 
 
-def sweep(settings: native.RecognizerSettings, pos: engine.StreamScores,
-          neg: engine.StreamScores | None, words: scoring.WordTable, neg_hours: float
-          ) -> dict[str, Any]:
+def sweep(
+    settings: native.RecognizerSettings,
+    pos: engine.StreamScores,
+    neg: engine.StreamScores | None,
+    words: scoring.WordTable,
+    neg_hours: float,
+) -> dict[str, Any]:
     """FRR / FA-per-hour / misses per keyword for every threshold and suppression time."""
     out: dict[str, Any] = {"thresholds": list(THRESHOLDS), "suppression_ms": {}}
     for sup in sorted(set(SUPPRESSIONS_MS) | {settings.suppression_ms}):
@@ -109,12 +134,20 @@ def sweep(settings: native.RecognizerSettings, pos: engine.StreamScores,
         for t in THRESHOLDS:
             s = settings.with_suppression(sup).with_threshold(t)
             po = scoring.match(native.recognize(pos.scores, pos.times_ms, s), words)
-            ne = (scoring.match(native.recognize(neg.scores, neg.times_ms, s),
-                                scoring.WordTable.of([], settings.labels, SAMPLE_RATE))
-                  if neg is not None else None)
-            for name, (frr, fa, miss) in scoring.curve_point(settings.labels, words, po, ne,
-                                                             neg_hours).items():
-                c = curves.setdefault(name, {"frr": [], "fa_per_hour": [], "misses": []})
+            ne = (
+                scoring.match(
+                    native.recognize(neg.scores, neg.times_ms, s),
+                    scoring.WordTable.of([], settings.labels, SAMPLE_RATE),
+                )
+                if neg is not None
+                else None
+            )
+            for name, (frr, fa, miss) in scoring.curve_point(
+                settings.labels, words, po, ne, neg_hours
+            ).items():
+                c = curves.setdefault(
+                    name, {"frr": [], "fa_per_hour": [], "misses": []}
+                )
                 c["frr"].append(None if frr is None else round(frr, 4))
                 c["fa_per_hour"].append(None if fa is None else round(fa, 3))
                 c["misses"].append(miss)
@@ -122,19 +155,29 @@ def sweep(settings: native.RecognizerSettings, pos: engine.StreamScores,
     return out
 
 
-def calibrate(curves: dict[str, dict[str, list[Any]]], budget: float) -> dict[str, dict[str, Any]]:
+def calibrate(
+    curves: dict[str, dict[str, list[Any]]], budget: float
+) -> dict[str, dict[str, Any]]:
     """Per keyword: the threshold within ``budget`` FA/h with the fewest misses (then fewest
     false accepts, then the highest threshold); 255 and ``met_budget: false`` when none is."""
     picks = {}
     for name, c in curves.items():
-        ok = [i for i, fa in enumerate(c["fa_per_hour"]) if fa is not None and fa <= budget]
+        ok = [
+            i
+            for i, fa in enumerate(c["fa_per_hour"])
+            if fa is not None and fa <= budget
+        ]
         if ok:
             best = min(ok, key=lambda i: (c["misses"][i], c["fa_per_hour"][i], -i))
         else:
             best = len(c["frr"]) - 1
-        picks[name] = {"threshold": int(THRESHOLDS[best]), "frr": c["frr"][best],
-                       "fa_per_hour": c["fa_per_hour"][best], "misses": c["misses"][best],
-                       "met_budget": bool(ok)}
+        picks[name] = {
+            "threshold": int(THRESHOLDS[best]),
+            "frr": c["frr"][best],
+            "fa_per_hour": c["fa_per_hour"][best],
+            "misses": c["misses"][best],
+            "met_budget": bool(ok),
+        }
     return picks
 
 
@@ -149,8 +192,11 @@ def plot_det(curves: dict[str, dict[str, list[Any]]], path: Path, title: str) ->
 
     fig, ax = plt.subplots(figsize=(7, 5), dpi=110)
     for name, c in sorted(curves.items()):
-        pts = [(fa, frr) for fa, frr in zip(c["fa_per_hour"], c["frr"])
-               if fa is not None and frr is not None]
+        pts = [
+            (fa, frr)
+            for fa, frr in zip(c["fa_per_hour"], c["frr"])
+            if fa is not None and frr is not None
+        ]
         if pts:
             xs, ys = zip(*pts)
             ax.plot(xs, ys, label=name, linewidth=1.2)
@@ -167,24 +213,38 @@ def plot_det(curves: dict[str, dict[str, list[Any]]], path: Path, title: str) ->
     plt.close(fig)
 
 
-def _evaluate_at(settings: native.RecognizerSettings, pos: engine.StreamScores,
-                 neg: engine.StreamScores | None, words: scoring.WordTable,
-                 pos_hours: float, neg_hours: float) -> dict[str, Any]:
+def _evaluate_at(
+    settings: native.RecognizerSettings,
+    pos: engine.StreamScores,
+    neg: engine.StreamScores | None,
+    words: scoring.WordTable,
+    pos_hours: float,
+    neg_hours: float,
+) -> dict[str, Any]:
     po = scoring.match(native.recognize(pos.scores, pos.times_ms, settings), words)
     ne = None
     if neg is not None:
-        ne = scoring.match(native.recognize(neg.scores, neg.times_ms, settings),
-                           scoring.WordTable.of([], settings.labels, SAMPLE_RATE))
+        ne = scoring.match(
+            native.recognize(neg.scores, neg.times_ms, settings),
+            scoring.WordTable.of([], settings.labels, SAMPLE_RATE),
+        )
     return scoring.keyword_figures(settings.labels, words, po, ne, pos_hours, neg_hours)
 
 
-def stream_eval(run_or_model: str | os.PathLike[str], data_dir: str | os.PathLike[str], *,
-                design: synth.StreamDesign | None = None,
-                noise_dir: str | os.PathLike[str] | None = None,
-                recognizer: dict[str, Any] | None = None, calibrate_fa: float | None = None,
-                out_dir: str | os.PathLike[str] | None = None, runtime: str = "litert",
-                threads: int | None = None, save_wav: bool = False,
-                log: Callable[[str], None] | None = None) -> StreamEvalResult:
+def stream_eval(
+    run_or_model: str | os.PathLike[str],
+    data_dir: str | os.PathLike[str],
+    *,
+    design: synth.StreamDesign | None = None,
+    noise_dir: str | os.PathLike[str] | None = None,
+    recognizer: dict[str, Any] | None = None,
+    calibrate_fa: float | None = None,
+    out_dir: str | os.PathLike[str] | None = None,
+    runtime: str = "litert",
+    threads: int | None = None,
+    save_wav: bool = False,
+    log: Callable[[str], None] | None = None,
+) -> StreamEvalResult:
     """Evaluate a model on long synthetic streams; see the module doc."""
     from kwstool.data.prepared import load_prepared
 
@@ -195,9 +255,13 @@ def stream_eval(run_or_model: str | os.PathLike[str], data_dir: str | os.PathLik
     model = engine.StreamModel.load(run_or_model, runtime)
     data = load_prepared(data_dir)
     clips, names = _clips(data, design.split, model.labels)
-    say(f"building {design.hours:g} h positive + {design.negative_hours:g} h negative streams "
-        f"(seed {design.seed}) from {len(names)} {design.split} clips")
-    positive, negative = synth.build_streams(clips, names, load_noise(data, noise_dir), design)
+    say(
+        f"building {design.hours:g} h positive + {design.negative_hours:g} h negative streams "
+        f"(seed {design.seed}) from {len(names)} {design.split} clips"
+    )
+    positive, negative = synth.build_streams(
+        clips, names, load_noise(data, noise_dir), design
+    )
     seconds["build"] = time.perf_counter() - tick
     results = _run_streams(model, positive, negative, threads, say, seconds)
     out = Path(out_dir) if out_dir else model.path.parent / "stream_eval"
@@ -206,35 +270,68 @@ def stream_eval(run_or_model: str | os.PathLike[str], data_dir: str | os.PathLik
 
         write_wav(out / "positive.wav", positive.samples)
         write_wav(out / "negative.wav", negative.samples)
-    return _report(model, data, design, positive, negative, results, recognizer, calibrate_fa,
-                   out, say, seconds, tick)
+    return _report(
+        model,
+        data,
+        design,
+        positive,
+        negative,
+        results,
+        recognizer,
+        calibrate_fa,
+        out,
+        say,
+        seconds,
+        tick,
+    )
 
 
-def _run_streams(model: engine.StreamModel, positive: synth.Stream, negative: synth.Stream,
-                 threads: int | None, say: Callable[[str], None], seconds: dict[str, float]
-                 ) -> tuple[engine.StreamScores, engine.StreamScores | None, dict[str, Any]]:
+def _run_streams(
+    model: engine.StreamModel,
+    positive: synth.Stream,
+    negative: synth.Stream,
+    threads: int | None,
+    say: Callable[[str], None],
+    seconds: dict[str, float],
+) -> tuple[engine.StreamScores, engine.StreamScores | None, dict[str, Any]]:
     t0 = time.perf_counter()
     hours = positive.hours + negative.hours
-    say(f"running {hours:.2f} h of audio through the front end, the model ({model.runtime}, "
-        f"every {model.period_ms} ms) and the recognizer")
+    say(
+        f"running {hours:.2f} h of audio through the front end, the model ({model.runtime}, "
+        f"every {model.period_ms} ms) and the recognizer"
+    )
     pos = engine.batch_results(model, positive.samples, threads)
-    neg = engine.batch_results(model, negative.samples, threads) if len(negative.samples) else None
+    neg = (
+        engine.batch_results(model, negative.samples, threads)
+        if len(negative.samples)
+        else None
+    )
     seconds["stream"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     parity = parity_check(model, positive.samples, pos)
     seconds["parity_check"] = time.perf_counter() - t0
     if parity.get("windows") and parity["max_abs_diff"] != 0:
-        say(f"warning: {parity['windows'] - parity['identical']} of {parity['windows']} windows "
-            f"differ from TFLite-Micro (max {parity['max_abs_diff']} int8 steps)")
+        say(
+            f"warning: {parity['windows'] - parity['identical']} of {parity['windows']} windows "
+            f"differ from TFLite-Micro (max {parity['max_abs_diff']} int8 steps)"
+        )
     return pos, neg, parity
 
 
-def _report(model: engine.StreamModel, data: Any, design: synth.StreamDesign,
-            positive: synth.Stream, negative: synth.Stream,
-            results: tuple[engine.StreamScores, engine.StreamScores | None, dict[str, Any]],
-            recognizer: dict[str, Any] | None, calibrate_fa: float | None, out: Path,
-            say: Callable[[str], None], seconds: dict[str, float], tick: float
-            ) -> StreamEvalResult:
+def _report(
+    model: engine.StreamModel,
+    data: Any,
+    design: synth.StreamDesign,
+    positive: synth.Stream,
+    negative: synth.Stream,
+    results: tuple[engine.StreamScores, engine.StreamScores | None, dict[str, Any]],
+    recognizer: dict[str, Any] | None,
+    calibrate_fa: float | None,
+    out: Path,
+    say: Callable[[str], None],
+    seconds: dict[str, float],
+    tick: float,
+) -> StreamEvalResult:
     from kwstool.core.calibration import save_calibration
     from kwstool.fileio import write_json
 
@@ -248,15 +345,27 @@ def _report(model: engine.StreamModel, data: Any, design: synth.StreamDesign,
     seconds["sweep"] = time.perf_counter() - t0
     curves = swept["suppression_ms"][str(settings.suppression_ms)]
     report: dict[str, Any] = {
-        "kwstool_version": __version__, "model_file": str(model.path),
-        "model_sha256": model.sha256, "labels": model.labels,
-        "inference_period_ms": model.period_ms, "runtime": model.runtime,
+        "kwstool_version": __version__,
+        "model_file": str(model.path),
+        "model_sha256": model.sha256,
+        "labels": model.labels,
+        "inference_period_ms": model.period_ms,
+        "runtime": model.runtime,
         "recognizer": {k: v for k, v in rec.items() if k != "thresholds"}
         | {"thresholds": dict(zip(model.labels, settings.thresholds))},
-        "data": str(data.path), "design": design.as_dict(),
-        "positive": {"hours": round(positive.hours, 4), "words": _word_counts(positive)},
-        "negative": {"hours": round(negative.hours, 4), "words": _word_counts(negative)},
-        "per_keyword": figures, "parity": parity, "sweep": swept,
+        "data": str(data.path),
+        "design": design.as_dict(),
+        "positive": {
+            "hours": round(positive.hours, 4),
+            "words": _word_counts(positive),
+        },
+        "negative": {
+            "hours": round(negative.hours, 4),
+            "words": _word_counts(negative),
+        },
+        "per_keyword": figures,
+        "parity": parity,
+        "sweep": swept,
     }
     cal_path = None
     if calibrate_fa is not None:
@@ -264,16 +373,25 @@ def _report(model: engine.StreamModel, data: Any, design: synth.StreamDesign,
         thresholds = {name: p["threshold"] for name, p in picks.items()}
         at = settings.__class__.build(model.labels, rec | {"thresholds": thresholds})
         joint = _evaluate_at(at, pos, neg, words, positive.hours, negative.hours)
-        report["calibration"] = {"fa_per_hour_budget": calibrate_fa, "picks": picks,
-                                 "figures": joint}
-        cal_path = save_calibration(model.path.parent, _calibration_record(
-            model, report, calibrate_fa, thresholds, picks, joint))
+        report["calibration"] = {
+            "fa_per_hour_budget": calibrate_fa,
+            "picks": picks,
+            "figures": joint,
+        }
+        cal_path = save_calibration(
+            model.path.parent,
+            _calibration_record(model, report, calibrate_fa, thresholds, picks, joint),
+        )
         say(f"wrote {cal_path}")
     seconds["total"] = time.perf_counter() - tick
     report["seconds"] = {k: round(v, 2) for k, v in seconds.items()}
     json_path, det_path = out / JSON_FILE, out / DET_FILE
-    plot_det(curves, det_path, f"{model.path.name}: {positive.hours:.2f} h positive, "
-             f"{negative.hours:.2f} h negative, suppression {settings.suppression_ms} ms")
+    plot_det(
+        curves,
+        det_path,
+        f"{model.path.name}: {positive.hours:.2f} h positive, "
+        f"{negative.hours:.2f} h negative, suppression {settings.suppression_ms} ms",
+    )
     write_json(json_path, report)
     return StreamEvalResult(report, json_path, det_path, cal_path, seconds)
 
@@ -285,18 +403,32 @@ def _word_counts(stream: synth.Stream) -> dict[str, int]:
     return dict(sorted(counts.items()))
 
 
-def _calibration_record(model: engine.StreamModel, report: dict[str, Any], budget: float,
-                        thresholds: dict[str, int], picks: dict[str, Any],
-                        joint: dict[str, Any]) -> dict[str, Any]:
+def _calibration_record(
+    model: engine.StreamModel,
+    report: dict[str, Any],
+    budget: float,
+    thresholds: dict[str, int],
+    picks: dict[str, Any],
+    joint: dict[str, Any],
+) -> dict[str, Any]:
     rec = {k: v for k, v in report["recognizer"].items() if k != "thresholds"}
     return {
-        "kwstool_version": __version__, "model_file": model.path.name,
-        "model_sha256": model.sha256, "labels": model.labels, "fa_per_hour_budget": budget,
-        "thresholds": {lab: thresholds.get(lab, 255) for lab in model.labels
-                       if not is_filler(lab)},
-        "recognizer": rec, "inference_period_ms": model.period_ms,
-        "stream": {"design": report["design"], "data": report["data"],
-                   "positive_hours": report["positive"]["hours"],
-                   "negative_hours": report["negative"]["hours"]},
-        "sweep_picks": picks, "figures": joint,
+        "kwstool_version": __version__,
+        "model_file": model.path.name,
+        "model_sha256": model.sha256,
+        "labels": model.labels,
+        "fa_per_hour_budget": budget,
+        "thresholds": {
+            lab: thresholds.get(lab, 255) for lab in model.labels if not is_filler(lab)
+        },
+        "recognizer": rec,
+        "inference_period_ms": model.period_ms,
+        "stream": {
+            "design": report["design"],
+            "data": report["data"],
+            "positive_hours": report["positive"]["hours"],
+            "negative_hours": report["negative"]["hours"],
+        },
+        "sweep_picks": picks,
+        "figures": joint,
     }

@@ -53,7 +53,11 @@ MAX_HISTORY = 36000
 
 def frames_in(samples: int) -> int:
     """Frames the front end completes from ``samples`` samples of a stream."""
-    return 0 if samples < WINDOW_SAMPLES else 1 + (samples - WINDOW_SAMPLES) // STRIDE_SAMPLES
+    return (
+        0
+        if samples < WINDOW_SAMPLES
+        else 1 + (samples - WINDOW_SAMPLES) // STRIDE_SAMPLES
+    )
 
 
 def frames_needed(frame: int, samples: int) -> int:
@@ -90,32 +94,50 @@ class RecognizerSettings:
     thresholds: tuple[int, ...]
 
     @classmethod
-    def build(cls, labels: Sequence[str], recognizer: dict[str, Any]) -> RecognizerSettings:
+    def build(
+        cls, labels: Sequence[str], recognizer: dict[str, Any]
+    ) -> RecognizerSettings:
         """From an export-style dict: ``threshold`` for all labels, ``thresholds`` per label."""
         base = int(recognizer["threshold"])
         per = dict(recognizer.get("thresholds") or {})
         unknown = sorted(set(per) - set(labels))
         if unknown:
-            raise KwsError(f"thresholds for labels the model does not have: {', '.join(unknown)};"
-                           f" the model's labels are {', '.join(labels)}")
+            raise KwsError(
+                f"thresholds for labels the model does not have: {', '.join(unknown)};"
+                f" the model's labels are {', '.join(labels)}"
+            )
         thresholds = tuple(int(per.get(lab, base)) for lab in labels)
         if any(not 0 <= t <= 255 for t in thresholds):
             raise KwsError(f"recognizer thresholds must be 0..255, got {thresholds}")
-        return cls(tuple(labels), int(recognizer["average_window_ms"]),
-                   int(recognizer["suppression_ms"]), int(recognizer["minimum_count"]),
-                   thresholds)
+        return cls(
+            tuple(labels),
+            int(recognizer["average_window_ms"]),
+            int(recognizer["suppression_ms"]),
+            int(recognizer["minimum_count"]),
+            thresholds,
+        )
 
     @property
     def ignore_mask(self) -> int:
         return sum(1 << i for i, lab in enumerate(self.labels) if is_filler(lab))
 
     def with_threshold(self, threshold: int) -> RecognizerSettings:
-        return RecognizerSettings(self.labels, self.average_window_ms, self.suppression_ms,
-                                  self.minimum_count, (int(threshold),) * len(self.labels))
+        return RecognizerSettings(
+            self.labels,
+            self.average_window_ms,
+            self.suppression_ms,
+            self.minimum_count,
+            (int(threshold),) * len(self.labels),
+        )
 
     def with_suppression(self, suppression_ms: int) -> RecognizerSettings:
-        return RecognizerSettings(self.labels, self.average_window_ms, int(suppression_ms),
-                                  self.minimum_count, self.thresholds)
+        return RecognizerSettings(
+            self.labels,
+            self.average_window_ms,
+            int(suppression_ms),
+            self.minimum_count,
+            self.thresholds,
+        )
 
     def keyword_floor(self) -> int:
         """The lowest threshold of a reportable label."""
@@ -134,16 +156,32 @@ class Detection:
     count: int
 
 
-def _native_run(s: np.ndarray, t: np.ndarray, settings: RecognizerSettings, threshold: int,
-                mask: int) -> list[Detection]:
-    found = _native.recognize(s.tobytes(), t.tobytes(), len(settings.labels),
-                              settings.average_window_ms, threshold, settings.suppression_ms,
-                              settings.minimum_count, mask)
-    return [Detection(int(i), int(tm), int(lab), int(sc), int(c)) for i, tm, lab, sc, c in found]
+def _native_run(
+    s: np.ndarray,
+    t: np.ndarray,
+    settings: RecognizerSettings,
+    threshold: int,
+    mask: int,
+) -> list[Detection]:
+    found = _native.recognize(
+        s.tobytes(),
+        t.tobytes(),
+        len(settings.labels),
+        settings.average_window_ms,
+        threshold,
+        settings.suppression_ms,
+        settings.minimum_count,
+        mask,
+    )
+    return [
+        Detection(int(i), int(tm), int(lab), int(sc), int(c))
+        for i, tm, lab, sc, c in found
+    ]
 
 
-def recognize(scores: np.ndarray, times: np.ndarray, settings: RecognizerSettings
-              ) -> list[Detection]:
+def recognize(
+    scores: np.ndarray, times: np.ndarray, settings: RecognizerSettings
+) -> list[Detection]:
     """Detections of one fresh C recognizer over ``scores`` uint8 ``(T, labels)`` at ``times``.
 
     With one threshold for every keyword this is one call of the C recognizer. Per-label
@@ -153,17 +191,28 @@ def recognize(scores: np.ndarray, times: np.ndarray, settings: RecognizerSetting
     s = np.ascontiguousarray(scores, dtype=np.uint8)
     t = np.ascontiguousarray(times, dtype=np.uint32)
     if s.ndim != 2 or s.shape[1] != len(settings.labels) or len(t) != len(s):
-        raise ValueError(f"scores {s.shape} / times {t.shape} do not match "
-                         f"{len(settings.labels)} labels")
+        raise ValueError(
+            f"scores {s.shape} / times {t.shape} do not match "
+            f"{len(settings.labels)} labels"
+        )
     if len(s) == 0:
         return []
     keys = [k for k, lab in enumerate(settings.labels) if not is_filler(lab)]
     if len({settings.thresholds[k] for k in keys}) <= 1:
-        return _native_run(s, t, settings, settings.keyword_floor(), settings.ignore_mask)
+        return _native_run(
+            s, t, settings, settings.keyword_floor(), settings.ignore_mask
+        )
     everyone = (1 << len(settings.labels)) - 1
-    merged = sorted((d for k in keys for d in _native_run(
-        s, t, settings, settings.thresholds[k], everyone & ~(1 << k))),
-        key=lambda d: (d.index, d.label))
+    merged = sorted(
+        (
+            d
+            for k in keys
+            for d in _native_run(
+                s, t, settings, settings.thresholds[k], everyone & ~(1 << k)
+            )
+        ),
+        key=lambda d: (d.index, d.label),
+    )
     kept: list[Detection] = []
     for d in merged:
         if not kept or d.time_ms - kept[-1].time_ms >= settings.suppression_ms:
@@ -188,16 +237,20 @@ class Recognizer:
         if self._count == len(self._times):
             if self._count >= MAX_HISTORY:
                 keep = self._count // 2
-                self._scores[:keep] = self._scores[self._count - keep:self._count]
-                self._times[:keep] = self._times[self._count - keep:self._count]
+                self._scores[:keep] = self._scores[self._count - keep : self._count]
+                self._times[:keep] = self._times[self._count - keep : self._count]
                 self._count = keep
             else:
-                self._scores = np.concatenate([self._scores, np.empty_like(self._scores)])
+                self._scores = np.concatenate(
+                    [self._scores, np.empty_like(self._scores)]
+                )
                 self._times = np.concatenate([self._times, np.empty_like(self._times)])
         self._scores[self._count] = scores
         self._times[self._count] = time_ms
         self._count += 1
-        found = recognize(self._scores[:self._count], self._times[:self._count], self.settings)
+        found = recognize(
+            self._scores[: self._count], self._times[: self._count], self.settings
+        )
         if found and found[-1].index == self._count - 1:
             return found[-1]
         return None
@@ -239,12 +292,14 @@ class FeatureStream:
 
     def window(self) -> np.ndarray:
         total = self.frames
-        first = self._base // STRIDE_SAMPLES  # stream frame index of the recomputed first frame
+        first = (
+            self._base // STRIDE_SAMPLES
+        )  # stream frame index of the recomputed first frame
         need_from = max(0, total - NUM_FRAMES) - first
         start = max(0, need_from - WARMUP_S * SAMPLE_RATE // STRIDE_SAMPLES)
-        feats = stream_features(self._audio[start * STRIDE_SAMPLES:])
+        feats = stream_features(self._audio[start * STRIDE_SAMPLES :])
         out = np.full((NUM_FRAMES, NUM_CHANNELS), -128, np.int8)
-        newest = feats[max(0, need_from - start):]
+        newest = feats[max(0, need_from - start) :]
         if len(newest):
-            out[NUM_FRAMES - len(newest):] = newest[-NUM_FRAMES:]
+            out[NUM_FRAMES - len(newest) :] = newest[-NUM_FRAMES:]
         return out

@@ -34,11 +34,15 @@ class WordTable:
     label: np.ndarray
 
     @classmethod
-    def of(cls, words: Sequence[Word], labels: Sequence[str], sample_rate: int) -> WordTable:
+    def of(
+        cls, words: Sequence[Word], labels: Sequence[str], sample_rate: int
+    ) -> WordTable:
         index = {lab: i for i, lab in enumerate(labels)}
-        return cls(np.array([w.start * 1000 // sample_rate for w in words], np.int64),
-                   np.array([w.end * 1000 // sample_rate for w in words], np.int64),
-                   np.array([index[w.label] for w in words], np.int64))
+        return cls(
+            np.array([w.start * 1000 // sample_rate for w in words], np.int64),
+            np.array([w.end * 1000 // sample_rate for w in words], np.int64),
+            np.array([index[w.label] for w in words], np.int64),
+        )
 
 
 @dataclass
@@ -50,8 +54,11 @@ class Outcome:
     hit_word: np.ndarray
 
 
-def match(detections: Sequence[Detection], words: WordTable,
-          latency_limit_ms: int = LATENCY_LIMIT_MS) -> Outcome:
+def match(
+    detections: Sequence[Detection],
+    words: WordTable,
+    latency_limit_ms: int = LATENCY_LIMIT_MS,
+) -> Outcome:
     """Which word, if any, each detection hits (vectorised; see the module doc)."""
     t = np.array([d.time_ms for d in detections], np.int64)
     lab = np.array([d.label for d in detections], np.int64)
@@ -59,15 +66,27 @@ def match(detections: Sequence[Detection], words: WordTable,
     if len(t) and len(words.start_ms):
         j = np.searchsorted(words.start_ms, t, side="right") - 1
         jj = np.maximum(j, 0)
-        ok = (j >= 0) & (t <= words.end_ms[jj] + latency_limit_ms) & (words.label[jj] == lab)
+        ok = (
+            (j >= 0)
+            & (t <= words.end_ms[jj] + latency_limit_ms)
+            & (words.label[jj] == lab)
+        )
         cand = np.flatnonzero(ok)
-        _, first = np.unique(jj[cand], return_index=True)  # only the first detection per word
+        _, first = np.unique(
+            jj[cand], return_index=True
+        )  # only the first detection per word
         hit[cand[first]] = jj[cand[first]]
     return Outcome(lab, t, hit)
 
 
-def keyword_figures(labels: Sequence[str], words: WordTable, pos: Outcome, neg: Outcome | None,
-                    pos_hours: float, neg_hours: float) -> dict[str, dict[str, Any]]:
+def keyword_figures(
+    labels: Sequence[str],
+    words: WordTable,
+    pos: Outcome,
+    neg: Outcome | None,
+    pos_hours: float,
+    neg_hours: float,
+) -> dict[str, dict[str, Any]]:
     """Per keyword: words, hits, misses, FRR, false accepts per hour, latency (ms)."""
     out: dict[str, dict[str, Any]] = {}
     for k, name in enumerate(labels):
@@ -79,12 +98,16 @@ def keyword_figures(labels: Sequence[str], words: WordTable, pos: Outcome, neg: 
         false_pos = int(np.sum((pos.label == k) & (pos.hit_word < 0)))
         fa = int(np.sum(neg.label == k)) if neg is not None else 0
         out[name] = {
-            "words": n, "hits": len(hits), "misses": n - len(hits),
+            "words": n,
+            "hits": len(hits),
+            "misses": n - len(hits),
             "frr": round(1 - len(hits) / n, 4) if n else None,
             "false_accepts": fa,
             "fa_per_hour": round(fa / neg_hours, 3) if neg_hours > 0 else None,
             "false_detections_positive": false_pos,
-            "false_per_hour_positive": round(false_pos / pos_hours, 3) if pos_hours else None,
+            "false_per_hour_positive": round(false_pos / pos_hours, 3)
+            if pos_hours
+            else None,
             "latency_ms": {"median": _pct(lat, 50), "p95": _pct(lat, 95)},
         }
     return out
@@ -94,8 +117,13 @@ def _pct(values: np.ndarray, q: float) -> float | None:
     return round(float(np.percentile(values, q)), 1) if len(values) else None
 
 
-def curve_point(labels: Sequence[str], words: WordTable, pos: Outcome, neg: Outcome | None,
-                neg_hours: float) -> dict[str, tuple[float | None, float | None, int]]:
+def curve_point(
+    labels: Sequence[str],
+    words: WordTable,
+    pos: Outcome,
+    neg: Outcome | None,
+    neg_hours: float,
+) -> dict[str, tuple[float | None, float | None, int]]:
     """(FRR, FA/h on the negative stream, misses) per keyword: one point of the DET curve."""
     out = {}
     for k, name in enumerate(labels):
@@ -104,6 +132,9 @@ def curve_point(labels: Sequence[str], words: WordTable, pos: Outcome, neg: Outc
         n = int(np.sum(words.label == k))
         hits = int(np.sum((pos.label == k) & (pos.hit_word >= 0)))
         fa = int(np.sum(neg.label == k)) if neg is not None else 0
-        out[name] = (1 - hits / n if n else None, fa / neg_hours if neg_hours > 0 else None,
-                     n - hits)
+        out[name] = (
+            1 - hits / n if n else None,
+            fa / neg_hours if neg_hours > 0 else None,
+            n - hits,
+        )
     return out

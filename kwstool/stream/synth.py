@@ -30,13 +30,13 @@ class StreamDesign:
     """How a test stream is made (stored with every result, so it can be rebuilt)."""
 
     seed: int = 0
-    hours: float = 1.0                 # positive stream
-    negative_hours: float = 1.0        # noise + unknown words only
+    hours: float = 1.0  # positive stream
+    negative_hours: float = 1.0  # noise + unknown words only
     split: str = "test"
     gap_s: tuple[float, float] = (1.5, 3.0)
     snr_db: tuple[float, float] = (5.0, 25.0)
     noise_dbfs: tuple[float, float] = (-50.0, -25.0)
-    unknown_share: float = 0.2         # of the words of the positive stream
+    unknown_share: float = 0.2  # of the words of the positive stream
     speed: tuple[float, float] = (0.92, 1.08)
     noise_segment_s: float = 20.0
 
@@ -57,10 +57,15 @@ class Word:
     speed: float
 
     def as_dict(self) -> dict[str, Any]:
-        return {"label": self.label, "start_ms": self.start * 1000 // SAMPLE_RATE,
-                "end_ms": self.end * 1000 // SAMPLE_RATE, "clip": self.clip,
-                "gain_db": round(self.gain_db, 2), "snr_db": round(self.snr_db, 2),
-                "speed": round(self.speed, 4)}
+        return {
+            "label": self.label,
+            "start_ms": self.start * 1000 // SAMPLE_RATE,
+            "end_ms": self.end * 1000 // SAMPLE_RATE,
+            "clip": self.clip,
+            "gain_db": round(self.gain_db, 2),
+            "snr_db": round(self.snr_db, 2),
+            "speed": round(self.speed, 4),
+        }
 
 
 @dataclass
@@ -99,8 +104,9 @@ def _rms(x: np.ndarray) -> float:
     return float(np.sqrt(np.mean(np.square(x, dtype=np.float64)))) if len(x) else 0.0
 
 
-def _noise_track(noise: list[np.ndarray], total: int, design: StreamDesign,
-                 rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def _noise_track(
+    noise: list[np.ndarray], total: int, design: StreamDesign, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
     """float32 noise of ``total`` samples and its RMS level per sample segment."""
     out = np.zeros(total, np.float32)
     seg = int(design.noise_segment_s * SAMPLE_RATE)
@@ -112,25 +118,36 @@ def _noise_track(noise: list[np.ndarray], total: int, design: StreamDesign,
         piece = np.resize(rec[start:], n).astype(np.float32)  # loops a short recording
         level = 32768.0 * 10 ** (rng.uniform(*design.noise_dbfs) / 20)
         piece *= level / max(_rms(piece), 1.0)
-        out[pos:pos + n] = piece
+        out[pos : pos + n] = piece
         levels[k] = level
     return out, levels
 
 
-def build_stream(clips: np.ndarray, labels: list[str], noise: list[np.ndarray], hours: float,
-                 design: StreamDesign, rng: np.random.Generator, keywords: bool = True) -> Stream:
+def build_stream(
+    clips: np.ndarray,
+    labels: list[str],
+    noise: list[np.ndarray],
+    hours: float,
+    design: StreamDesign,
+    rng: np.random.Generator,
+    keywords: bool = True,
+) -> Stream:
     """One stream of ``hours`` from int16 ``clips`` ``(N, samples)`` with label names ``labels``.
 
     ``keywords=False`` builds the negative stream (``_unknown_`` words only).
     """
     total = int(hours * 3600 * SAMPLE_RATE)
     if not noise:
-        raise KwsError("no background noise to build the stream on; prepare data with a "
-                       "_background_noise_ folder or pass --noise FOLDER")
+        raise KwsError(
+            "no background noise to build the stream on; prepare data with a "
+            "_background_noise_ folder or pass --noise FOLDER"
+        )
     unknown = [i for i, lab in enumerate(labels) if lab == UNKNOWN]
     words = [i for i, lab in enumerate(labels) if lab not in (UNKNOWN, SILENCE)]
     if keywords and not words:
-        raise KwsError(f"the {design.split} split holds no keyword clips; choose another split")
+        raise KwsError(
+            f"the {design.split} split holds no keyword clips; choose another split"
+        )
     track, levels = _noise_track(noise, total, design, rng)
     seg = int(design.noise_segment_s * SAMPLE_RATE)
     placed: list[Word] = []
@@ -149,19 +166,34 @@ def build_stream(clips: np.ndarray, labels: list[str], noise: list[np.ndarray], 
         snr = float(rng.uniform(*design.snr_db))
         level = float(levels[min(pos // seg, len(levels) - 1)])
         gain = level * 10 ** (snr / 20) / max(_rms(word), 1.0)
-        track[pos:pos + len(word)] += (word * gain).astype(np.float32)
-        placed.append(Word(labels[idx], pos, pos + len(word), idx, 20 * math.log10(gain),
-                           snr, speed))
+        track[pos : pos + len(word)] += (word * gain).astype(np.float32)
+        placed.append(
+            Word(
+                labels[idx],
+                pos,
+                pos + len(word),
+                idx,
+                20 * math.log10(gain),
+                snr,
+                speed,
+            )
+        )
         pos += len(word) + int(rng.uniform(*design.gap_s) * SAMPLE_RATE)
     samples = np.clip(np.round(track), -32768, 32767).astype(np.int16)
     return Stream(samples, placed)
 
 
-def build_streams(clips: np.ndarray, labels: list[str], noise: list[np.ndarray],
-                  design: StreamDesign) -> tuple[Stream, Stream]:
+def build_streams(
+    clips: np.ndarray, labels: list[str], noise: list[np.ndarray], design: StreamDesign
+) -> tuple[Stream, Stream]:
     """The positive and the negative stream of ``design`` (seeded: same design, same streams)."""
     pos_rng, neg_rng = (np.random.default_rng([design.seed, k]) for k in (1, 2))
     positive = build_stream(clips, labels, noise, design.hours, design, pos_rng, True)
-    negative = (build_stream(clips, labels, noise, design.negative_hours, design, neg_rng, False)
-                if design.negative_hours > 0 else Stream(np.zeros(0, np.int16)))
+    negative = (
+        build_stream(
+            clips, labels, noise, design.negative_hours, design, neg_rng, False
+        )
+        if design.negative_hours > 0
+        else Stream(np.zeros(0, np.int16))
+    )
     return positive, negative
