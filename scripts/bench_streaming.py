@@ -27,12 +27,14 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from kwstool.errors import KwsError  # noqa: E402
+from kwstool.errors import KwsError
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("run", type=Path, help="run folder (after kwstool quantize) or .tflite")
+    ap.add_argument(
+        "run", type=Path, help="run folder (after kwstool quantize) or .tflite"
+    )
     ap.add_argument("--data-root", type=Path, default=REPO.parent / "shared" / "data")
     ap.add_argument("--work", type=Path, default=Path("/tmp/kwstool_bench_streaming"))
     ap.add_argument("--hours", type=float, default=1.0)
@@ -60,33 +62,53 @@ def run(args: argparse.Namespace) -> int:
     prepare(str(args.data_root / "speech_commands_test_dev"), data, progress=False)
     noise = args.data_root / "speech_commands_mini" / "_background_noise_"
     t_prep = time.perf_counter() - t0
-    design = StreamDesign(seed=args.seed, hours=args.hours, negative_hours=args.negative_hours)
-    res = stream_eval(args.run, data, design=design, noise_dir=noise,
-                      calibrate_fa=args.fa_per_hour, out_dir=args.work / "out",
-                      runtime=args.runtime, threads=args.threads, log=print)
+    design = StreamDesign(
+        seed=args.seed, hours=args.hours, negative_hours=args.negative_hours
+    )
+    res = stream_eval(
+        args.run,
+        data,
+        design=design,
+        noise_dir=noise,
+        calibrate_fa=args.fa_per_hour,
+        out_dir=args.work / "out",
+        runtime=args.runtime,
+        threads=args.threads,
+        log=print,
+    )
     rep = res.report
     cal = rep["calibration"]
-    print(f"\nmodel {rep['model_file']} (period {rep['inference_period_ms']} ms, runtime "
-          f"{rep['runtime']}); streams from {data} test split, seed {args.seed}: "
-          f"{rep['positive']['hours']} h positive, {rep['negative']['hours']} h negative")
+    print(
+        f"\nmodel {rep['model_file']} (period {rep['inference_period_ms']} ms, runtime "
+        f"{rep['runtime']}); streams from {data} test split, seed {args.seed}: "
+        f"{rep['positive']['hours']} h positive, {rep['negative']['hours']} h negative"
+    )
     print(f"calibrated for <= {args.fa_per_hour} false accepts per hour per keyword")
-    print(f"{'word':8} {'thr':>4} {'words':>6} {'FRR':>7} {'FA/h':>7} {'false/h+':>9} "
-          f"{'lat p50':>8} {'lat p95':>8}  default thr 200: FRR, FA/h")
+    print(
+        f"{'word':8} {'thr':>4} {'words':>6} {'FRR':>7} {'FA/h':>7} {'false/h+':>9} "
+        f"{'lat p50':>8} {'lat p95':>8}  default thr 200: FRR, FA/h"
+    )
     for name, f in cal["figures"].items():
         d = rep["per_keyword"][name]
-        print(f"{name:8} {cal['picks'][name]['threshold']:4d} {f['words']:6d} "
-              f"{_n(f['frr'], 3):>7} {_n(f['fa_per_hour'], 2):>7} "
-              f"{_n(f['false_per_hour_positive'], 2):>9} {_n(f['latency_ms']['median'], 0):>8} "
-              f"{_n(f['latency_ms']['p95'], 0):>8}  {_n(d['frr'], 3)}, {_n(d['fa_per_hour'], 2)}")
+        print(
+            f"{name:8} {cal['picks'][name]['threshold']:4d} {f['words']:6d} "
+            f"{_n(f['frr'], 3):>7} {_n(f['fa_per_hour'], 2):>7} "
+            f"{_n(f['false_per_hour_positive'], 2):>9} {_n(f['latency_ms']['median'], 0):>8} "
+            f"{_n(f['latency_ms']['p95'], 0):>8}  {_n(d['frr'], 3)}, {_n(d['fa_per_hour'], 2)}"
+        )
     p = rep["parity"]
-    print(f"TFLite-Micro check: {p['identical']}/{p['windows']} windows bit-identical "
-          f"(max diff {p['max_abs_diff']})")
+    print(
+        f"TFLite-Micro check: {p['identical']}/{p['windows']} windows bit-identical "
+        f"(max diff {p['max_abs_diff']})"
+    )
     s = rep["seconds"]
     hours = rep["positive"]["hours"] + rep["negative"]["hours"]
-    print(f"time: prepare {t_prep:.1f} s, build streams {s['build']:.1f} s, front end + model "
-          f"+ recognizer {s['stream']:.1f} s ({s['stream'] / max(hours, 1e-9):.1f} s per hour "
-          f"of audio), TFLM check {s['parity_check']:.1f} s, sweep {s['sweep']:.1f} s, "
-          f"total {s['total']:.1f} s on {os.cpu_count()} CPUs")
+    print(
+        f"time: prepare {t_prep:.1f} s, build streams {s['build']:.1f} s, front end + model "
+        f"+ recognizer {s['stream']:.1f} s ({s['stream'] / max(hours, 1e-9):.1f} s per hour "
+        f"of audio), TFLM check {s['parity_check']:.1f} s, sweep {s['sweep']:.1f} s, "
+        f"total {s['total']:.1f} s on {os.cpu_count()} CPUs"
+    )
     print(f"wrote {res.json_path}, {res.det_path}, {res.calibration_path}")
     return 0
 

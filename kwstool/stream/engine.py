@@ -56,6 +56,12 @@ def resolve_model(run_or_model: str | os.PathLike[str]) -> Path:
     """The ``.tflite`` of a run folder (or the path itself), checked to exist."""
     p = Path(run_or_model)
     path = p if p.suffix == ".tflite" else p / MODEL_FILE
+    if (
+        p.suffix != ".tflite"
+        and not path.exists()
+        and (p / "run" / MODEL_FILE).exists()
+    ):
+        path = p / "run" / MODEL_FILE  # a `kwstool run` work folder (runs/demo)
     if not path.exists():
         hint = "run `kwstool quantize` on it first" if p.is_dir() else "check the path"
         raise KwsError(f"{path}: not found; {hint}")

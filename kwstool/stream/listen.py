@@ -16,6 +16,7 @@ thresholds), the live view and the ``--on WORD --exec CMD`` action, started with
 
 from __future__ import annotations
 
+import math
 import os
 import queue
 import shlex
@@ -233,7 +234,7 @@ class ListenState:
 
 def _level_dbfs(x: np.ndarray) -> float:
     rms = float(np.sqrt(np.mean(np.square(x, dtype=np.float64)))) if len(x) else 0.0
-    return 20 * np.log10(max(rms, 1e-3) / 32768)
+    return 20 * math.log10(max(rms, 1e-3) / 32768)
 
 
 def settings_for(

@@ -43,4 +43,5 @@ class BlockResampler:
         skip = self.margin * self.up // self.down
         out = y[skip : skip + ready * self.up // self.down]
         self._buf = self._buf[ready:]
-        return np.clip(np.round(out * 32768.0), -32768, 32767).astype(np.int16)
+        result: np.ndarray = np.clip(np.round(out * 32768.0), -32768, 32767).astype(np.int16)
+        return result

@@ -85,7 +85,9 @@ def speech_extent(clip: np.ndarray) -> tuple[int, int]:
     if n == 0:
         return 0, len(x)
     rms = np.sqrt((x[: n * _FRAME].reshape(n, _FRAME) ** 2).mean(axis=1))
-    loud = np.flatnonzero(rms >= SPEECH_FRACTION * rms.max()) if rms.max() > 0 else []
+    if rms.max() <= 0:
+        return 0, len(x)
+    loud = np.flatnonzero(rms >= SPEECH_FRACTION * rms.max())
     if len(loud) == 0:
         return 0, len(x)
     return int(loud[0]) * _FRAME, int(loud[-1] + 1) * _FRAME
@@ -97,7 +99,8 @@ def _vary(clip: np.ndarray, speed: float) -> np.ndarray:
 
     up = 100
     down = round(up * speed)
-    return resample_poly(np.asarray(clip, np.float64), up, down)
+    out: np.ndarray = resample_poly(np.asarray(clip, np.float64), up, down)
+    return out
 
 
 def _rms(x: np.ndarray) -> float:

@@ -30,7 +30,7 @@ def _meter(dbfs: float, width: int = 40) -> Text:
 
 
 def render(state: ListenState, top: int = 3) -> Panel:
-    rows = [Text.assemble("level ", _meter(state.level_dbfs))]
+    rows: list[Any] = [Text.assemble("level ", _meter(state.level_dbfs))]
     scores = Table.grid(padding=(0, 2))
     if state.scores is not None:
         order = np.argsort(-state.scores.astype(np.int16), kind="stable")[:top]

@@ -52,8 +52,14 @@ def energy_run(tmp_path_factory, demo_data) -> Path:
     run = tmp_path_factory.mktemp("energy") / "run"
     run.mkdir()
     energy_model(len(data.labels), data.labels.index("yes")).save(run / "best.keras")
-    config = {"format": 1, "model": "energy", "seed": 0, "labels": list(data.labels),
-              "features": data.manifest["features"], "data": {"path": str(demo_data)}}
+    config = {
+        "format": 1,
+        "model": "energy",
+        "seed": 0,
+        "labels": list(data.labels),
+        "features": data.manifest["features"],
+        "data": {"path": str(demo_data)},
+    }
     (run / "config.json").write_text(json.dumps(config))
     quantize(run, strict=True)
     return run
@@ -71,8 +77,15 @@ def run_copy(energy_run, tmp_path) -> Path:
     return dst
 
 
-def words_wav(path: Path, demo_data: Path, count: int = 3, gap_s: float = 3.0,
-              lead_s: float = 1.0, noise_rms: float = 1.0, seed: int = 0) -> tuple[Path, list]:
+def words_wav(
+    path: Path,
+    demo_data: Path,
+    count: int = 3,
+    gap_s: float = 3.0,
+    lead_s: float = 1.0,
+    noise_rms: float = 1.0,
+    seed: int = 0,
+) -> tuple[Path, list]:
     """A WAV of ``count`` demo "yes" clips in dither-level noise (louder noise makes the front
     end's start-up look like a word to the energy model); returns it and the (start, end) ms."""
     from kwstool.core.audio import save_wav

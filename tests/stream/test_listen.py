@@ -6,40 +6,70 @@ from __future__ import annotations
 import sys
 
 import numpy as np
-import pytest
 from conftest import words_wav  # tests/stream/conftest.py
 
 from kwstool.cli import main
 
 
 def _exec_args(out) -> list[str]:
-    code = "import os; open(os.environ['OUT'], 'a').write(os.environ['KWS_LABEL'] + '\\n')"
+    code = (
+        "import os; open(os.environ['OUT'], 'a').write(os.environ['KWS_LABEL'] + '\\n')"
+    )
     return ["--exec", sys.executable, "-c", code]
 
 
-def test_listen_wav_runs_exec_once_per_word(energy_run, demo_data, tmp_path, monkeypatch,
-                                            capsys):
+def test_listen_wav_runs_exec_once_per_word(
+    energy_run, demo_data, tmp_path, monkeypatch, capsys
+):
     wav, times = words_wav(tmp_path / "three.wav", demo_data, count=3)
     out = tmp_path / "fired.txt"
     monkeypatch.setenv("OUT", str(out))
-    rc = main(["listen", str(energy_run), "--wav", str(wav), "--fast", "--on", "yes",
-               *_exec_args(out)])
+    rc = main(
+        [
+            "listen",
+            str(energy_run),
+            "--wav",
+            str(wav),
+            "--fast",
+            "--on",
+            "yes",
+            *_exec_args(out),
+        ]
+    )
     assert rc == 0
     printed = capsys.readouterr().out
     detected = [ln for ln in printed.splitlines() if ln.startswith("DETECTED yes")]
     assert len(detected) == 3, printed
-    assert out.read_text().splitlines() == ["yes", "yes", "yes"]  # a real child, 3 times
+    assert out.read_text().splitlines() == [
+        "yes",
+        "yes",
+        "yes",
+    ]  # a real child, 3 times
     # each detection lies within its word (or up to a second after its end)
     det_s = [float(ln.rsplit("t=", 1)[1].rstrip("s")) for ln in detected]
     for t, (start, end) in zip(det_s, times):
         assert start / 1000 <= t <= end / 1000 + 1.0
 
 
-def test_listen_shell_and_no_action_for_other_words(energy_run, demo_data, tmp_path, capsys):
+def test_listen_shell_and_no_action_for_other_words(
+    energy_run, demo_data, tmp_path, capsys
+):
     wav, _ = words_wav(tmp_path / "one.wav", demo_data, count=1)
     out = tmp_path / "fired.txt"
-    rc = main(["listen", str(energy_run), "--wav", str(wav), "--fast", "--on", "no",
-               "--exec", f"echo $KWS_LABEL >> {out}", "--shell"])
+    rc = main(
+        [
+            "listen",
+            str(energy_run),
+            "--wav",
+            str(wav),
+            "--fast",
+            "--on",
+            "no",
+            "--exec",
+            f"echo $KWS_LABEL >> {out}",
+            "--shell",
+        ]
+    )
     assert rc == 0
     assert not out.exists()  # "yes" was heard, the action waits for "no"
     assert "DETECTED yes" in capsys.readouterr().out
@@ -51,13 +81,28 @@ def test_listen_without_portaudio_is_one_line_exit_2(energy_run, monkeypatch, ca
     err = capsys.readouterr().err.strip()
     assert rc == 2
     assert len(err.splitlines()) == 1
-    assert "sudo apt-get install libportaudio2" in err and "pip install sounddevice" in err
+    assert (
+        "sudo apt-get install libportaudio2" in err and "pip install sounddevice" in err
+    )
 
 
 def test_listen_bad_word_and_lonely_exec(energy_run, demo_data, tmp_path, capsys):
     wav, _ = words_wav(tmp_path / "one.wav", demo_data, count=1)
-    assert main(["listen", str(energy_run), "--wav", str(wav), "--on", "maybe",
-                 "--exec", "true"]) == 2
+    assert (
+        main(
+            [
+                "listen",
+                str(energy_run),
+                "--wav",
+                str(wav),
+                "--on",
+                "maybe",
+                "--exec",
+                "true",
+            ]
+        )
+        == 2
+    )
     assert "--on maybe" in capsys.readouterr().err
     assert main(["listen", str(energy_run), "--wav", str(wav), "--on", "yes"]) == 2
 
@@ -70,11 +115,19 @@ def test_frame_by_frame_equals_bulk(energy_run, demo_data, tmp_path):
 
     wav, _ = words_wav(tmp_path / "long.wav", demo_data, count=16, gap_s=3.0)
     x = load_wav(wav, None)
-    assert len(x) / 16000 > native.WARMUP_S + 15  # the live path drops old audio past this
+    assert (
+        len(x) / 16000 > native.WARMUP_S + 15
+    )  # the live path drops old audio past this
     model = engine.StreamModel.load(energy_run)
     settings = native.RecognizerSettings.build(
-        model.labels, {"average_window_ms": 1000, "threshold": 200, "suppression_ms": 1500,
-                       "minimum_count": 3})
+        model.labels,
+        {
+            "average_window_ms": 1000,
+            "threshold": 200,
+            "suppression_ms": 1500,
+            "minimum_count": 3,
+        },
+    )
     bulk = engine.batch_results(model, x, threads=2)
     want = native.recognize(bulk.scores, bulk.times_ms, settings)
     assert len(want) >= 10
@@ -84,7 +137,7 @@ def test_frame_by_frame_equals_bulk(energy_run, demo_data, tmp_path):
     pos = 0
     while pos < len(x):  # blocks of varying size, as a sound card delivers them
         n = int(rng.integers(100, 3000))
-        steps += live.feed(x[pos:pos + n])
+        steps += live.feed(x[pos : pos + n])
         pos += n
     assert [s.time_ms for s in steps] == bulk.times_ms.tolist()
     assert np.array_equal(np.stack([s.raw for s in steps]), bulk.raw)
@@ -98,9 +151,9 @@ def test_block_resampler_equals_whole_signal():
 
     x = (np.random.default_rng(1).standard_normal(44100 * 2) * 3000).astype(np.int16)
     r = BlockResampler(44100, 16000)
-    got = np.concatenate([r.process(x[i:i + 777]) for i in range(0, len(x), 777)])
+    got = np.concatenate([r.process(x[i : i + 777]) for i in range(0, len(x), 777)])
     padded = np.concatenate([np.zeros(r.margin), x / 32768.0])
-    ref = resample_poly(padded, r.up, r.down)[r.margin * r.up // r.down:]
+    ref = resample_poly(padded, r.up, r.down)[r.margin * r.up // r.down :]
     ref = np.clip(np.round(ref * 32768.0), -32768, 32767).astype(np.int16)
     assert len(got) > 31000
-    assert np.array_equal(got, ref[:len(got)])
+    assert np.array_equal(got, ref[: len(got)])
