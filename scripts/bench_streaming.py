@@ -32,9 +32,7 @@ from kwstool.errors import KwsError
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument(
-        "run", type=Path, help="run folder (after kwstool quantize) or .tflite"
-    )
+    ap.add_argument("run", type=Path, help="run folder (after kwstool quantize) or .tflite")
     ap.add_argument("--data-root", type=Path, default=REPO.parent / "shared" / "data")
     ap.add_argument("--work", type=Path, default=Path("/tmp/kwstool_bench_streaming"))
     ap.add_argument("--hours", type=float, default=1.0)
@@ -62,9 +60,7 @@ def run(args: argparse.Namespace) -> int:
     prepare(str(args.data_root / "speech_commands_test_dev"), data, progress=False)
     noise = args.data_root / "speech_commands_mini" / "_background_noise_"
     t_prep = time.perf_counter() - t0
-    design = StreamDesign(
-        seed=args.seed, hours=args.hours, negative_hours=args.negative_hours
-    )
+    design = StreamDesign(seed=args.seed, hours=args.hours, negative_hours=args.negative_hours)
     res = stream_eval(
         args.run,
         data,
@@ -105,9 +101,11 @@ def run(args: argparse.Namespace) -> int:
     hours = rep["positive"]["hours"] + rep["negative"]["hours"]
     print(
         f"time: prepare {t_prep:.1f} s, build streams {s['build']:.1f} s, front end + model "
-        f"+ recognizer {s['stream']:.1f} s ({s['stream'] / max(hours, 1e-9):.1f} s per hour "
-        f"of audio), TFLM check {s['parity_check']:.1f} s, sweep {s['sweep']:.1f} s, "
-        f"total {s['total']:.1f} s on {os.cpu_count()} CPUs"
+        f"+ recognizer {s['stream']:.1f} s wall / {s['stream_cpu']:.1f} s CPU (per hour of "
+        f"audio: {s['stream'] / max(hours, 1e-9):.1f} s wall, "
+        f"{s['stream_cpu'] / max(hours, 1e-9):.1f} s CPU), TFLM check {s['parity_check']:.1f} s,"
+        f" sweep {s['sweep']:.1f} s, total {s['total']:.1f} s on {os.cpu_count()} CPUs "
+        f"(load average {os.getloadavg()[0]:.1f})"
     )
     print(f"wrote {res.json_path}, {res.det_path}, {res.calibration_path}")
     return 0

@@ -11,27 +11,20 @@ import typer
 from kwstool.cli.app import app, console, err_console
 
 
-@app.command(
-    context_settings={"allow_extra_args": True, "ignore_unknown_options": True}
-)
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def listen(
     ctx: typer.Context,
-    run: Path = typer.Argument(
-        ..., help="Run folder after `kwstool quantize` (or its .tflite)."
-    ),
+    run: Path = typer.Argument(..., help="Run folder after `kwstool quantize` (or its .tflite)."),
     wav: Path | None = typer.Option(
         None,
         "--wav",
-        help="Replay this WAV file instead of the "
-        "microphone (same path, real time unless --fast).",
+        help="Replay this WAV file instead of the microphone (same path, real time unless --fast).",
     ),
     fast: bool = typer.Option(False, "--fast", help="With --wav: as fast as possible."),
     device: str | None = typer.Option(
         None, "--device", help="Microphone: index or name (see --list-devices)."
     ),
-    list_devices: bool = typer.Option(
-        False, "--list-devices", help="List microphones, exit."
-    ),
+    list_devices: bool = typer.Option(False, "--list-devices", help="List microphones, exit."),
     on: str | None = typer.Option(None, "--on", help="Word that triggers --exec."),
     exec_: str | None = typer.Option(
         None,
@@ -75,9 +68,7 @@ def listen(
             console.print("no microphones found", highlight=False)
         return
     if ctx.args and exec_ is None:
-        raise KwsError(
-            f"unexpected arguments {' '.join(ctx.args)}; see `kwstool listen --help`"
-        )
+        raise KwsError(f"unexpected arguments {' '.join(ctx.args)}; see `kwstool listen --help`")
     command = ([*_split(exec_), *ctx.args]) if exec_ is not None else []
     result = do_listen(
         run,
@@ -106,9 +97,7 @@ def _split(command: str) -> list[str]:
 
 @app.command("stream-eval")
 def stream_eval(
-    run: Path = typer.Argument(
-        ..., help="Run folder after `kwstool quantize` (or its .tflite)."
-    ),
+    run: Path = typer.Argument(..., help="Run folder after `kwstool quantize` (or its .tflite)."),
     data: Path = typer.Argument(
         ...,
         help="Prepared data (`kwstool prepare` output) whose "
@@ -127,9 +116,7 @@ def stream_eval(
         "--noise",
         help="Folder of background WAVs [default: the prepared data's].",
     ),
-    snr: str = typer.Option(
-        "5:25", "--snr", help="Word-to-noise SNR range in dB, LO:HI."
-    ),
+    snr: str = typer.Option("5:25", "--snr", help="Word-to-noise SNR range in dB, LO:HI."),
     gap: str = typer.Option("1.5:3", "--gap", help="Seconds between words, LO:HI."),
     calibrate: float | None = typer.Option(
         None,
@@ -154,12 +141,8 @@ def stream_eval(
         "checked against TFLite-Micro), tflm, or litert-fast "
         "(optimized kernels: faster, not bit-exact).",
     ),
-    threads: int | None = typer.Option(
-        None, "--threads", help="Interpreters in parallel."
-    ),
-    save_wav: bool = typer.Option(
-        False, "--save-wav", help="Also write the streams as WAV."
-    ),
+    threads: int | None = typer.Option(None, "--threads", help="Interpreters in parallel."),
+    save_wav: bool = typer.Option(False, "--save-wav", help="Also write the streams as WAV."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
     """False accepts per hour, misses and latency on long streams; DET curve; calibration."""
@@ -237,9 +220,7 @@ def print_stream_eval(result) -> None:
             str(f["hits"]),
             "-" if f["frr"] is None else f"{f['frr']:.3f}",
             "-" if f["fa_per_hour"] is None else f"{f['fa_per_hour']:.2f}",
-            "-"
-            if f["false_per_hour_positive"] is None
-            else f"{f['false_per_hour_positive']:.2f}",
+            "-" if f["false_per_hour_positive"] is None else f"{f['false_per_hour_positive']:.2f}",
             str(f["latency_ms"]["median"]),
             str(f["latency_ms"]["p95"]),
         )

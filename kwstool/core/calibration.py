@@ -50,9 +50,7 @@ def read_calibration(run_or_model: str | os.PathLike[str]) -> dict[str, Any] | N
     path = run / CALIBRATION_FILE
     if not path.exists():
         return None
-    fix = (
-        f"re-run `kwstool stream-eval {run} DATA --calibrate FA_PER_HOUR` or delete it"
-    )
+    fix = f"re-run `kwstool stream-eval {run} DATA --calibrate FA_PER_HOUR` or delete it"
     try:
         record = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
@@ -61,15 +59,13 @@ def read_calibration(run_or_model: str | os.PathLike[str]) -> dict[str, Any] | N
         raise KwsError(f"{path}: not a kwstool calibration record; {fix}")
     if record.get("version") != VERSION:
         raise KwsError(
-            f"{path}: calibration version {record.get('version')} is not {VERSION}; "
-            f"{fix}"
+            f"{path}: calibration version {record.get('version')} is not {VERSION}; {fix}"
         )
     if model.exists():
         sha = hashlib.sha256(model.read_bytes()).hexdigest()
         if record.get("model_sha256") != sha:
             raise KwsError(
-                f"{path}: calibrated for another model (sha256 differs from "
-                f"{model.name}); {fix}"
+                f"{path}: calibrated for another model (sha256 differs from {model.name}); {fix}"
             )
     thresholds = record.get("thresholds")
     if not isinstance(thresholds, dict) or not all(
@@ -89,9 +85,7 @@ def load_calibration(run_or_model: str | os.PathLike[str]) -> dict[str, Any] | N
     record = read_calibration(run_or_model)
     if record is None:
         return None
-    out: dict[str, Any] = {
-        "thresholds": {str(k): int(v) for k, v in record["thresholds"].items()}
-    }
+    out: dict[str, Any] = {"thresholds": {str(k): int(v) for k, v in record["thresholds"].items()}}
     suppression = (record.get("recognizer") or {}).get("suppression_ms")
     if isinstance(suppression, int):
         out["suppression_ms"] = suppression

@@ -44,9 +44,7 @@ def sweep(
             for name, (frr, fa, miss) in scoring.curve_point(
                 settings.labels, words, po, ne, neg_hours
             ).items():
-                c = curves.setdefault(
-                    name, {"frr": [], "fa_per_hour": [], "misses": []}
-                )
+                c = curves.setdefault(name, {"frr": [], "fa_per_hour": [], "misses": []})
                 c["frr"].append(None if frr is None else round(frr, 4))
                 c["fa_per_hour"].append(None if fa is None else round(fa, 3))
                 c["misses"].append(miss)
@@ -54,18 +52,12 @@ def sweep(
     return out
 
 
-def calibrate(
-    curves: dict[str, dict[str, list[Any]]], budget: float
-) -> dict[str, dict[str, Any]]:
+def calibrate(curves: dict[str, dict[str, list[Any]]], budget: float) -> dict[str, dict[str, Any]]:
     """Per keyword: the threshold within ``budget`` FA/h with the fewest misses (then fewest
     false accepts, then the highest threshold); 255 and ``met_budget: false`` when none is."""
     picks = {}
     for name, c in curves.items():
-        ok = [
-            i
-            for i, fa in enumerate(c["fa_per_hour"])
-            if fa is not None and fa <= budget
-        ]
+        ok = [i for i, fa in enumerate(c["fa_per_hour"]) if fa is not None and fa <= budget]
         if ok:
             best = min(ok, key=lambda i: (c["misses"][i], c["fa_per_hour"][i], -i))
         else:

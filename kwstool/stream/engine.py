@@ -56,11 +56,7 @@ def resolve_model(run_or_model: str | os.PathLike[str]) -> Path:
     """The ``.tflite`` of a run folder (or the path itself), checked to exist."""
     p = Path(run_or_model)
     path = p if p.suffix == ".tflite" else p / MODEL_FILE
-    if (
-        p.suffix != ".tflite"
-        and not path.exists()
-        and (p / "run" / MODEL_FILE).exists()
-    ):
+    if p.suffix != ".tflite" and not path.exists() and (p / "run" / MODEL_FILE).exists():
         path = p / "run" / MODEL_FILE  # a `kwstool run` work folder (runs/demo)
     if not path.exists():
         hint = "run `kwstool quantize` on it first" if p.is_dir() else "check the path"
@@ -72,9 +68,7 @@ def _litert(tflite: bytes, fast: bool = False) -> Any:
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
     kind = OpResolverType.AUTO if fast else OpResolverType.BUILTIN_REF
-    interp = Interpreter(
-        model_content=tflite, num_threads=1, experimental_op_resolver_type=kind
-    )
+    interp = Interpreter(model_content=tflite, num_threads=1, experimental_op_resolver_type=kind)
     interp.allocate_tensors()
     return interp
 
@@ -92,9 +86,7 @@ class StreamModel:
     runtime: str = "litert"
 
     @classmethod
-    def load(
-        cls, run_or_model: str | os.PathLike[str], runtime: str = "litert"
-    ) -> StreamModel:
+    def load(cls, run_or_model: str | os.PathLike[str], runtime: str = "litert") -> StreamModel:
         if runtime not in RUNTIMES:
             raise KwsError(f"unknown runtime {runtime!r}; use {' or '.join(RUNTIMES)}")
         path = resolve_model(run_or_model)
@@ -160,9 +152,7 @@ class StreamModel:
         return run_litert
 
     def scores(self, raw: np.ndarray) -> np.ndarray:
-        return native.scores_u8(
-            raw, self.info.output_scale, self.info.output_zero_point
-        )
+        return native.scores_u8(raw, self.info.output_scale, self.info.output_zero_point)
 
 
 def window_ends(num_frames: int, every: int) -> np.ndarray:

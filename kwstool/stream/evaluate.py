@@ -61,17 +61,11 @@ def load_noise(data: Any, noise_dir: str | os.PathLike[str] | None) -> list[np.n
     from kwstool.core.audio import load_wav
 
     if noise_dir is None:
-        return [
-            np.asarray(v, np.int16)
-            for _, v in sorted(data.background_noise.items())
-            if len(v)
-        ]
+        return [np.asarray(v, np.int16) for _, v in sorted(data.background_noise.items()) if len(v)]
     folder = Path(noise_dir)
     files = sorted(folder.glob("*.wav")) if folder.is_dir() else []
     if not files:
-        raise KwsError(
-            f"{folder}: no .wav files of background noise; pass a folder of WAVs"
-        )
+        raise KwsError(f"{folder}: no .wav files of background noise; pass a folder of WAVs")
     return [load_wav(f, None) for f in files]
 
 
@@ -95,9 +89,7 @@ def parity_check(
         return {"windows": 0}
     feats = native.stream_features(samples)
     ends = engine.window_ends(len(feats), model.every_frames)
-    pick = np.unique(
-        np.linspace(0, len(ends) - 1, min(PARITY_WINDOWS, len(ends))).astype(int)
-    )
+    pick = np.unique(np.linspace(0, len(ends) - 1, min(PARITY_WINDOWS, len(ends))).astype(int))
     tflm = engine.StreamModel(
         model.path,
         model.tflite,
@@ -164,9 +156,7 @@ def stream_eval(
         f"building {design.hours:g} h positive + {design.negative_hours:g} h negative streams "
         f"(seed {design.seed}) from {len(names)} {design.split} clips"
     )
-    positive, negative = synth.build_streams(
-        clips, names, load_noise(data, noise_dir), design
-    )
+    positive, negative = synth.build_streams(clips, names, load_noise(data, noise_dir), design)
     seconds["build"] = time.perf_counter() - tick
     results = _run_streams(model, positive, negative, threads, say, seconds)
     out = Path(out_dir) if out_dir else model.path.parent / "stream_eval"
@@ -199,19 +189,16 @@ def _run_streams(
     say: Callable[[str], None],
     seconds: dict[str, float],
 ) -> tuple[engine.StreamScores, engine.StreamScores | None, dict[str, Any]]:
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     hours = positive.hours + negative.hours
     say(
         f"running {hours:.2f} h of audio through the front end, the model ({model.runtime}, "
         f"every {model.period_ms} ms) and the recognizer"
     )
     pos = engine.batch_results(model, positive.samples, threads)
-    neg = (
-        engine.batch_results(model, negative.samples, threads)
-        if len(negative.samples)
-        else None
-    )
+    neg = engine.batch_results(model, negative.samples, threads) if len(negative.samples) else None
     seconds["stream"] = time.perf_counter() - t0
+    seconds["stream_cpu"] = time.process_time() - c0  # all threads: independent of other load
     t0 = time.perf_counter()
     parity = parity_check(model, positive.samples, pos)
     seconds["parity_check"] = time.perf_counter() - t0
@@ -323,9 +310,7 @@ def _calibration_record(
         "model_sha256": model.sha256,
         "labels": model.labels,
         "fa_per_hour_budget": budget,
-        "thresholds": {
-            lab: thresholds.get(lab, 255) for lab in model.labels if not is_filler(lab)
-        },
+        "thresholds": {lab: thresholds.get(lab, 255) for lab in model.labels if not is_filler(lab)},
         "recognizer": rec,
         "inference_period_ms": model.period_ms,
         "stream": {

@@ -53,8 +53,7 @@ def import_sounddevice() -> Any:
         OSError,
     ) as exc:  # OSError: the PortAudio library itself is missing
         raise KwsError(
-            f"no audio input: {str(exc).splitlines()[0] if str(exc) else exc}; "
-            f"{INSTALL_HINT}"
+            f"no audio input: {str(exc).splitlines()[0] if str(exc) else exc}; {INSTALL_HINT}"
         ) from None
     return sounddevice
 
@@ -112,7 +111,9 @@ class WavSource:
         self._stop.set()
 
     def describe(self) -> str:
-        return f"{self.path} ({len(self.samples) / SAMPLE_RATE:.1f} s{', fast' if self.fast else ''})"
+        return (
+            f"{self.path} ({len(self.samples) / SAMPLE_RATE:.1f} s{', fast' if self.fast else ''})"
+        )
 
 
 class MicSource:
@@ -120,9 +121,7 @@ class MicSource:
 
     def __init__(self, device: str | int | None = None) -> None:
         self.sd = import_sounddevice()
-        self.device = (
-            int(device) if isinstance(device, str) and device.isdigit() else device
-        )
+        self.device = int(device) if isinstance(device, str) and device.isdigit() else device
         self.rate = SAMPLE_RATE
         self.stream: Any = None
 
@@ -198,8 +197,7 @@ class Action:
             self.children.append(subprocess.Popen(args, shell=self.shell, env=env))
         except OSError as exc:
             raise KwsError(
-                f"--exec {self.command[0]}: cannot start it ({exc.strerror}); "
-                f"check the command"
+                f"--exec {self.command[0]}: cannot start it ({exc.strerror}); check the command"
             ) from None
         self.started += 1
 
@@ -224,9 +222,7 @@ class ListenState:
     labels: list[str]
     level_dbfs: float = -120.0
     scores: np.ndarray | None = None
-    detections: list[tuple[float, str, int]] = field(
-        default_factory=list
-    )  # (s, label, score)
+    detections: list[tuple[float, str, int]] = field(default_factory=list)  # (s, label, score)
     audio_s: float = 0.0
     source: str = ""
     thresholds: dict[str, int] = field(default_factory=dict)
@@ -253,16 +249,12 @@ def settings_for(
     return native.RecognizerSettings.build(model.labels, rec)
 
 
-def check_action(
-    model: engine.StreamModel, on: str | None, command: Sequence[str]
-) -> None:
+def check_action(model: engine.StreamModel, on: str | None, command: Sequence[str]) -> None:
     if (on is None) != (not command):
         raise KwsError("--on WORD and --exec CMD go together: give both or neither")
     if on is not None and (on not in model.labels or is_filler(on)):
         words = ", ".join(lab for lab in model.labels if not is_filler(lab))
-        raise KwsError(
-            f"--on {on}: the model does not detect that word; choose one of {words}"
-        )
+        raise KwsError(f"--on {on}: the model does not detect that word; choose one of {words}")
 
 
 def run_loop(
@@ -291,9 +283,7 @@ def run_loop(
                 state.scores = r.scores
                 if r.detection is not None:
                     d = r.detection
-                    state.detections.append(
-                        (d.time_ms / 1000, labels[d.label], d.score)
-                    )
+                    state.detections.append((d.time_ms / 1000, labels[d.label], d.score))
                     if action is not None and labels[d.label] == action.word:
                         action.fire(labels[d.label], d.score, d.time_ms)
             state.audio_s = pipeline.features.time_ms / 1000

@@ -53,11 +53,7 @@ MAX_HISTORY = 36000
 
 def frames_in(samples: int) -> int:
     """Frames the front end completes from ``samples`` samples of a stream."""
-    return (
-        0
-        if samples < WINDOW_SAMPLES
-        else 1 + (samples - WINDOW_SAMPLES) // STRIDE_SAMPLES
-    )
+    return 0 if samples < WINDOW_SAMPLES else 1 + (samples - WINDOW_SAMPLES) // STRIDE_SAMPLES
 
 
 def frames_needed(frame: int, samples: int) -> int:
@@ -94,9 +90,7 @@ class RecognizerSettings:
     thresholds: tuple[int, ...]
 
     @classmethod
-    def build(
-        cls, labels: Sequence[str], recognizer: dict[str, Any]
-    ) -> RecognizerSettings:
+    def build(cls, labels: Sequence[str], recognizer: dict[str, Any]) -> RecognizerSettings:
         """From an export-style dict: ``threshold`` for all labels, ``thresholds`` per label."""
         base = int(recognizer["threshold"])
         per = dict(recognizer.get("thresholds") or {})
@@ -173,10 +167,7 @@ def _native_run(
         settings.minimum_count,
         mask,
     )
-    return [
-        Detection(int(i), int(tm), int(lab), int(sc), int(c))
-        for i, tm, lab, sc, c in found
-    ]
+    return [Detection(int(i), int(tm), int(lab), int(sc), int(c)) for i, tm, lab, sc, c in found]
 
 
 def recognize(
@@ -192,24 +183,19 @@ def recognize(
     t = np.ascontiguousarray(times, dtype=np.uint32)
     if s.ndim != 2 or s.shape[1] != len(settings.labels) or len(t) != len(s):
         raise ValueError(
-            f"scores {s.shape} / times {t.shape} do not match "
-            f"{len(settings.labels)} labels"
+            f"scores {s.shape} / times {t.shape} do not match {len(settings.labels)} labels"
         )
     if len(s) == 0:
         return []
     keys = [k for k, lab in enumerate(settings.labels) if not is_filler(lab)]
     if len({settings.thresholds[k] for k in keys}) <= 1:
-        return _native_run(
-            s, t, settings, settings.keyword_floor(), settings.ignore_mask
-        )
+        return _native_run(s, t, settings, settings.keyword_floor(), settings.ignore_mask)
     everyone = (1 << len(settings.labels)) - 1
     merged = sorted(
         (
             d
             for k in keys
-            for d in _native_run(
-                s, t, settings, settings.thresholds[k], everyone & ~(1 << k)
-            )
+            for d in _native_run(s, t, settings, settings.thresholds[k], everyone & ~(1 << k))
         ),
         key=lambda d: (d.index, d.label),
     )
@@ -241,16 +227,12 @@ class Recognizer:
                 self._times[:keep] = self._times[self._count - keep : self._count]
                 self._count = keep
             else:
-                self._scores = np.concatenate(
-                    [self._scores, np.empty_like(self._scores)]
-                )
+                self._scores = np.concatenate([self._scores, np.empty_like(self._scores)])
                 self._times = np.concatenate([self._times, np.empty_like(self._times)])
         self._scores[self._count] = scores
         self._times[self._count] = time_ms
         self._count += 1
-        found = recognize(
-            self._scores[: self._count], self._times[: self._count], self.settings
-        )
+        found = recognize(self._scores[: self._count], self._times[: self._count], self.settings)
         if found and found[-1].index == self._count - 1:
             return found[-1]
         return None
@@ -292,9 +274,7 @@ class FeatureStream:
 
     def window(self) -> np.ndarray:
         total = self.frames
-        first = (
-            self._base // STRIDE_SAMPLES
-        )  # stream frame index of the recomputed first frame
+        first = self._base // STRIDE_SAMPLES  # stream frame index of the recomputed first frame
         need_from = max(0, total - NUM_FRAMES) - first
         start = max(0, need_from - WARMUP_S * SAMPLE_RATE // STRIDE_SAMPLES)
         feats = stream_features(self._audio[start * STRIDE_SAMPLES :])

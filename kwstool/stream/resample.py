@@ -20,16 +20,10 @@ class BlockResampler:
     def __init__(self, rate_in: int, rate_out: int) -> None:
         g = math.gcd(int(rate_in), int(rate_out))
         self.up, self.down = int(rate_out) // g, int(rate_in) // g
-        half = (
-            10 * max(self.up, self.down) // self.up + 2
-        )  # resample_poly's filter, in inputs
+        half = 10 * max(self.up, self.down) // self.up + 2  # resample_poly's filter, in inputs
         self.margin = -(-half // self.down) * self.down
-        self._buf = np.zeros(
-            self.margin, np.float64
-        )  # the stream starts with zero context
-        self._done = (
-            0  # input samples of _buf already turned into output (after the margin)
-        )
+        self._buf = np.zeros(self.margin, np.float64)  # the stream starts with zero context
+        self._done = 0  # input samples of _buf already turned into output (after the margin)
 
     def process(self, block: np.ndarray) -> np.ndarray:
         from scipy.signal import resample_poly

@@ -34,9 +34,7 @@ class WordTable:
     label: np.ndarray
 
     @classmethod
-    def of(
-        cls, words: Sequence[Word], labels: Sequence[str], sample_rate: int
-    ) -> WordTable:
+    def of(cls, words: Sequence[Word], labels: Sequence[str], sample_rate: int) -> WordTable:
         index = {lab: i for i, lab in enumerate(labels)}
         return cls(
             np.array([w.start * 1000 // sample_rate for w in words], np.int64),
@@ -66,15 +64,9 @@ def match(
     if len(t) and len(words.start_ms):
         j = np.searchsorted(words.start_ms, t, side="right") - 1
         jj = np.maximum(j, 0)
-        ok = (
-            (j >= 0)
-            & (t <= words.end_ms[jj] + latency_limit_ms)
-            & (words.label[jj] == lab)
-        )
+        ok = (j >= 0) & (t <= words.end_ms[jj] + latency_limit_ms) & (words.label[jj] == lab)
         cand = np.flatnonzero(ok)
-        _, first = np.unique(
-            jj[cand], return_index=True
-        )  # only the first detection per word
+        _, first = np.unique(jj[cand], return_index=True)  # only the first detection per word
         hit[cand[first]] = jj[cand[first]]
     return Outcome(lab, t, hit)
 
@@ -105,9 +97,7 @@ def keyword_figures(
             "false_accepts": fa,
             "fa_per_hour": round(fa / neg_hours, 3) if neg_hours > 0 else None,
             "false_detections_positive": false_pos,
-            "false_per_hour_positive": round(false_pos / pos_hours, 3)
-            if pos_hours
-            else None,
+            "false_per_hour_positive": round(false_pos / pos_hours, 3) if pos_hours else None,
             "latency_ms": {"median": _pct(lat, 50), "p95": _pct(lat, 95)},
         }
     return out

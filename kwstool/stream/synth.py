@@ -148,9 +148,7 @@ def build_stream(
     unknown = [i for i, lab in enumerate(labels) if lab == UNKNOWN]
     words = [i for i, lab in enumerate(labels) if lab not in (UNKNOWN, SILENCE)]
     if keywords and not words:
-        raise KwsError(
-            f"the {design.split} split holds no keyword clips; choose another split"
-        )
+        raise KwsError(f"the {design.split} split holds no keyword clips; choose another split")
     track, levels = _noise_track(noise, total, design, rng)
     seg = int(design.noise_segment_s * SAMPLE_RATE)
     placed: list[Word] = []
@@ -193,9 +191,7 @@ def build_streams(
     pos_rng, neg_rng = (np.random.default_rng([design.seed, k]) for k in (1, 2))
     positive = build_stream(clips, labels, noise, design.hours, design, pos_rng, True)
     negative = (
-        build_stream(
-            clips, labels, noise, design.negative_hours, design, neg_rng, False
-        )
+        build_stream(clips, labels, noise, design.negative_hours, design, neg_rng, False)
         if design.negative_hours > 0
         else Stream(np.zeros(0, np.int16))
     )

@@ -12,15 +12,11 @@ from kwstool.cli import main
 
 
 def _exec_args(out) -> list[str]:
-    code = (
-        "import os; open(os.environ['OUT'], 'a').write(os.environ['KWS_LABEL'] + '\\n')"
-    )
+    code = "import os; open(os.environ['OUT'], 'a').write(os.environ['KWS_LABEL'] + '\\n')"
     return ["--exec", sys.executable, "-c", code]
 
 
-def test_listen_wav_runs_exec_once_per_word(
-    energy_run, demo_data, tmp_path, monkeypatch, capsys
-):
+def test_listen_wav_runs_exec_once_per_word(energy_run, demo_data, tmp_path, monkeypatch, capsys):
     wav, times = words_wav(tmp_path / "three.wav", demo_data, count=3)
     out = tmp_path / "fired.txt"
     monkeypatch.setenv("OUT", str(out))
@@ -51,9 +47,7 @@ def test_listen_wav_runs_exec_once_per_word(
         assert start / 1000 <= t <= end / 1000 + 1.0
 
 
-def test_listen_shell_and_no_action_for_other_words(
-    energy_run, demo_data, tmp_path, capsys
-):
+def test_listen_shell_and_no_action_for_other_words(energy_run, demo_data, tmp_path, capsys):
     wav, _ = words_wav(tmp_path / "one.wav", demo_data, count=1)
     out = tmp_path / "fired.txt"
     rc = main(
@@ -81,9 +75,7 @@ def test_listen_without_portaudio_is_one_line_exit_2(energy_run, monkeypatch, ca
     err = capsys.readouterr().err.strip()
     assert rc == 2
     assert len(err.splitlines()) == 1
-    assert (
-        "sudo apt-get install libportaudio2" in err and "pip install sounddevice" in err
-    )
+    assert "sudo apt-get install libportaudio2" in err and "pip install sounddevice" in err
 
 
 def test_listen_bad_word_and_lonely_exec(energy_run, demo_data, tmp_path, capsys):
@@ -115,9 +107,7 @@ def test_frame_by_frame_equals_bulk(energy_run, demo_data, tmp_path):
 
     wav, _ = words_wav(tmp_path / "long.wav", demo_data, count=16, gap_s=3.0)
     x = load_wav(wav, None)
-    assert (
-        len(x) / 16000 > native.WARMUP_S + 15
-    )  # the live path drops old audio past this
+    assert len(x) / 16000 > native.WARMUP_S + 15  # the live path drops old audio past this
     model = engine.StreamModel.load(energy_run)
     settings = native.RecognizerSettings.build(
         model.labels,

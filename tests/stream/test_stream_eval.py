@@ -71,14 +71,8 @@ def test_match_hits_misses_and_false_detections():
     out = scoring.match(dets, words)
     assert out.hit_word.tolist() == [0, -1, -1, -1]
     labels = ["_silence_", "_unknown_", "yes", "no"]
-    fig = scoring.keyword_figures(
-        labels, words, out, None, pos_hours=1.0, neg_hours=0.0
-    )
-    assert (
-        fig["yes"]["words"] == 2
-        and fig["yes"]["hits"] == 1
-        and fig["yes"]["misses"] == 1
-    )
+    fig = scoring.keyword_figures(labels, words, out, None, pos_hours=1.0, neg_hours=0.0)
+    assert fig["yes"]["words"] == 2 and fig["yes"]["hits"] == 1 and fig["yes"]["misses"] == 1
     assert fig["yes"]["false_detections_positive"] == 3
     assert fig["yes"]["latency_ms"]["median"] == 100.0
     assert fig["no"]["hits"] == 0 and fig["no"]["frr"] == 1.0
@@ -114,9 +108,7 @@ def test_calibrate_picks_fewest_misses_within_budget():
     }
 
 
-def test_stream_eval_reports_the_inserted_words_and_calibrates(
-    run_copy, demo_data, tmp_path
-):
+def test_stream_eval_reports_the_inserted_words_and_calibrates(run_copy, demo_data, tmp_path):
     from kwstool.core.calibration import load_calibration, read_calibration
     from kwstool.stream.evaluate import stream_eval
 
@@ -131,9 +123,7 @@ def test_stream_eval_reports_the_inserted_words_and_calibrates(
     )
     rep = res.report
     data, clips, names = _clips(demo_data)
-    pos, neg = synth.build_streams(
-        clips, names, list(data.background_noise.values()), design
-    )
+    pos, neg = synth.build_streams(clips, names, list(data.background_noise.values()), design)
     want = {lab: sum(w.label == lab for w in pos.words) for lab in ("yes", "no")}
     assert {k: rep["per_keyword"][k]["words"] for k in want} == want
     assert rep["negative"]["words"] == {"_unknown_": len(neg.words)}
@@ -195,14 +185,10 @@ def test_export_and_listen_use_the_calibration(run_copy, tmp_path, monkeypatch):
 
     monkeypatch.setattr(export_mod, "render_header", spy)
     export_mod.export(run_copy, tmp_path / "export")
-    assert (
-        seen["thresholds"] == {"yes": 111, "no": 222} and seen["suppression_ms"] == 900
-    )
+    assert seen["thresholds"] == {"yes": 111, "no": 222} and seen["suppression_ms"] == 900
     model = engine.StreamModel.load(run_copy)
     s = settings_for(model, None)
-    assert (
-        dict(zip(model.labels, s.thresholds))["no"] == 222 and s.suppression_ms == 900
-    )
+    assert dict(zip(model.labels, s.thresholds))["no"] == 222 and s.suppression_ms == 900
     assert set(settings_for(model, {"threshold": 50}).thresholds) == {50}
 
 
