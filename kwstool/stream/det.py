@@ -17,6 +17,8 @@ from kwstool.stream import engine, native, scoring
 #: Suppression times (ms) the threshold sweep is repeated for.
 SUPPRESSIONS_MS = (500, 1000, 1500, 2000)
 THRESHOLDS = tuple(range(256))
+#: Threshold step of the sweeps at the other suppression times (the DET JSON only).
+COARSE_STEP = 4
 
 
 def sweep(
@@ -26,11 +28,16 @@ def sweep(
     words: scoring.WordTable,
     neg_hours: float,
 ) -> dict[str, Any]:
-    """FRR / FA-per-hour / misses per keyword for every threshold and suppression time."""
+    """FRR / FA-per-hour / misses per keyword at each threshold and suppression time.
+
+    Every threshold 0..255 at the configured suppression time (calibration and the DET plot
+    use it); every COARSE_STEP-th at the others. Each curve lists its ``thresholds``.
+    """
     out: dict[str, Any] = {"thresholds": list(THRESHOLDS), "suppression_ms": {}}
     for sup in sorted(set(SUPPRESSIONS_MS) | {settings.suppression_ms}):
         curves: dict[str, dict[str, list[Any]]] = {}
-        for t in THRESHOLDS:
+        steps = THRESHOLDS if sup == settings.suppression_ms else THRESHOLDS[::COARSE_STEP]
+        for t in steps:
             s = settings.with_suppression(sup).with_threshold(t)
             po = scoring.match(native.recognize(pos.scores, pos.times_ms, s), words)
             ne = (
@@ -44,7 +51,9 @@ def sweep(
             for name, (frr, fa, miss) in scoring.curve_point(
                 settings.labels, words, po, ne, neg_hours
             ).items():
-                c = curves.setdefault(name, {"frr": [], "fa_per_hour": [], "misses": []})
+                c = curves.setdefault(
+                    name, {"thresholds": list(steps), "frr": [], "fa_per_hour": [], "misses": []}
+                )
                 c["frr"].append(None if frr is None else round(frr, 4))
                 c["fa_per_hour"].append(None if fa is None else round(fa, 3))
                 c["misses"].append(miss)
@@ -63,7 +72,7 @@ def calibrate(curves: dict[str, dict[str, list[Any]]], budget: float) -> dict[st
         else:
             best = len(c["frr"]) - 1
         picks[name] = {
-            "threshold": int(THRESHOLDS[best]),
+            "threshold": int(c.get("thresholds", THRESHOLDS)[best]),
             "frr": c["frr"][best],
             "fa_per_hour": c["fa_per_hour"][best],
             "misses": c["misses"][best],
