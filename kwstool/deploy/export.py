@@ -32,6 +32,13 @@ DEFAULT_OUT = Path("firmware") / "src" / "model"
 #: The feature parameters the header states (the firmware static-asserts them).
 FEATURE_KEYS = ("sample_rate", "window_ms", "stride_ms", "num_channels", "num_frames")
 
+#: micro_speech's RecognizeCommands defaults, in time (kwstool.core.recognizer, shared with
+#: `kwstool listen` and `stream-eval`).
+#: The live loop runs the model every this many ms of audio unless export is told otherwise:
+#: the smallest multiple of the stride >= 100 ms (kws_recognizer covers 50..3000 ms windows).
+MIN_DEFAULT_PERIOD_MS = 100
+#: kws_recognizer's limits (firmware/lib/kws_recognizer/kws_recognizer.h).
+MAX_WINDOW_MS = 3000
 
 
 @dataclass
@@ -88,9 +95,62 @@ def _c_string(s: str) -> str:
     return '"' + "".join(out) + '"'
 
 
+def default_period_ms(stride_ms: int) -> int:
+    """The smallest multiple of the stride >= MIN_DEFAULT_PERIOD_MS."""
+    return -(-MIN_DEFAULT_PERIOD_MS // stride_ms) * stride_ms
+
+
+def _threshold_u8(value: object, what: str) -> int:
+    """A threshold as 0..255: a float in [0, 1] is a probability, an int 0..255 is as is."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise KwsError(f"recognizer {what}: {value!r} is not a number; give 0..1 or 0..255")
+    if isinstance(value, float):
+        if not 0.0 <= value <= 1.0:
+            raise KwsError(f"recognizer {what}: {value} is outside 0..1 (a probability); give "
+                           f"0..1, or an integer 0..255")
+        return round(value * 255)
+    if not 0 <= value <= 255:
+        raise KwsError(f"recognizer {what}: {value} is outside 0..255")
+    return int(value)
+
+
+def recognizer_settings(recognizer: dict, labels: list[str], period_ms: int) -> dict:
+    """The recognizer macros' values: window, suppression, coverage and one threshold per label.
+
+    ``recognizer`` holds ``threshold`` (every label) and/or ``thresholds`` ({label: value});
+    a legacy ``minimum_count`` becomes ``(count - 1) * period_ms`` of coverage.
+    """
+    rec = {**RECOGNIZER_DEFAULTS, **recognizer}
+    if "minimum_count" in recognizer and "minimum_coverage_ms" not in recognizer:
+        rec["minimum_coverage_ms"] = max(0, int(recognizer["minimum_count"]) - 1) * period_ms
+    default = _threshold_u8(rec["threshold"], "threshold")
+    per_label = dict(rec.get("thresholds") or {})
+    unknown = sorted(set(per_label) - set(labels))
+    if unknown:
+        raise KwsError(f"recognizer thresholds: {', '.join(unknown)} not among the model's labels "
+                       f"({', '.join(labels)})")
+    thresholds = [_threshold_u8(per_label[lab], f"threshold of {lab!r}") if lab in per_label
+                  else default for lab in labels]
+    window, coverage = int(rec["average_window_ms"]), int(rec["minimum_coverage_ms"])
+    if not 0 < window <= MAX_WINDOW_MS or not 0 <= coverage < window:
+        raise KwsError(f"recognizer: window {window} ms / coverage {coverage} ms; need 0 < window "
+                       f"<= {MAX_WINDOW_MS} ms and 0 <= coverage < window")
+    return {"average_window_ms": window, "suppression_ms": int(rec["suppression_ms"]),
+            "minimum_coverage_ms": coverage, "threshold": default, "thresholds": thresholds}
+
+
+def check_period(period_ms: int, stride_ms: int) -> int:
+    """``period_ms`` if it is a positive multiple of the stride of at most 1 s, else KwsError."""
+    p = int(period_ms)
+    if p <= 0 or p % stride_ms != 0 or p > 1000:
+        raise KwsError(f"inference period {period_ms} ms: must be a multiple of the {stride_ms} ms "
+                       f"stride, {stride_ms}..1000 ms")
+    return p
+
+
 def render_header(report: dict, model_name: str, sha256: str, model_bytes: int, board: Board,
-                  recognizer: dict) -> str:
-    """Text of ``kws_model_data.h``."""
+                  recognizer: dict, inference_period_ms: int | None = None) -> str:
+    """Text of ``kws_model_data.h``; the period defaults to :func:`default_period_ms`."""
     labels = report["labels"]
     feats = report.get("features")
     if not isinstance(feats, dict) or any(k not in feats for k in FEATURE_KEYS):
@@ -128,11 +188,17 @@ def render_header(report: dict, model_name: str, sha256: str, model_bytes: int, 
         "KWS_FEATURE_STRIDE_MS": str(int(feats["stride_ms"])),
         "KWS_FEATURE_CHANNELS": str(channels),
     }
+    stride = int(feats["stride_ms"])
+    period = check_period(default_period_ms(stride) if inference_period_ms is None
+                          else inference_period_ms, stride)
+    rs = recognizer_settings(recognizer, list(labels), period)
     rec_defs = {
-        "KWS_RECOGNIZER_AVERAGE_WINDOW_MS": str(int(recognizer["average_window_ms"])),
-        "KWS_RECOGNIZER_THRESHOLD": str(int(recognizer["threshold"])),
-        "KWS_RECOGNIZER_SUPPRESSION_MS": str(int(recognizer["suppression_ms"])),
-        "KWS_RECOGNIZER_MINIMUM_COUNT": str(int(recognizer["minimum_count"])),
+        "KWS_INFERENCE_PERIOD_MS": str(period),
+        "KWS_RECOGNIZER_AVERAGE_WINDOW_MS": str(rs["average_window_ms"]),
+        "KWS_RECOGNIZER_SUPPRESSION_MS": str(rs["suppression_ms"]),
+        "KWS_RECOGNIZER_MINIMUM_COVERAGE_MS": str(rs["minimum_coverage_ms"]),
+        "KWS_RECOGNIZER_THRESHOLD": str(rs["threshold"]),
+        "KWS_RECOGNIZER_THRESHOLDS": "{ " + ", ".join(str(t) for t in rs["thresholds"]) + " }",
     }
 
     def block(defs: dict) -> str:
@@ -156,8 +222,12 @@ def render_header(report: dict, model_name: str, sha256: str, model_bytes: int, 
         f"#define KWS_MODEL_FOR_EACH_OP(X) \\\n{op_lines}\n\n"
         "/* Front-end parameters the model was trained with (checked against kws_frontend). */\n"
         + block(feature_defs) +
-        "\n/* Recognizer defaults: average window, threshold on averaged score*255 (0..255),\n"
-        " * suppression time after a detection, minimum inferences in the window. */\n"
+        "\n/* Live loop and recognizer (docs/ARCHITECTURE.md, \"Export contract\"): the model runs\n"
+        " * every KWS_INFERENCE_PERIOD_MS of audio; scores are averaged over the last\n"
+        " * AVERAGE_WINDOW_MS; a detection needs the top label's average >= its entry of\n"
+        " * THRESHOLDS (score*255, one per label; THRESHOLD: the value for labels not set\n"
+        " * separately), the averaged results to span >= MINIMUM_COVERAGE_MS of audio, and\n"
+        " * SUPPRESSION_MS since the last detection. */\n"
         + block(rec_defs) +
         "\n#ifdef __cplusplus\nextern \"C\" {\n#endif\n\n"
         "extern const char *const kws_model_labels[KWS_MODEL_NUM_LABELS];\n"
@@ -189,8 +259,14 @@ def render_source(tflite: bytes, labels: list[str], model_name: str, sha256: str
 
 # --- the command -------------------------------------------------------------------------------
 def export(run_dir: str | os.PathLike, out_dir: str | os.PathLike = DEFAULT_OUT,
-           board: str = "nano33ble", recognizer: dict | None = None) -> ExportResult:
+           board: str = "nano33ble", recognizer: dict | None = None,
+           inference_period_ms: int = MIN_DEFAULT_PERIOD_MS) -> ExportResult:
     """Write ``kws_model_data.h``/``.cc`` for the quantized model in ``run_dir`` into ``out_dir``.
+
+    ``recognizer`` may hold ``average_window_ms``, ``suppression_ms``, ``minimum_coverage_ms``,
+    ``threshold`` and ``thresholds`` ({label: 0..1 float or 0..255 int}); the rest are
+    :data:`RECOGNIZER_DEFAULTS`. ``inference_period_ms`` (a multiple of the 20 ms stride) is the
+    live loop's cadence, ``KWS_INFERENCE_PERIOD_MS``.
 
     ``run_dir`` is a run folder holding ``model_int8.tflite`` and ``quantize.json`` (or the path of
     the ``.tflite`` itself). Refuses (KwsError) when the model does not fit ``board``.
@@ -223,10 +299,10 @@ def export(run_dir: str | os.PathLike, out_dir: str | os.PathLike = DEFAULT_OUT,
     arena = arena_total(used)
     check_budget(len(tflite), arena, target, str(tflite_path))
 
-    rec = dict(RECOGNIZER_DEFAULTS)
-    rec.update(load_calibration(tflite_path) or {})  # stream-eval --calibrate: per-label thresholds
-    rec.update(recognizer or {})
-    header = render_header(report, model_name, sha256, len(tflite), target, rec)
+    # stream-eval --calibrate's per-label thresholds (RUN/calibration.json), then the caller's
+    rec = {**(load_calibration(tflite_path) or {}), **(recognizer or {})}
+    header = render_header(report, model_name, sha256, len(tflite), target, rec,
+                           inference_period_ms)
     source = render_source(tflite, list(report["labels"]), model_name, sha256)
     out = Path(out_dir)
     try:

@@ -179,9 +179,9 @@ def test_export_and_listen_use_the_calibration(run_copy, tmp_path, monkeypatch):
     seen = {}
     real = export_mod.render_header
 
-    def spy(report, model_name, sha256, model_bytes, board, recognizer):
-        seen.update(recognizer)
-        return real(report, model_name, sha256, model_bytes, board, recognizer)
+    def spy(*args, **kwargs):
+        seen.update(args[5])  # render_header(report, name, sha256, bytes, board, recognizer, ...)
+        return real(*args, **kwargs)
 
     monkeypatch.setattr(export_mod, "render_header", spy)
     export_mod.export(run_copy, tmp_path / "export")
@@ -206,7 +206,7 @@ def test_per_label_thresholds(energy_run, demo_data, tmp_path):
         "average_window_ms": 1000,
         "threshold": 200,
         "suppression_ms": 1500,
-        "minimum_count": 3,
+        "minimum_coverage_ms": 200,
     }
     same = native.recognize(
         r.scores, r.times_ms, native.RecognizerSettings.build(model.labels, base)
