@@ -56,6 +56,7 @@ class View:
         self.live: Any = None
         self._printed = 0
         self._last = 0.0
+        self._state: ListenState | None = None
 
     def __enter__(self) -> View:  # noqa: PYI034 - typing_extensions is no dependency
         if self.console.is_terminal:
@@ -67,9 +68,12 @@ class View:
 
     def __exit__(self, *exc: object) -> None:
         if self.live is not None:
+            if self._state is not None:
+                self.live.update(render(self._state), refresh=True)  # the final state
             self.live.__exit__(None, None, None)
 
     def __call__(self, state: ListenState) -> None:
+        self._state = state
         if self.live is None:
             for t, label, score in state.detections[self._printed :]:
                 self.console.print(

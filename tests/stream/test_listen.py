@@ -147,3 +147,23 @@ def test_block_resampler_equals_whole_signal():
     ref = np.clip(np.round(ref * 32768.0), -32768, 32767).astype(np.int16)
     assert len(got) > 31000
     assert np.array_equal(got, ref[: len(got)])
+
+
+def test_ctrl_c_ends_listening_cleanly(energy_run, demo_data, tmp_path):
+    """SIGINT (Ctrl-C) during a real-time replay: exit code 0 and the summary, no traceback."""
+    import os
+    import signal
+    import subprocess
+
+    wav, _ = words_wav(tmp_path / "long.wav", demo_data, count=16, gap_s=3.0)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path), PYTHONUNBUFFERED="1")
+    cmd = [sys.executable, "-m", "kwstool", "listen", str(energy_run), "--wav", str(wav)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    first = proc.stdout.readline()  # listening has started once the first word is detected
+    assert first.startswith("DETECTED yes"), first + proc.stderr.read()
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err
+    heard = float(out.rsplit("listened to ", 1)[1].split(" s", 1)[0])
+    assert 0 < heard < 45  # stopped early: the file is longer
