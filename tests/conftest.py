@@ -68,7 +68,6 @@ def make_run(run_dir: Path, data_dir: Path, epochs: int = 4, seed: int = 0, dens
     """A run folder as `kwstool train` writes it (config.json + best.keras), trained briefly."""
     import keras
 
-    from kwstool.core.artifacts import RunConfig
     from kwstool.data import load_prepared
 
     data = load_prepared(data_dir)
@@ -81,10 +80,22 @@ def make_run(run_dir: Path, data_dir: Path, epochs: int = 4, seed: int = 0, dens
         model.fit(x, y, batch_size=32, epochs=epochs, shuffle=False, verbose=0)
     run_dir.mkdir(parents=True, exist_ok=True)
     model.save(run_dir / "best.keras")
+    write_run_config(run_dir, model, "test_tiny", data_dir, epochs, seed)
+    return run_dir
+
+
+def write_run_config(run_dir: Path, model, name: str, data_dir: Path, epochs: int = 0,
+                     seed: int = 0) -> None:
+    """config.json as `kwstool train` writes it (a stamped RunConfig) for a hand-made model."""
+    from kwstool.core.artifacts import RunConfig
+    from kwstool.data import load_prepared
+
+    data = load_prepared(data_dir)
+    train = data.split("train")
     config = RunConfig.stamp(
         {
             "kwstool_version": "test",
-            "model": "test_tiny",
+            "model": name,
             "hyperparameters": {"epochs": epochs, "batch_size": 32, "lr": 3e-3},
             "seed": seed,
             "labels": list(data.labels),
@@ -103,7 +114,6 @@ def make_run(run_dir: Path, data_dir: Path, epochs: int = 4, seed: int = 0, dens
         }
     )
     (run_dir / "config.json").write_text(json.dumps(config))
-    return run_dir
 
 
 # --- the fast suite: `pytest -m "not slow"` ----------------------------------------------------

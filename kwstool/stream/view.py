@@ -21,7 +21,7 @@ from kwstool.stream.listen import ListenState
 REFRESH_HZ = 8
 
 
-def _meter(dbfs: float, width: int = 40) -> Text:
+def _meter(dbfs: float, width: int = 36) -> Text:
     fill = round((min(0.0, max(-80.0, dbfs)) + 80) / 80 * width)
     style = "red" if dbfs > -3 else "yellow" if dbfs > -20 else "green"
     return Text.assemble(("█" * fill, style), ("░" * (width - fill), "dim"), f" {dbfs:6.1f} dBFS")

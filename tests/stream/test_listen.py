@@ -6,7 +6,8 @@ from __future__ import annotations
 import sys
 
 import numpy as np
-from conftest import words_wav  # tests/stream/conftest.py
+
+from streamkit import energy_run, words_wav  # noqa: F401  (fixtures and helpers)
 
 from kwstool.cli import main
 

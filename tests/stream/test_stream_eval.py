@@ -8,6 +8,8 @@ import json
 import numpy as np
 import pytest
 
+from streamkit import energy_run, run_copy, words_wav  # noqa: F401  (fixtures and helpers)
+
 from kwstool.cli import main
 from kwstool.errors import KwsError
 from kwstool.stream import native, scoring, synth
@@ -194,7 +196,7 @@ def test_export_and_listen_use_the_calibration(run_copy, tmp_path, monkeypatch):
 
 def test_per_label_thresholds(energy_run, demo_data, tmp_path):
     """Per-label thresholds: one keyword's threshold moves only that keyword's detections."""
-    from conftest import words_wav
+    from streamkit import words_wav
 
     from kwstool.core.audio import load_wav
     from kwstool.stream import engine

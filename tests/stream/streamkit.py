@@ -9,11 +9,12 @@ briefly trained model is not.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+from conftest import write_run_config
 
 #: The model's loudness: the window's mean of max(0, feature / 128 + ENERGY_OFFSET); near 0
 #: for quiet audio, about 0.2-0.3 while a word is in the window. Above ENERGY_EDGE it is "yes".
@@ -51,16 +52,9 @@ def energy_run(tmp_path_factory, demo_data) -> Path:
     data = load_prepared(demo_data)
     run = tmp_path_factory.mktemp("energy") / "run"
     run.mkdir()
-    energy_model(len(data.labels), data.labels.index("yes")).save(run / "best.keras")
-    config = {
-        "format": 1,
-        "model": "energy",
-        "seed": 0,
-        "labels": list(data.labels),
-        "features": data.manifest["features"],
-        "data": {"path": str(demo_data)},
-    }
-    (run / "config.json").write_text(json.dumps(config))
+    model = energy_model(len(data.labels), data.labels.index("yes"))
+    model.save(run / "best.keras")
+    write_run_config(run, model, "energy", demo_data)
     quantize(run, strict=True)
     return run
 
