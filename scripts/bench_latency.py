@@ -103,6 +103,14 @@ def probe_models():
                     lambda x, k=k, f=f, s=s: L.Conv2D(f, k, strides=s, padding="same",
                                                       activation="relu")(x))
 
+    # The 1-channel stem alternative: RESHAPE 49x40x1 -> 49x1x40 (free), then a kx1 conv with
+    # the 40 frequency bins as input channels.
+    for k, f, st in [(3, 12, 1), (3, 32, 2), (5, 24, 2)]:
+        yield chain(f"probe_reshape_stem_{k}x1_{f}_s{st}", (49, 40, 1),
+                    lambda x, k=k, f=f, st=st: L.Conv2D(f, (k, 1), strides=(st, 1),
+                                                        padding="same", activation="relu")(
+                        L.Reshape((49, 1, 40))(x)))
+
     def kxk_chain(x):
         x = L.Conv2D(16, 3, padding="same", activation="relu")(x)
         x = L.Conv2D(32, 3, padding="same", activation="relu")(x)
