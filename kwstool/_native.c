@@ -178,6 +178,9 @@ PyMODINIT_FUNC PyInit__native(void) {
   PyModule_AddIntConstant(m, "STRIDE_SAMPLES", KWS_FRONTEND_STRIDE_SAMPLES);
   PyModule_AddIntConstant(m, "NUM_CHANNELS", KWS_FRONTEND_NUM_CHANNELS);
   PyModule_AddIntConstant(m, "CLIP_FRAMES", KWS_FRONTEND_CLIP_FRAMES);
+  PyModule_AddIntConstant(m, "CLIP_SAMPLES", KWS_FRONTEND_CLIP_SAMPLES);
+  PyModule_AddIntConstant(m, "WINDOW_MS", KWS_FRONTEND_WINDOW_MS);
+  PyModule_AddIntConstant(m, "STRIDE_MS", KWS_FRONTEND_STRIDE_MS);
   PyModule_AddIntConstant(m, "STATE_BYTES", (long)sizeof(kws_frontend_state));
   return m;
 }

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from .errors import KwsError
+from kwstool.errors import KwsError
 
 DEMO_DIR = Path(__file__).resolve().parents[1] / "datasets" / "demo"
 DEMO_WORDS = ("yes", "no")
@@ -65,11 +65,12 @@ def run(source: str | os.PathLike | None = None, work_dir: str | os.PathLike | N
     ``model``/``epochs``/``batch_size`` default to ``kwstool train``'s (on the demo:
     ``DEMO_EPOCHS`` epochs of ``DEMO_BATCH_SIZE``).
     """
-    from . import data as data_mod
-    from . import train as train_mod
-    from .evaluate import evaluate
-    from .export import export
-    from .quantize import MODEL_FILE, quantize
+    from kwstool import data as data_mod
+    from kwstool.model import train as train_mod
+    from kwstool.model.evaluate import evaluate
+    from kwstool.deploy.export import export
+    from kwstool.core.tflite import MODEL_FILE
+    from kwstool.model.quantize import quantize
 
     say = log or (lambda _msg: None)
     t0 = time.perf_counter()

@@ -7,7 +7,7 @@ Data (``--data-root``, default ``../shared/data`` beside the repository):
                                   ``_unknown_``), speakers disjoint from the mini set
 
 Recipe (12 classes: ``_silence_``, ``_unknown_``, yes no up down left right on off stop go):
-    1. ``kwstool.data.prepare`` each source with the default words: the mini set with
+    1. ``kwstool.data.prepared`` each source with the default words: the mini set with
        validation 10 % / test 10 % of its speakers and ``--unknown-share 1000`` (so its ~780
        clips of the 20 other words are used as ``_unknown_`` examples rather than 10 % of the
        keyword count; training weighs every label the same, see ``kwstool.train``), the
@@ -137,8 +137,8 @@ def merge(sources: dict, out: Path) -> dict:
 
 def bench_model(name: str, data_dir: Path, run_dir: Path, epochs: int | None, seed: int,
                 progress: bool) -> dict:
-    from kwstool.quantize import quantize
-    from kwstool.train import train
+    from kwstool.model.quantize import quantize
+    from kwstool.model.train import train
 
     t0 = time.perf_counter()
     if (run_dir / "config.json").exists():
@@ -172,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", type=Path, default=None, help="also write the table as JSON")
     ap.add_argument("--no-progress", action="store_true")
     args = ap.parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
     from rich.console import Console
     from rich.table import Table

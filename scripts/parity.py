@@ -23,8 +23,8 @@ sys.path.insert(0, str(REPO))
 
 import numpy as np  # noqa: E402
 
-from kwstool import features  # noqa: E402
-from kwstool.audio import load_wav  # noqa: E402
+from kwstool.core import frontend as features  # noqa: E402
+from kwstool.core.audio import load_wav  # noqa: E402
 
 
 def tf_microfrontend(samples: np.ndarray) -> np.ndarray:

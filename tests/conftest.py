@@ -6,6 +6,7 @@ it skip with a clear message when it is absent; the core tests use audio generat
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -22,6 +23,84 @@ def shared_path(*parts: str) -> Path:
     if not p.exists():
         pytest.skip(f"{p} not present (../shared/data is only beside the repo in dev and CI)")
     return p
+
+
+DEMO = REPO / "datasets" / "demo"
+DEMO = REPO / "datasets" / "demo"
+WORDS = "yes,no"
+LABELS = ["_silence_", "_unknown_", "yes", "no"]
+TINY_OPS = ["CONV_2D", "DEPTHWISE_CONV_2D", "MEAN", "RESHAPE", "SOFTMAX"]
+TINY_METHODS = ["AddConv2D", "AddDepthwiseConv2D", "AddMean", "AddReshape", "AddSoftmax"]
+
+
+def prepare_demo(data_dir: Path) -> Path:
+    """The shipped demo dataset prepared for yes,no (20 % validation, 20 % test)."""
+    from kwstool.data import prepare
+
+    prepare(str(DEMO), data_dir, words=WORDS, validation_pct=20, testing_pct=20, progress=False)
+    return data_dir
+
+
+def tiny_model(num_labels: int, seed: int = 0, width: int = 8, dense: int = 0):
+    """A small CNN in kwstool's input convention; ``dense`` > 0 adds a big fully connected layer."""
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    layers = keras.layers
+    inputs = keras.Input((49, 40, 1))
+    x = layers.Rescaling(1 / 128)(inputs)
+    x = layers.Conv2D(width, (10, 8), strides=(2, 2), padding="same", activation="relu")(x)
+    x = layers.DepthwiseConv2D((3, 3), padding="same", activation="relu")(x)
+    if dense:
+        x = layers.Flatten()(x)
+        x = layers.Dense(dense, activation="relu")(x)
+        x = layers.Dense(num_labels)(x)
+    else:
+        # A 1x1-convolution classifier: LiteRT's reference kernels and TFLite-Micro agree on it
+        # bit for bit (FULLY_CONNECTED can differ by one step at rounding ties).
+        x = layers.GlobalAveragePooling2D(keepdims=True)(x)
+        x = layers.Conv2D(num_labels, (1, 1))(x)
+        x = layers.Flatten()(x)
+    outputs = layers.Softmax()(x)
+    return keras.Model(inputs, outputs, name="test_tiny")
+
+
+def make_run(run_dir: Path, data_dir: Path, epochs: int = 4, seed: int = 0, dense: int = 0) -> Path:
+    """A run folder as `kwstool train` writes it (config.json + best.keras), trained briefly."""
+    import keras
+
+    from kwstool.data import load_prepared
+
+    data = load_prepared(data_dir)
+    train = data.split("train")
+    model = tiny_model(len(data.labels), seed, dense=dense)
+    if epochs:
+        model.compile(optimizer=keras.optimizers.Adam(3e-3), loss="sparse_categorical_crossentropy")
+        x = np.asarray(train.features, np.float32)[..., None]
+        y = np.asarray(train.labels, np.int64)
+        model.fit(x, y, batch_size=32, epochs=epochs, shuffle=False, verbose=0)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    model.save(run_dir / "best.keras")
+    config = {"format": 1, "model": "test_tiny", "seed": seed, "labels": list(data.labels),
+              "features": data.manifest["features"], "data": {"path": str(data_dir)}}
+    (run_dir / "config.json").write_text(json.dumps(config))
+    return run_dir
+
+
+@pytest.fixture(scope="session")
+def demo_data(tmp_path_factory) -> Path:
+    return prepare_demo(tmp_path_factory.mktemp("demo") / "data")
+
+
+@pytest.fixture(scope="session")
+def quantized_run(tmp_path_factory, demo_data):
+    """(run folder, QuantizeResult) of the tiny model, quantized once per session."""
+    from kwstool.model.quantize import quantize
+
+    run = make_run(tmp_path_factory.mktemp("run") / "run", demo_data)
+    return run, quantize(run, strict=True)
+
+
 
 
 @pytest.fixture

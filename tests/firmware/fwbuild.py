@@ -62,7 +62,8 @@ def micro_speech_model_files(tflite: Path, out_dir: Path,
     own code (the export contract), into out_dir/model. Returns out_dir."""
     import hashlib
 
-    from kwstool import export, quantize
+    from kwstool.deploy import export
+    from kwstool.model import quantize
 
     data = Path(tflite).read_bytes()
     info = quantize.model_info(data, str(tflite))

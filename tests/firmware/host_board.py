@@ -64,7 +64,7 @@ class HostBoard:
         pass_fds: tuple[int, ...] = ()
         model = None
         if self.model_path is not None:
-            from kwstool.device import TflmModel
+            from kwstool.deploy.device import TflmModel
 
             model = TflmModel(self.model_path)
             req_r, req_w = os.pipe()   # board -> model server

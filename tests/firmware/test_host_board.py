@@ -15,8 +15,8 @@ import serial
 
 import fwbuild
 from host_board import MICRO_SPEECH_LABELS, HostBoard
-from kwstool import device
-from kwstool.audio import load_wav, save_wav
+from kwstool.deploy import device
+from kwstool.core.audio import load_wav, save_wav
 from kwstool.cli import main as cli
 
 RECOGNIZER = {"average_window_ms": 1000, "threshold": 200, "suppression_ms": 1500, "minimum_count": 3}
@@ -115,7 +115,7 @@ def test_stream_detections_match_host_recognizer(board, micro_speech, tmp_path):
     assert result["files"][0]["inferences"] == len(ref.scores) == 349
 
     # every feature frame and every score too, through the Python API
-    with device.Board(board.port) as b:
+    with device.BoardLink(board.port) as b:
         b.reset(device.SEND_FEATURES | device.SEND_SCORES, infer_every=3,
                 recognizer={"threshold": 180, "minimum_count": 2})
         r = b.stream(samples)
@@ -135,7 +135,7 @@ def test_board_survives_garbage(board):
     """Over the pty: garbage, a huge length, a corrupted frame and a truncated one; the board
     answers the next request and counts each problem exactly once."""
     with serial.Serial(board.port, timeout=0.05) as port:
-        b = device.Board(port, timeout=5)
+        b = device.BoardLink(port, timeout=5)
         b.connect()
         before = b.stats()
         rng = np.random.default_rng(7)

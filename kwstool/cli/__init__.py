@@ -1,0 +1,48 @@
+"""The `kwstool` command line: a thin Typer layer over the library.
+
+Each command parses options, calls one library function and renders its result with Rich.
+A :class:`~kwstool.errors.KwsError` becomes one line on stderr and exit code 2. The commands are
+registered by the modules of this package, one per stage (data, model, deploy, stream).
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Optional
+
+import typer
+
+from kwstool.cli import data, model, deploy  # noqa: F401,I001  (register commands, in this order)
+from kwstool.cli.app import app, console, err_console
+from kwstool.errors import KwsError
+
+__all__ = ["app", "console", "err_console", "main"]
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    """Entry point: run the Typer app, turning KwsError into a one-line message and exit 2."""
+    try:
+        app(args=argv, standalone_mode=False)
+    except KwsError as exc:
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        err_console.print("[bold red]interrupted[/]; outputs written so far are complete, "
+                          "re-run to continue")
+        return 130
+    except typer.Exit as exc:
+        return exc.exit_code
+    except typer.Abort:
+        return 1
+    except Exception as exc:  # click usage errors and the like
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            return exc.exit_code
+        raise
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

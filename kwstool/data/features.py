@@ -1,0 +1,109 @@
+"""`kwstool features`: the front end's features of WAV files and folders, as .npy and PNG."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from kwstool.core.contract import NUM_CHANNELS, NUM_FRAMES, STRIDE_MS
+from kwstool.core.frontend import compute
+from kwstool.errors import KwsError
+
+
+# --- files -------------------------------------------------------------------------------------
+def list_wavs(paths: Iterable[Path]) -> list[Path]:
+    """Expand folders (recursively, sorted) to their .wav files; keep files as given."""
+    files: list[Path] = []
+    for p in paths:
+        p = Path(p)
+        if p.is_dir():
+            found = sorted(q for q in p.rglob("*") if q.is_file() and q.name.lower().endswith(".wav"))
+            if not found:
+                raise KwsError(f"{p}: folder has no .wav files; point at WAV files or their folder")
+            files.extend(found)
+        elif p.exists():
+            files.append(p)
+        else:
+            raise KwsError(f"{p}: no such file or folder; check the path")
+    return files
+
+
+@dataclass
+class FeaturesResult:
+    out: Path
+    shape: tuple
+    count: int
+    files: list[str]
+    skipped: list[dict] = field(default_factory=list)
+    png: Path | None = None
+
+
+def features_for_paths(paths: Sequence[Path], out: Path, png: Path | None = None) -> FeaturesResult:
+    """Features of WAV files and folders, written to ``out`` (.npy) and optionally a PNG.
+
+    One WAV argument gives ``(49, 40)``; several files or a folder give ``(N, 49, 40)`` and
+    ``OUT.files.txt`` listing the files in row order. Unreadable files are skipped and reported.
+    """
+    from kwstool.core.audio import load_wav, skipped_entry
+    from kwstool.fileio import save_npy, write_text
+
+    out = Path(out)
+    if out.suffix != ".npy":
+        raise KwsError(f"{out}: output must end in .npy")
+    single = len(paths) == 1 and Path(paths[0]).is_file()
+    files = list_wavs(paths)
+    audio, good, skipped = [], [], []
+    for f in files:
+        try:
+            audio.append(load_wav(f))
+            good.append(str(f))
+        except KwsError as exc:
+            if single:
+                raise
+            skipped.append(skipped_entry(f, exc))
+    if not audio:
+        return FeaturesResult(out=out, shape=(0,), count=0, files=[], skipped=skipped)
+    feats = compute(np.stack(audio))
+    array = feats[0] if single else feats
+    save_npy(out, array)
+    if not single:
+        write_text(out.with_suffix(".files.txt"), "".join(f + "\n" for f in good))
+    if png is not None:
+        render_png(feats, [Path(f).name for f in good], png)
+    return FeaturesResult(out=out, shape=array.shape, count=len(good), files=good,
+                          skipped=skipped, png=png)
+
+
+def render_png(feats: np.ndarray, titles: Sequence[str], path: Path, max_panels: int = 16) -> None:
+    """Spectrogram image(s): time left to right, channel (low to high frequency) bottom to top."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from kwstool.fileio import atomic_path
+
+    n = min(len(feats), max_panels)
+    cols = min(4, n)
+    rows = (n + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.6 * rows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for i in range(n):
+        ax = axes.flat[i]
+        ax.axis("on")
+        im = ax.imshow(feats[i].T, origin="lower", aspect="auto", cmap="magma", vmin=-128, vmax=127,
+                       extent=(0, NUM_FRAMES * STRIDE_MS, 0, NUM_CHANNELS))
+        ax.set_title(titles[i], fontsize=8)
+        ax.set_xlabel("time (ms)", fontsize=7)
+        ax.set_ylabel("mel channel", fontsize=7)
+        ax.tick_params(labelsize=6)
+    fig.colorbar(im, ax=axes.ravel().tolist(), shrink=0.8, label="int8 feature")
+    if len(feats) > max_panels:
+        fig.suptitle(f"first {max_panels} of {len(feats)} clips", fontsize=9)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+    plt.close(fig)

@@ -1,0 +1,241 @@
+"""Export: an int8 model from ``kwstool quantize`` -> ``kws_model_data.h``/``.cc`` for the firmware.
+
+The header carries everything the firmware must not guess (see docs/ARCHITECTURE.md, "Export
+contract"): labels, feature constants, input/output quantization, the TFLite-Micro arena size
+(measured by ``quantize`` plus :func:`arena_margin`), the operator list as an X-macro the firmware
+expands into its ``MicroMutableOpResolver`` registrations, and the recognizer defaults. The
+``.cc`` holds the model bytes (``alignas(16)``, as TFLite-Micro requires) and the label strings.
+
+Before writing, the model is checked against the chosen board's budget (:data:`BOARDS`): model
+bytes against flash and the arena against RAM, each after a reserve for the rest of the firmware.
+A model that does not fit is refused with the numbers. Output is deterministic (no timestamps or
+paths), so exporting the same model twice gives byte-identical files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from kwstool.core.boards import BOARDS, Board, arena_margin, arena_total
+from kwstool.errors import KwsError
+
+HEADER_FILE = "kws_model_data.h"
+SOURCE_FILE = "kws_model_data.cc"
+DEFAULT_OUT = Path("firmware") / "src" / "model"
+#: The feature parameters the header states (the firmware static-asserts them).
+FEATURE_KEYS = ("sample_rate", "window_ms", "stride_ms", "num_channels", "num_frames")
+
+#: micro_speech's RecognizeCommands defaults; the threshold is on the averaged score * 255.
+RECOGNIZER_DEFAULTS = {"average_window_ms": 1000, "threshold": 200, "suppression_ms": 1500,
+                       "minimum_count": 3}
+
+
+@dataclass
+class ExportResult:
+    header: Path
+    source: Path
+    board: Board
+    model_name: str
+    model_bytes: int
+    arena_used_bytes: int
+    arena_margin_bytes: int
+    arena_bytes: int
+    resolver_methods: list[str]
+    labels: list[str]
+
+
+def check_budget(model_bytes: int, arena_bytes: int, board: Board, where: str) -> None:
+    """Refuse a model that does not fit ``board``, with the numbers."""
+    problems = []
+    if model_bytes > board.model_budget:
+        problems.append(f"model {model_bytes} B > {board.model_budget} B flash budget "
+                        f"({board.flash_bytes} B {board.flash_note} - {board.flash_reserve} B "
+                        f"firmware reserve)")
+    if arena_bytes > board.arena_budget:
+        problems.append(f"arena {arena_bytes} B > {board.arena_budget} B RAM budget "
+                        f"({board.ram_bytes} B RAM - {board.ram_reserve} B firmware reserve)")
+    if problems:
+        raise KwsError(f"{where}: does not fit {board.name}: " + "; ".join(problems)
+                       + "; train a smaller model (e.g. --model tiny_conv) or choose another board")
+
+
+# --- C text ------------------------------------------------------------------------------------
+def _c_float(x: float) -> str:
+    """Shortest decimal that reads back as the same float32, as a C float literal."""
+    s = str(np.float32(x))
+    if "e" not in s and "." not in s and "inf" not in s and "nan" not in s:
+        s += ".0"
+    return s + "f"
+
+
+def _c_int(x: int) -> str:
+    return f"({x})" if x < 0 else str(x)
+
+
+def _c_string(s: str) -> str:
+    out = []
+    for ch in s:
+        if ch in '"\\':
+            out.append("\\" + ch)
+        elif 32 <= ord(ch) < 127:
+            out.append(ch)
+        else:
+            out.extend(f"\\{b:03o}" for b in ch.encode("utf-8"))
+    return '"' + "".join(out) + '"'
+
+
+def render_header(report: dict, model_name: str, sha256: str, model_bytes: int, board: Board,
+                  recognizer: dict) -> str:
+    """Text of ``kws_model_data.h``."""
+    labels = report["labels"]
+    feats = report.get("features")
+    if not isinstance(feats, dict) or any(k not in feats for k in FEATURE_KEYS):
+        raise KwsError(f"quantize.json: no complete feature parameters ({', '.join(FEATURE_KEYS)});"
+                       f" re-run `kwstool quantize`")
+    frames = int(feats["num_frames"])
+    channels = int(feats["num_channels"])
+    in_size = int(np.prod(report["input"]["shape"][1:]))
+    if in_size != frames * channels:
+        raise KwsError(f"quantize.json: model input {report['input']['shape']} does not hold "
+                       f"{frames}x{channels} features; re-run `kwstool quantize`")
+    used = int(report["arena_bytes"])
+    margin = arena_margin(used)
+    methods = report["op_resolver"]
+    op_lines = " \\\n".join(f"  X({m})" for m in methods)
+    d = {
+        "KWS_MODEL_NAME": _c_string(model_name),
+        "KWS_MODEL_SHA256": _c_string(sha256),
+        "KWS_MODEL_DATA_BYTES": str(model_bytes),
+        "KWS_MODEL_NUM_LABELS": str(len(labels)),
+        "KWS_MODEL_INPUT_FRAMES": str(frames),
+        "KWS_MODEL_INPUT_CHANNELS": str(channels),
+        "KWS_MODEL_INPUT_SCALE": _c_float(report["input"]["scale"]),
+        "KWS_MODEL_INPUT_ZERO_POINT": _c_int(int(report["input"]["zero_point"])),
+        "KWS_MODEL_OUTPUT_SCALE": _c_float(report["output"]["scale"]),
+        "KWS_MODEL_OUTPUT_ZERO_POINT": _c_int(int(report["output"]["zero_point"])),
+        "KWS_MODEL_ARENA_USED_BYTES": str(used),
+        "KWS_MODEL_ARENA_MARGIN_BYTES": str(margin),
+        "KWS_MODEL_ARENA_BYTES": str(arena_total(used)),
+        "KWS_MODEL_OP_COUNT": str(len(methods)),
+    }
+    feature_defs = {
+        "KWS_FEATURE_SAMPLE_RATE": str(int(feats["sample_rate"])),
+        "KWS_FEATURE_WINDOW_MS": str(int(feats["window_ms"])),
+        "KWS_FEATURE_STRIDE_MS": str(int(feats["stride_ms"])),
+        "KWS_FEATURE_CHANNELS": str(channels),
+    }
+    rec_defs = {
+        "KWS_RECOGNIZER_AVERAGE_WINDOW_MS": str(int(recognizer["average_window_ms"])),
+        "KWS_RECOGNIZER_THRESHOLD": str(int(recognizer["threshold"])),
+        "KWS_RECOGNIZER_SUPPRESSION_MS": str(int(recognizer["suppression_ms"])),
+        "KWS_RECOGNIZER_MINIMUM_COUNT": str(int(recognizer["minimum_count"])),
+    }
+
+    def block(defs: dict) -> str:
+        width = max(len(k) for k in defs)
+        return "".join(f"#define {k.ljust(width)} {v}\n" for k, v in defs.items())
+
+    acc = (report.get("accuracy") or {}).get("int8") or {}
+    acc_text = ", ".join(f"{k} {v:.4f}" for k, v in sorted(acc.items()) if v is not None) or "n/a"
+    return (
+        "/* kws_model_data.h: generated by `kwstool export`; do not edit, re-export instead.\n"
+        f" * Model {model_name}, {model_bytes} bytes, sha256 {sha256}.\n"
+        f" * int8 top-1 (TFLite-Micro): {acc_text}.\n"
+        f" * Budget checked for {board.name} ({board.description}).\n"
+        f" * Arena: {used} bytes measured in the TFLite-Micro interpreter + {margin} bytes margin\n"
+        " * (max(2 KiB, 25%) for optimized-kernel scratch buffers), rounded to 16.\n"
+        " */\n"
+        "#ifndef KWS_MODEL_DATA_H_\n#define KWS_MODEL_DATA_H_\n\n"
+        + block(d) +
+        "\n/* One X(method) per tflite::MicroMutableOpResolver method the model needs, e.g.\n"
+        " *   #define KWS_ADD_OP(m) resolver.m();\n *   KWS_MODEL_FOR_EACH_OP(KWS_ADD_OP)\n */\n"
+        f"#define KWS_MODEL_FOR_EACH_OP(X) \\\n{op_lines}\n\n"
+        "/* Front-end parameters the model was trained with (checked against kws_frontend). */\n"
+        + block(feature_defs) +
+        "\n/* Recognizer defaults: average window, threshold on averaged score*255 (0..255),\n"
+        " * suppression time after a detection, minimum inferences in the window. */\n"
+        + block(rec_defs) +
+        "\n#ifdef __cplusplus\nextern \"C\" {\n#endif\n\n"
+        "extern const char *const kws_model_labels[KWS_MODEL_NUM_LABELS];\n"
+        "extern const unsigned char kws_model_data[]; /* alignas(16) */\n"
+        "extern const unsigned int kws_model_data_len;\n"
+        "\n#ifdef __cplusplus\n}  /* extern \"C\" */\n#endif\n\n"
+        "#endif  /* KWS_MODEL_DATA_H_ */\n"
+    )
+
+
+def render_source(tflite: bytes, labels: list[str], model_name: str, sha256: str) -> str:
+    """Text of ``kws_model_data.cc``: the model bytes (12 per line) and the labels."""
+    lines = []
+    for i in range(0, len(tflite), 12):
+        lines.append("  " + ", ".join(f"0x{b:02x}" for b in tflite[i:i + 12]) + ",")
+    label_text = "".join(f"  {_c_string(lab)},\n" for lab in labels)
+    return (
+        "/* kws_model_data.cc: generated by `kwstool export`; do not edit, re-export instead.\n"
+        f" * Model {model_name}, {len(tflite)} bytes, sha256 {sha256}. */\n"
+        "#include \"kws_model_data.h\"\n\n"
+        "const char *const kws_model_labels[KWS_MODEL_NUM_LABELS] = {\n" + label_text + "};\n\n"
+        "/* TFLite flatbuffer; TFLite-Micro needs it 16-byte aligned. */\n"
+        "alignas(16) const unsigned char kws_model_data[] = {\n" + "\n".join(lines) + "\n};\n\n"
+        f"const unsigned int kws_model_data_len = {len(tflite)};\n\n"
+        "static_assert(sizeof(kws_model_data) == KWS_MODEL_DATA_BYTES,\n"
+        "              \"kws_model_data.h and kws_model_data.cc come from different exports\");\n"
+    )
+
+
+# --- the command -------------------------------------------------------------------------------
+def export(run_dir: str | os.PathLike, out_dir: str | os.PathLike = DEFAULT_OUT,
+           board: str = "nano33ble", recognizer: dict | None = None) -> ExportResult:
+    """Write ``kws_model_data.h``/``.cc`` for the quantized model in ``run_dir`` into ``out_dir``.
+
+    ``run_dir`` is a run folder holding ``model_int8.tflite`` and ``quantize.json`` (or the path of
+    the ``.tflite`` itself). Refuses (KwsError) when the model does not fit ``board``.
+    """
+    from kwstool.fileio import write_text
+    from kwstool.core.tflite import MODEL_FILE, load_report, model_info, resolver_methods
+
+    if board not in BOARDS:
+        raise KwsError(f"unknown board {board!r}; choose one of {', '.join(BOARDS)}")
+    target = BOARDS[board]
+    run = Path(run_dir)
+    tflite_path = run if run.suffix == ".tflite" else run / MODEL_FILE
+    if not tflite_path.exists():
+        raise KwsError(f"{tflite_path}: not found; run `kwstool quantize {run}` first")
+    tflite = tflite_path.read_bytes()
+    report = load_report(tflite_path)
+    info = model_info(tflite, str(tflite_path))
+    methods = resolver_methods(info.ops, str(tflite_path))
+    if methods != report.get("op_resolver") or report.get("model_bytes") != len(tflite):
+        raise KwsError(f"{tflite_path.with_name('quantize.json')}: does not describe "
+                       f"{tflite_path.name}; re-run `kwstool quantize`")
+    if len(report["labels"]) != int(np.prod(info.output_shape[1:])):
+        raise KwsError(f"{tflite_path.with_name('quantize.json')}: {len(report['labels'])} labels "
+                       f"for a model with {info.output_shape} outputs; re-run `kwstool quantize`")
+
+    sha256 = hashlib.sha256(tflite).hexdigest()
+    model_name = str(report.get("model") or "custom")
+    used = int(report["arena_bytes"])
+    margin = arena_margin(used)
+    arena = arena_total(used)
+    check_budget(len(tflite), arena, target, str(tflite_path))
+
+    rec = dict(RECOGNIZER_DEFAULTS)
+    rec.update(recognizer or {})
+    header = render_header(report, model_name, sha256, len(tflite), target, rec)
+    source = render_source(tflite, list(report["labels"]), model_name, sha256)
+    out = Path(out_dir)
+    try:
+        write_text(out / SOURCE_FILE, source)
+        write_text(out / HEADER_FILE, header)
+    except OSError as exc:
+        raise KwsError(f"{out}: cannot write the model files ({exc.strerror or exc}); choose a "
+                       f"writable folder with --out") from None
+    return ExportResult(header=out / HEADER_FILE, source=out / SOURCE_FILE, board=target,
+                        model_name=model_name, model_bytes=len(tflite), arena_used_bytes=used,
+                        arena_margin_bytes=margin, arena_bytes=arena,
+                        resolver_methods=methods, labels=list(report["labels"]))

@@ -1,0 +1,1 @@
+"""The model stage: the model zoo, training, int8 quantization, evaluation."""

@@ -1,0 +1,1 @@
+"""The streaming stage: the board's streaming path on the host (listen, stream-eval)."""

@@ -1,0 +1,228 @@
+"""export: kws_model_data.h/.cc for the firmware: deterministic, compilable, within budget."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+
+import pytest
+from conftest import TINY_METHODS, make_run
+
+from kwstool.errors import KwsError
+
+ARM_FLAGS = ["-mcpu=cortex-m4", "-mthumb", "-mfpu=fpv4-sp-d16", "-mfloat-abi=hard"]
+
+
+def defines(header: str) -> dict[str, str]:
+    """Simple ``#define NAME value`` lines of a header (the X-macro is read separately)."""
+    out = {}
+    for m in re.finditer(r"^#define (KWS_\w+) +(.+)$", header, flags=re.M):
+        out[m.group(1)] = m.group(2).strip()
+    return out
+
+
+@pytest.fixture(scope="module")
+def exported(quantized_run, tmp_path_factory):
+    from kwstool.deploy.export import export
+
+    run, q = quantized_run
+    out = tmp_path_factory.mktemp("export")
+    return run, q, export(run, out)
+
+
+def test_header_follows_the_contract(exported):
+    from kwstool.core.boards import arena_margin
+
+    run, q, e = exported
+    header = e.header.read_text()
+    d = defines(header)
+    margin = arena_margin(q.arena_bytes)
+    assert margin == max(2048, (q.arena_bytes // 4 + 15) // 16 * 16)
+    expected = {
+        "KWS_MODEL_NAME": '"test_tiny"',
+        "KWS_MODEL_DATA_BYTES": str(q.model_bytes),
+        "KWS_MODEL_NUM_LABELS": "4",
+        "KWS_MODEL_INPUT_FRAMES": "49",
+        "KWS_MODEL_INPUT_CHANNELS": "40",
+        "KWS_MODEL_INPUT_SCALE": "1.0f",
+        "KWS_MODEL_INPUT_ZERO_POINT": "0",
+        "KWS_MODEL_OUTPUT_SCALE": "0.00390625f",
+        "KWS_MODEL_OUTPUT_ZERO_POINT": "(-128)",
+        "KWS_MODEL_ARENA_USED_BYTES": str(q.arena_bytes),
+        "KWS_MODEL_ARENA_MARGIN_BYTES": str(margin),
+        "KWS_MODEL_ARENA_BYTES": str(q.arena_bytes + margin),
+        "KWS_MODEL_OP_COUNT": "5",
+        "KWS_FEATURE_SAMPLE_RATE": "16000",
+        "KWS_FEATURE_WINDOW_MS": "30",
+        "KWS_FEATURE_STRIDE_MS": "20",
+        "KWS_FEATURE_CHANNELS": "40",
+        "KWS_RECOGNIZER_AVERAGE_WINDOW_MS": "1000",
+        "KWS_RECOGNIZER_THRESHOLD": "200",
+        "KWS_RECOGNIZER_SUPPRESSION_MS": "1500",
+        "KWS_RECOGNIZER_MINIMUM_COUNT": "3",
+    }
+    for name, value in expected.items():
+        assert d[name] == value, name
+    assert int(d["KWS_MODEL_ARENA_BYTES"]) % 16 == 0
+    ops = re.search(r"#define KWS_MODEL_FOR_EACH_OP\(X\) \\\n((?:  X\(\w+\)(?: \\\n)?)+)", header)
+    assert re.findall(r"X\((\w+)\)", ops.group(1)) == TINY_METHODS
+    assert "extern const char *const kws_model_labels[KWS_MODEL_NUM_LABELS];" in header
+    assert "extern const unsigned char kws_model_data[];" in header
+    assert "extern const unsigned int kws_model_data_len;" in header
+    source = e.source.read_text()
+    assert "alignas(16) const unsigned char kws_model_data[] = {" in source
+    assert f"const unsigned int kws_model_data_len = {q.model_bytes};" in source
+    assert '  "_silence_",\n  "_unknown_",\n  "yes",\n  "no",\n};' in source
+    # The C array holds exactly the .tflite bytes.
+    body = source.split("kws_model_data[] = {", 1)[1].split("};", 1)[0]
+    data = bytes(int(h, 16) for h in re.findall(r"0x([0-9a-f]{2})", body))
+    assert data == (run / "model_int8.tflite").read_bytes()
+
+
+def test_reexport_is_byte_identical(exported, tmp_path):
+    from kwstool.deploy.export import export
+
+    run, _, e = exported
+    export(run, tmp_path / "a")
+    export(run, e.header.parent)  # over the existing files
+    for name in ("kws_model_data.h", "kws_model_data.cc"):
+        assert (tmp_path / "a" / name).read_bytes() == (e.header.parent / name).read_bytes()
+    written = sorted(p.name for p in (tmp_path / "a").iterdir())
+    assert written == ["kws_model_data.cc", "kws_model_data.h"]
+
+
+HOST_CHECK = r"""
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include "kws_model_data.h"
+
+static const char *const kOps[] = {
+#define KWS_NAME_OP(m) #m,
+  KWS_MODEL_FOR_EACH_OP(KWS_NAME_OP)
+};
+static_assert(sizeof(kOps) / sizeof(kOps[0]) == KWS_MODEL_OP_COUNT, "op count");
+static_assert(KWS_MODEL_ARENA_BYTES % 16 == 0, "arena multiple of 16");
+
+int main() {
+  if (reinterpret_cast<uintptr_t>(kws_model_data) % 16 != 0) return 1;
+  if (kws_model_data_len != KWS_MODEL_DATA_BYTES) return 2;
+  if (std::memcmp(kws_model_data + 4, "TFL3", 4) != 0) return 3;
+  std::printf("%s %u", KWS_MODEL_NAME, kws_model_data_len);
+  for (const char *label : kws_model_labels) std::printf(" %s", label);
+  for (const char *op : kOps) std::printf(" %s", op);
+  std::printf(" %g %d\n", (double)KWS_MODEL_OUTPUT_SCALE, KWS_MODEL_OUTPUT_ZERO_POINT);
+  return 0;
+}
+"""
+
+C_CHECK = r"""
+#include "kws_model_data.h"
+unsigned int kws_check_len(void) { return kws_model_data_len + KWS_MODEL_NUM_LABELS; }
+"""
+
+
+def test_export_compiles_and_runs_with_host_gcc(exported, tmp_path):
+    _, q, e = exported
+    if shutil.which("g++") is None or shutil.which("gcc") is None:
+        pytest.skip("host g++/gcc not installed")
+    (tmp_path / "main.cc").write_text(HOST_CHECK)
+    (tmp_path / "c_check.c").write_text(C_CHECK)
+    inc = f"-I{e.header.parent}"
+    strict = ["-Wall", "-Wextra", "-Werror", "-pedantic"]
+    subprocess.run(["gcc", "-std=c99", *strict, inc, "-c", "c_check.c", "-o", "c_check.o"],
+                   cwd=tmp_path, check=True)
+    subprocess.run(["g++", "-std=c++11", *strict, inc, "main.cc", str(e.source), "c_check.o",
+                    "-o", "check"], cwd=tmp_path, check=True)
+    out = subprocess.run([str(tmp_path / "check")], capture_output=True, text=True,
+                         check=True).stdout
+    assert out == (f"test_tiny {q.model_bytes} _silence_ _unknown_ yes no "
+                   + " ".join(TINY_METHODS) + " 0.00390625 -128\n")
+
+
+def test_export_compiles_for_cortex_m4(exported, tmp_path):
+    _, _, e = exported
+    if shutil.which("arm-none-eabi-g++") is None:
+        pytest.skip("arm-none-eabi-g++ not installed (apt-get install gcc-arm-none-eabi)")
+    obj = tmp_path / "kws_model_data.o"
+    subprocess.run(["arm-none-eabi-g++", *ARM_FLAGS, "-std=gnu++17", "-Os", "-Wall", "-Wextra",
+                    "-Werror", "-fno-exceptions", "-fno-rtti", f"-I{e.header.parent}", "-c",
+                    str(e.source), "-o", str(obj)], check=True)
+    readelf = shutil.which("arm-none-eabi-readelf")
+    if readelf:  # the model bytes land in read-only data (flash), 16-byte aligned
+        syms = subprocess.run([readelf, "-sW", str(obj)], capture_output=True, text=True,
+                              check=True).stdout
+        assert re.search(r"\bkws_model_data\b", syms)
+        sections = subprocess.run([readelf, "-SW", str(obj)], capture_output=True, text=True,
+                                  check=True).stdout
+        rodata = [ln for ln in sections.splitlines() if ".rodata" in ln]
+        assert rodata and max(int(ln.split()[-1]) for ln in rodata) >= 16
+
+
+def test_over_budget_arena_is_refused_with_numbers(quantized_run, tmp_path):
+    from kwstool.core.boards import BOARDS, arena_total
+    from kwstool.deploy.export import export
+
+    run, q = quantized_run
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    report = json.loads((copy / "quantize.json").read_text())
+    report["arena_bytes"] = 200_000
+    (copy / "quantize.json").write_text(json.dumps(report))
+    nano = BOARDS["nano33ble"]
+    with pytest.raises(KwsError) as exc:
+        export(copy, tmp_path / "out")
+    assert str(exc.value) == (
+        f"{copy / 'model_int8.tflite'}: does not fit nano33ble: arena {arena_total(200_000)} B > "
+        f"{nano.arena_budget} B RAM budget (262144 B RAM - 98304 B firmware reserve); train a "
+        f"smaller model (e.g. --model tiny_conv) or choose another board")
+    assert arena_total(200_000) == 250_000
+    assert not (tmp_path / "out").exists()
+
+
+def test_over_budget_model_is_refused_for_nano_but_fits_esp32(demo_data, tmp_path):
+    """A ~0.6 MB model: over the Nano 33 BLE's flash budget, within the ESP32's."""
+    from kwstool.core.boards import BOARDS
+    from kwstool.deploy.export import export
+    from kwstool.model.quantize import quantize
+
+    run = make_run(tmp_path / "run", demo_data, epochs=0, dense=170)
+    q = quantize(run)
+    nano, esp = BOARDS["nano33ble"], BOARDS["esp32dev"]
+    assert nano.model_budget < q.model_bytes < esp.model_budget
+    with pytest.raises(KwsError) as exc:
+        export(run, tmp_path / "nano")
+    assert str(exc.value) == (
+        f"{run / 'model_int8.tflite'}: does not fit nano33ble: model {q.model_bytes} B > 589824 B "
+        f"flash budget (983040 B 1 MiB flash less the 64 KiB bootloader - 393216 B firmware "
+        f"reserve); train a smaller model (e.g. --model tiny_conv) or choose another board")
+    assert not (tmp_path / "nano").exists()
+    e = export(run, tmp_path / "esp", board="esp32dev")
+    assert e.header.exists() and e.board.name == "esp32dev"
+
+
+def test_export_errors_are_one_line(exported, tmp_path):
+    from kwstool.deploy.export import export
+
+    run, _, _ = exported
+    with pytest.raises(KwsError, match=r"^unknown board 'uno'; choose one of nano33ble, esp32dev$"):
+        export(run, tmp_path, board="uno")
+    with pytest.raises(KwsError, match=r"model_int8.tflite: not found; run `kwstool quantize"):
+        export(tmp_path / "empty", tmp_path / "out")
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    (copy / "model_int8.tflite").write_bytes((copy / "model_int8.tflite").read_bytes() + b"\0")
+    with pytest.raises(KwsError, match=r"quantize.json: describes a different model_int8.tflite"):
+        export(copy, tmp_path / "out")
+
+
+def test_cli_export(exported, tmp_path, capsys):
+    from kwstool.cli import main
+
+    run, q, e = exported
+    assert main(["export", str(run), "--out", str(tmp_path / "fw"), "--board", "esp32dev"]) == 0
+    assert f"{q.model_bytes} bytes flash" in capsys.readouterr().out
+    assert (tmp_path / "fw" / "kws_model_data.cc").read_bytes() == e.source.read_bytes()
+    assert main(["export", str(run), "--out", str(tmp_path / "fw"), "--board", "uno"]) == 2

@@ -1,0 +1,385 @@
+"""`kwstool train`: run folder, augmentation, determinism, resume, early stopping, errors.
+
+Everything runs on a tiny dataset made here: tones of three pitches ("yes", "no", and the unknown
+word "cat") from 20 made-up speakers plus a white-noise recording, prepared with
+`kwstool.data.prepared` into speaker-disjoint splits (36 train clips).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from wavgen import write_wav
+
+from kwstool.model import train as train_mod
+from kwstool.errors import KwsError
+from kwstool.model.train import Augmenter, train
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+TONES = {"yes": 500.0, "no": 1200.0, "cat": 2500.0}
+
+
+def make_source(root: Path) -> Path:
+    """Word folders of 1 s tone bursts (speaker-named files) and one noise recording."""
+    rng = np.random.default_rng(0)
+    t = np.arange(16000) / 16000
+    for word, freq in TONES.items():
+        (root / word).mkdir(parents=True)
+        for s in range(20):
+            f = freq * (1 + 0.05 * rng.standard_normal())
+            x = 0.3 * np.sin(2 * np.pi * f * t) * (np.abs(t - 0.5) < 0.3)
+            x += 0.01 * rng.standard_normal(16000)
+            write_wav(root / word / f"{s:08x}_nohash_0.wav", (x * 32767).astype(np.int16))
+    (root / "_background_noise_").mkdir()
+    noise = 0.1 * rng.standard_normal(16000 * 5)
+    write_wav(root / "_background_noise_" / "white_noise.wav", (noise * 32767).astype(np.int16))
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory) -> Path:
+    from kwstool.data import prepare
+
+    base = tmp_path_factory.mktemp("train_data")
+    src = make_source(base / "src")
+    out = base / "prepared"
+    prepare(str(src), out, words=["yes", "no"], progress=False)
+    return out
+
+
+def quick(data: Path, run: Path, **kwargs):
+    """A fast tiny_conv run (batch 8) unless the caller overrides something."""
+    args = dict(model="tiny_conv", epochs=2, batch_size=8, progress=False)
+    args.update(kwargs)
+    return train(data, run, **args)
+
+
+def checkpoint_arrays(run: Path) -> dict[str, np.ndarray]:
+    state = json.loads((run / "checkpoint" / "state.json").read_text())
+    with np.load(run / "checkpoint" / state["file"]) as z:
+        return {k: z[k] for k in z.files}
+
+
+def best_weights(run: Path) -> list[np.ndarray]:
+    import keras
+
+    return keras.models.load_model(run / "best.keras", compile=False).get_weights()
+
+
+def without_seconds(history: list[dict]) -> list[dict]:
+    return [{k: v for k, v in row.items() if k != "seconds"} for row in history]
+
+
+# --- run folder ----------------------------------------------------------------------------------
+def test_train_writes_the_run_folder(tiny_data, tmp_path):
+    import keras
+
+    from kwstool.data import load_prepared
+
+    run = tmp_path / "run"
+    result = quick(tiny_data, run, epochs=3, seed=5)
+
+    assert sorted(p.name for p in run.iterdir()) == [
+        "best.keras", "checkpoint", "config.json", "history.json", "training_curve.png"]
+    assert sorted(p.name for p in (run / "checkpoint").iterdir()) == ["epoch_0003.npz",
+                                                                      "state.json"]
+    assert (run / "training_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    data = load_prepared(tiny_data)
+    config = json.loads((run / "config.json").read_text())
+    assert config["model"] == "tiny_conv"
+    assert config["labels"] == data.labels == ["_silence_", "_unknown_", "yes", "no"]
+    assert config["seed"] == 5
+    assert config["hyperparameters"] == dict(train_mod.DEFAULTS, model="tiny_conv", epochs=3,
+                                             batch_size=8, seed=5)
+    assert config["data"]["path"] == str(tiny_data.resolve())
+    assert config["data"]["inputs_hash"] == data.manifest["inputs_hash"]
+    assert config["data"]["train_count"] == len(data.split("train").labels)
+    assert config["features"] == data.manifest["features"]
+    assert config["input_shape"] == [49, 40, 1]
+
+    history = json.loads((run / "history.json").read_text())
+    val = [row["val_accuracy"] for row in history["epochs"]]
+    assert [row["epoch"] for row in history["epochs"]] == [1, 2, 3]
+    assert history["best_epoch"] == 1 + int(np.argmax(val)) == result.best_epoch
+    assert history["best_val_accuracy"] == max(val) == result.best_val_accuracy
+    assert history["finished"] is True and history["stopped_early"] is False
+
+    assert result.epochs_run == 3 and result.resumed_from is None and not result.stopped_early
+    assert result.history == history["epochs"]
+    assert result.run_dir == run and result.model == "tiny_conv"
+
+    best = keras.models.load_model(run / "best.keras", compile=False)
+    assert best.input_shape == (1, 49, 40, 1)  # static batch: clean TFLite conversion
+    probs = best.predict(data.split("validation").features[..., None].astype(np.float32),
+                         verbose=0)
+    assert probs.shape == (len(data.split("validation").labels), 4)
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
+    # best.keras reproduces the best epoch's validation accuracy
+    acc = float(np.mean(probs.argmax(1) == data.split("validation").labels))
+    assert acc == pytest.approx(result.best_val_accuracy, abs=1e-6)
+
+
+def test_training_learns_the_tones(tiny_data, tmp_path):
+    result = quick(tiny_data, tmp_path / "run", model="tc_resnet", epochs=10, lr=0.01)
+    assert result.best_val_accuracy == 1.0
+
+
+def test_default_model_trains(tiny_data, tmp_path):
+    from kwstool.model.zoo import DEFAULT_MODEL
+
+    result = train(tiny_data, tmp_path / "run", epochs=1, batch_size=8, progress=False)
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["model"] == DEFAULT_MODEL == train_mod.DEFAULTS["model"] == result.model
+    assert result.epochs_run == 1 and (tmp_path / "run" / "best.keras").is_file()
+
+
+# --- determinism and resume ----------------------------------------------------------------------
+def test_same_seed_gives_identical_weights(tiny_data, tmp_path):
+    quick(tiny_data, tmp_path / "a", seed=3)
+    quick(tiny_data, tmp_path / "b", seed=3)
+    quick(tiny_data, tmp_path / "c", seed=4)
+    a, b, c = (checkpoint_arrays(tmp_path / r) for r in "abc")
+    assert sorted(a) == sorted(b)
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+    assert not all(np.array_equal(a[k], c[k]) for k in a)
+    for x, y in zip(best_weights(tmp_path / "a"), best_weights(tmp_path / "b")):
+        assert np.array_equal(x, y)
+
+
+def test_resume_after_interrupt_equals_uninterrupted_run(tiny_data, tmp_path, monkeypatch):
+    full = quick(tiny_data, tmp_path / "full", epochs=4, seed=1)
+
+    calls = {"n": 0}
+    real_features = Augmenter.features
+
+    def interrupted(self, rng, order=None):
+        calls["n"] += 1
+        if calls["n"] == 3:  # Ctrl-C while epoch 3 is being prepared
+            raise KeyboardInterrupt
+        return real_features(self, rng, order)
+
+    monkeypatch.setattr(Augmenter, "features", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        quick(tiny_data, tmp_path / "cut", epochs=4, seed=1)
+    monkeypatch.undo()
+    state = json.loads((tmp_path / "cut" / "checkpoint" / "state.json").read_text())
+    assert state["epoch"] == 2 and state["finished"] is False
+    assert len(json.loads((tmp_path / "cut" / "history.json").read_text())["epochs"]) == 2
+
+    resumed = train(tiny_data, tmp_path / "cut", resume=True, progress=False)
+    assert resumed.resumed_from == 2 and resumed.epochs_run == 4
+    assert without_seconds(resumed.history) == without_seconds(full.history)
+    a, b = checkpoint_arrays(tmp_path / "full"), checkpoint_arrays(tmp_path / "cut")
+    assert sorted(a) == sorted(b)
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+    for x, y in zip(best_weights(tmp_path / "full"), best_weights(tmp_path / "cut")):
+        assert np.array_equal(x, y)
+
+    # Resuming a finished run changes nothing and returns it.
+    again = train(tiny_data, tmp_path / "cut", resume=True, progress=False)
+    assert again.epochs_run == 4 and again.best_epoch == resumed.best_epoch
+    assert all(np.array_equal(b[k], v) for k, v in checkpoint_arrays(tmp_path / "cut").items())
+
+
+def test_early_stopping_keeps_the_best_epoch(tiny_data, tmp_path):
+    # A learning rate this small leaves the (BN-free) tiny_conv unchanged: no epoch improves on
+    # the first, so patience 2 stops after epoch 3.
+    result = quick(tiny_data, tmp_path / "run", epochs=10, lr=1e-12, patience=2)
+    assert result.stopped_early and result.epochs_run == 3 and result.best_epoch == 1
+    history = json.loads((tmp_path / "run" / "history.json").read_text())
+    assert history["stopped_early"] is True and len(history["epochs"]) == 3
+
+
+def test_overwrite_replaces_a_run(tiny_data, tmp_path):
+    quick(tiny_data, tmp_path / "run", epochs=2)
+    result = quick(tiny_data, tmp_path / "run", epochs=1, overwrite=True)
+    assert result.epochs_run == 1
+    assert sorted(p.name for p in (tmp_path / "run" / "checkpoint").iterdir()) == [
+        "epoch_0001.npz", "state.json"]
+
+
+# --- augmentation --------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def train_split(tiny_data):
+    from kwstool.data import load_prepared
+
+    data = load_prepared(tiny_data)
+    return data, data.split("train")
+
+
+def augmenter(data, split, **kwargs) -> Augmenter:
+    args = dict(noise=data.background_noise, silence_index=0, noise_prob=0.0, noise_volume=0.1,
+                time_shift_ms=0.0, spec_augment=False)
+    args.update(kwargs)
+    return Augmenter(split.audio, split.labels, **args)
+
+
+def test_augmenter_without_augmentation_gives_the_cached_features(train_split):
+    data, split = train_split
+    aug = augmenter(data, split, silence_index=None)
+    x = aug.features(np.random.default_rng(0))
+    assert x.shape == (len(split.labels), 49, 40, 1) and x.dtype == np.float32
+    assert np.array_equal(x[..., 0], split.features.astype(np.float32))
+    order = np.array([3, 1, 2])
+    assert np.array_equal(aug.features(np.random.default_rng(0), order)[..., 0],
+                          split.features[order].astype(np.float32))
+
+
+def test_silence_clips_always_get_noise(train_split):
+    data, split = train_split
+    x = augmenter(data, split).features(np.random.default_rng(1))[..., 0]
+    changed = np.any(x != split.features, axis=(1, 2))
+    silence = split.labels == 0
+    assert silence.any()
+    assert np.array_equal(changed, silence)
+
+
+def test_noise_and_shift_change_every_clip_reproducibly(train_split):
+    data, split = train_split
+    aug = augmenter(data, split, noise_prob=1.0, time_shift_ms=100.0, spec_augment=True)
+    a = aug.features(np.random.default_rng(2))
+    b = aug.features(np.random.default_rng(2))
+    c = aug.features(np.random.default_rng(3))
+    assert np.array_equal(a, b)
+    assert not np.array_equal(a, c)
+    assert np.all(np.any(a[..., 0] != split.features, axis=(1, 2)))
+
+
+def test_time_shift_moves_audio_and_fills_zeros(train_split):
+    data, split = train_split
+    aug = augmenter(data, split, time_shift_ms=100.0)
+    clips = np.tile(np.arange(1, 16001, dtype=np.int16), (64, 1))
+    shifted = aug._shift(clips, np.random.default_rng(4))
+    shifts = np.random.default_rng(4).integers(-1600, 1601, size=64)
+    for row, s in zip(shifted, shifts):
+        expected = np.zeros(16000, np.float32)
+        if s >= 0:
+            expected[s:] = clips[0, :16000 - s]
+        else:
+            expected[:16000 + s] = clips[0, -s:]
+        assert np.array_equal(row, expected)
+    assert shifts.min() < -800 and shifts.max() > 800
+
+
+def test_spec_augment_masks_one_band_and_one_span_with_the_clip_mean(train_split):
+    data, split = train_split
+    aug = augmenter(data, split, spec_augment=True, silence_index=None)
+    x = aug.features(np.random.default_rng(5))[..., 0]
+    clean = split.features.astype(np.float32)
+    limit = train_mod.FREQ_MASK_MAX * 49 + train_mod.TIME_MASK_MAX * 40
+    for masked, original in zip(x, clean):
+        diff = masked != original
+        assert diff.sum() <= limit
+        assert np.allclose(masked[diff], original.mean())
+
+
+def test_speed_perturbation_stretches_each_clip_about_its_centre(train_split):
+    data, split = train_split
+    aug = augmenter(data, split, speed_perturb=0.1)
+    ones = np.ones((200, 16000), np.int16)
+    out = aug._speed(ones, np.random.default_rng(6))
+    rates = np.random.default_rng(6).uniform(0.9, 1.1, size=200)
+    assert rates.min() < 0.92 and rates.max() > 1.08
+    for row, rate in zip(out, rates):
+        nonzero = np.flatnonzero(row)
+        if rate <= 1.0:  # slower: the clip fills the whole second
+            assert len(nonzero) == 16000
+        else:  # faster: 16000/rate samples of signal, centred, zeros on both sides
+            assert abs(len(nonzero) - 16000 / rate) <= 2
+            assert abs(nonzero[0] - (15999 - nonzero[-1])) <= 1
+        assert np.allclose(row[nonzero[1:-1]], 1.0)
+
+
+def test_class_weights_make_every_label_weigh_the_same():
+    labels = np.array([0, 1, 1, 1, 3])
+    weights = train_mod.class_weights(labels, 4)
+    np.testing.assert_allclose(weights, [5 / 3, 5 / 9, 0.0, 5 / 3], rtol=1e-6)
+    per_label = np.bincount(labels, weights=weights[labels], minlength=4)
+    np.testing.assert_allclose(per_label, [5 / 3, 5 / 3, 0.0, 5 / 3], rtol=1e-6)
+    np.testing.assert_allclose(train_mod.class_weights(np.array([0, 1, 2]), 3), 1.0)
+
+
+# --- errors --------------------------------------------------------------------------------------
+def error(data, run, **kwargs) -> str:
+    with pytest.raises(KwsError) as exc:
+        quick(data, run, **kwargs)
+    return str(exc.value)
+
+
+def test_missing_data_folder_is_a_clear_error(tmp_path):
+    missing = tmp_path / "nope"
+    assert error(missing, tmp_path / "run") == (
+        f"{missing}: no such folder; create it with `kwstool prepare`")
+    assert not (tmp_path / "run").exists()
+
+
+def test_folder_without_prepared_data_is_a_clear_error(tmp_path):
+    (tmp_path / "empty").mkdir()
+    msg = error(tmp_path / "empty", tmp_path / "run")
+    assert msg.startswith(f"{tmp_path / 'empty'}: no manifest.json")
+    assert "kwstool prepare" in msg
+
+
+def test_unknown_model_is_a_clear_error(tiny_data, tmp_path):
+    assert error(tiny_data, tmp_path / "run", model="resnet50") == (
+        "unknown model 'resnet50'; choose one of: bc_resnet, ds_cnn, tc_resnet, tiny_conv")
+
+
+def test_out_of_range_hyperparameter_is_a_clear_error(tiny_data, tmp_path):
+    assert error(tiny_data, tmp_path / "run", epochs=0) == (
+        "epochs=0 is out of range; it must be an integer >= 1")
+    assert error(tiny_data, tmp_path / "run", noise_prob=1.5) == (
+        "noise_prob=1.5 is out of range; it must be between 0 and 1")
+
+
+def test_run_folder_conflicts_are_clear_errors(tiny_data, tmp_path):
+    run = tmp_path / "run"
+    assert error(tiny_data, run, resume=True) == (
+        f"{run}: no config.json, so there is no run to resume; start it without --resume")
+    quick(tiny_data, run, epochs=1)
+    assert error(tiny_data, run) == (
+        f"{run} already holds a training run; continue it with --resume, replace it with "
+        f"--overwrite, or choose another output folder")
+    assert error(tiny_data, run, resume=True, epochs=5) == (
+        f"{run} was started with epochs=1, not 5; drop that option to resume, or start a new "
+        f"run in another folder")
+    assert error(tiny_data, run, resume=True, overwrite=True) == (
+        "--resume continues the run in the output folder and --overwrite replaces it; pass "
+        "only one of them")
+
+
+def test_resume_with_other_data_is_a_clear_error(tiny_data, tmp_path):
+    from kwstool.data import prepare
+
+    other = tmp_path / "other"
+    prepare(str(tiny_data.parent / "src"), other, words=["yes"], progress=False)
+    run = tmp_path / "run"
+    quick(tiny_data, run, epochs=1)
+    msg = error(other, run, resume=True, model=None, epochs=None, batch_size=None)
+    assert msg == (f"{other} is not the prepared data {run} was trained on "
+                   f"({tiny_data.resolve()}); resume with that data")
+
+
+# --- command line --------------------------------------------------------------------------------
+def test_cli_train(tiny_data, tmp_path, capsys):
+    from kwstool.cli import main
+
+    run = tmp_path / "run"
+    assert main(["train", str(tiny_data), "--out", str(run), "--model", "tiny_conv",
+                 "--epochs", "2", "--batch-size", "8", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["model"] == "tiny_conv" and out["epochs_run"] == 2 and out["run_dir"] == str(run)
+
+    assert main(["train", str(tiny_data), "--out", str(run), "--resume"]) == 0
+    assert "training already finished at epoch 2" in capsys.readouterr().out
+
+    assert main(["train", str(tiny_data), "--out", str(tmp_path / "x"), "--model", "nope"]) == 2
+    err = capsys.readouterr().err
+    assert err.strip().splitlines() == [
+        "error: unknown model 'nope'; choose one of: bc_resnet, ds_cnn, tc_resnet, tiny_conv"]
