@@ -22,7 +22,7 @@ def render(result, console) -> None:
     """The Rich table of a ProfileResult: one row per operator, then the totals."""
     from rich.table import Table
 
-    from .deploy.profile import inference_period_ms
+    from kwstool.deploy.profile import inference_period_ms
 
     measured = result.measured
     table = Table(title=f"{result.model_path} on {result.board} ({result.clock_mhz:.0f} MHz, "
@@ -78,7 +78,7 @@ def register(app: typer.Typer) -> None:
         """Per-operator latency on the board: kernel path, cycles, milliseconds."""
         from rich.console import Console
 
-        from .deploy.profile import profile
+        from kwstool.deploy.profile import profile
 
         result = profile(model, board=board, measure=measure, tflm_src=tflm_src)
         if as_json:

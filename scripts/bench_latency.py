@@ -4,8 +4,8 @@
     python scripts/bench_latency.py --tflm-src DIR --fit      # + probe layers, refit M4_COST
     python scripts/bench_latency.py --no-measure              # cost model only (no toolchain)
 
-Each zoo model (kwstool.models.MODELS) is built untrained (initialised weights) and converted to
-int8 with kwstool.quantize.convert on random int8 features: enough for latency, which depends on
+Each zoo model (kwstool.model.zoo.MODELS) is built untrained (initialised weights) and converted to
+int8 with kwstool.model.quantize.convert on random int8 features: enough for latency, which depends on
 shapes and kernels, not on weights. ``--fit`` adds single-purpose probe models (1x1 convs of
 several widths, depthwise kxk / kx1 / 1xk / dilated, convs on the 1-channel input, pools, adds,
 fully connected) and fits the cost model's per-kernel constants (non-negative least squares),
@@ -58,7 +58,7 @@ def representative(shape, n=8, seed=0):
 
 
 def zoo_models():
-    from kwstool.models import MODELS, build_model
+    from kwstool.model.zoo import MODELS, build_model
 
     for name in MODELS:
         yield name, build_model(name, 12, batch_size=1)
@@ -146,7 +146,7 @@ def probe_models():
 
 
 def build_all(work: Path, with_probes: bool) -> list[tuple[str, Path]]:
-    from kwstool.quantize import convert
+    from kwstool.model.quantize import convert
 
     work.mkdir(parents=True, exist_ok=True)
     out = []
@@ -211,7 +211,7 @@ def main(argv=None) -> int:
             for o in r.ops:
                 info = next(i for i in costmodel.model_ops(Path(r.model_path).read_bytes())
                             if i.index == o.index)
-                feats = FIT_FEATURES.get(o.kernel, ["el"])
+                feats = FIT_FEATURES.get(o.kernel, ["el"])   # "reference <OP>": per element
                 feats = FIT_FEATURES.get(info.cost_key, feats)
                 samples[info.cost_key].append((info.features, o.measured_instructions, feats))
         print("## Fitted M4_COST (instructions = fixed + sum coef * feature)\n")

@@ -29,6 +29,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from kwstool.core.boards import BOARDS
+
 # --- board timing ------------------------------------------------------------------------------
 
 
@@ -44,10 +46,11 @@ class BoardTiming:
     note: str
 
 
-#: Per-board timing (to be folded into kwstool/deploy/boards.py next to the memory budgets).
+#: Per-board timing calibration (the clock comes from kwstool.core.boards; this table could be
+#: folded into its Board records).
 BOARD_TIMING: dict[str, BoardTiming] = {
     "nano33ble": BoardTiming(
-        clock_mhz=64.0,
+        clock_mhz=float(BOARDS["nano33ble"].clock_mhz),   # 64 MHz
         # nRF52840 Cortex-M4F @ 64 MHz. QEMU counts instructions; the M4 core needs > 1 cycle
         # for some (LDR 2 cycles unless pipelined with the next load, taken branches 1 + 1..3
         # refill cycles, LDM/STM 1 + n), and code runs from flash through the NVMC's 2 KiB
@@ -66,7 +69,7 @@ BOARD_TIMING: dict[str, BoardTiming] = {
         note="cost model fitted on m4sim (QEMU Cortex-M4) instruction counts of the pinned "
              "TFLM + CMSIS-NN"),
     "esp32dev": BoardTiming(
-        clock_mhz=240.0,
+        clock_mhz=float(BOARDS["esp32dev"].clock_mhz),    # 240 MHz
         # ESP32 (Xtensa LX6 @ 240 MHz). No emulator here: an ESTIMATE. The pinned library
         # (Chirale_TensorFlowLite) builds CMSIS-NN's portable C paths on the ESP32 (no ARM DSP
         # SIMD, no ESP-NN), so an int8 MAC costs a load-multiply-add sequence instead of half an
@@ -247,7 +250,10 @@ def classify(index: int, op: str, in_shapes: list, out_shape: tuple, filt: tuple
         feats = {"bytes": out_el}
         kernel, path, cls = "copy", "copy", "reshape"
     else:
+        # TFLM's reference kernel; its M4_COST entry is "reference <OP>" when one was measured,
+        # else the generic "reference" guess.
         feats = {"el": max(out_el, _prod(in_shapes[0]) if in_shapes else 0), "out": out_el}
+        kernel = f"reference {op}"
     # arm_convolve_s8 on a 1-channel input is its own cost regime: im2col copies one byte per
     # kernel tap (a call per tap), so its cost follows the im2col size, not the MACs.
     cost_key = kernel + ("/cin1" if cls == "conv cin=1" else "")
@@ -262,8 +268,8 @@ def model_ops(tflite: bytes, where: str = "model") -> list[OpInfo]:
     from tflite_micro.python.tflite_micro import runtime
     from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema
 
-    from ..errors import KwsError
-    from ..quantize import _check_tflite_bytes
+    from kwstool.core.tflite import _check_tflite_bytes
+    from kwstool.errors import KwsError
 
     _check_tflite_bytes(tflite, where)
     try:
@@ -303,5 +309,6 @@ def model_ops(tflite: bytes, where: str = "model") -> list[OpInfo]:
 def instructions(op: OpInfo, table: dict[str, KernelCost] | None = None) -> float:
     """Estimated Cortex-M4 instructions of one operator."""
     t = table or M4_COST
-    cost = t.get(op.cost_key or op.kernel) or t.get(op.kernel) or M4_COST["reference"]
+    cost = t.get(op.cost_key or op.kernel) or t.get(op.kernel) or t.get("reference") \
+        or M4_COST["reference"]
     return cost.fixed + sum(c * float(op.features.get(f, 0)) for f, c in cost.coef.items())

@@ -22,8 +22,8 @@ import subprocess
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from ..errors import KwsError
-from .costmodel import BOARD_TIMING, M4_COST, BoardTiming, OpInfo, instructions, model_ops
+from kwstool.errors import KwsError
+from kwstool.deploy.costmodel import BOARD_TIMING, M4_COST, BoardTiming, OpInfo, instructions, model_ops
 
 #: Feature stride of the front end: the inference period is a multiple of it.
 FEATURE_STRIDE_MS = 20
@@ -140,7 +140,7 @@ def profile(model_path: str | os.PathLike, board: str = "nano33ble", measure: bo
     count instructions on QEMU (needs arm-none-eabi-g++, qemu-system-arm and the pinned TFLM
     sources: ``tflm_src``, ``$KWSTOOL_TFLM_SRC`` or firmware/.pio after ``pio run``).
     """
-    from ..quantize import MODEL_FILE
+    from kwstool.core.tflite import MODEL_FILE
 
     p = Path(model_path)
     if p.is_dir():
@@ -323,7 +323,7 @@ def parse_output(text: str) -> dict:
 
 def measure_m4(tflite: bytes, tflm_src=None, where: str = "model") -> dict:
     """Run ``tflite`` on m4sim; per-op instructions, whole-invoke instructions, front end."""
-    from ..quantize import model_info, resolver_methods
+    from kwstool.core.tflite import model_info, resolver_methods
 
     check_tools()
     src = _find_tflm_src(tflm_src)

@@ -27,8 +27,8 @@ def _representative(shape, n=4, seed=0):
 @pytest.fixture(scope="module")
 def zoo(tmp_path_factory) -> dict[str, Path]:
     """Every zoo model, untrained, converted to int8 (latency depends on shapes only)."""
-    from kwstool.models import MODELS, build_model
-    from kwstool.quantize import convert
+    from kwstool.model.quantize import convert
+    from kwstool.model.zoo import MODELS, build_model
 
     out = tmp_path_factory.mktemp("zoo")
     paths = {}
