@@ -137,6 +137,9 @@ def probe_models():
     yield chain("probe_pool_add_13x10x64", (13, 10, 64),
                 lambda x: L.Add()([x, L.AveragePooling2D((1, 10))(x)]))
 
+    yield chain("probe_mean_25x20x32", (25, 20, 32),
+                lambda x: L.GlobalAveragePooling2D(keepdims=True)(x))   # MEAN (reference)
+
     def fc(x):
         x = L.Flatten()(x)
         x = L.Dense(64, activation="relu")(x)
