@@ -86,6 +86,9 @@ def print_export(e) -> None:
     console.print(f"  {e.model_name}: {e.model_bytes} bytes flash (budget {e.board.model_budget}), arena "
          f"{e.arena_bytes} bytes = {e.arena_used_bytes} measured + {e.arena_margin_bytes} margin "
          f"(budget {e.board.arena_budget}) on {e.board.name}", highlight=False)
+    if e.inference_period_ms is not None:
+        console.print(f"  inference ~{e.inference_ms:.0f} ms (cost model), one every "
+                      f"{e.inference_period_ms} ms (KWS_INFERENCE_PERIOD_MS)", highlight=False)
 
 
 @app.command()
@@ -94,8 +97,18 @@ def export(
     out: Path = typer.Option(Path("firmware/src/model"), "--out", "-o",
                              help="Folder for kws_model_data.h/.cc."),
     board: str = typer.Option("nano33ble", "--board", help="Budget: nano33ble or esp32dev."),
+    force: bool = typer.Option(False, "--force", help="Export even when the estimated inference "
+                               "cannot keep the board's real-time cadence."),
+    period_ms: Optional[int] = typer.Option(None, "--period-ms", help="Inference period (a "
+                                            "multiple of 20 ms) [default: the shortest the "
+                                            "model keeps]."),
 ) -> None:
-    """Write the firmware's model files (C array, labels, quantization, arena, op list)."""
+    """Write the firmware's model files (C array, labels, quantization, arena, op list,
+    inference period)."""
     from kwstool.deploy.export import export as do_export
 
-    print_export(do_export(run, out, board=board))
+    e = do_export(run, out, board=board, force=force, period_ms=period_ms)
+    print_export(e)
+    if e.realtime_problem:
+        err_console.print(f"[yellow]warning (--force):[/] {e.realtime_problem}", highlight=False,
+                          soft_wrap=True)

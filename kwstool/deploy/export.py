@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from kwstool.core.boards import BOARDS, Board, arena_margin, arena_total
+from kwstool.deploy.profile import LATENCY_MARGIN
 from kwstool.errors import KwsError
 
 HEADER_FILE = "kws_model_data.h"
@@ -47,6 +48,9 @@ class ExportResult:
     arena_bytes: int
     resolver_methods: list[str]
     labels: list[str]
+    inference_ms: float | None = None        # cost-model latency on the board
+    inference_period_ms: int | None = None   # KWS_INFERENCE_PERIOD_MS
+    realtime_problem: str | None = None      # why it cannot keep real time (exported with force)
 
 
 def check_budget(model_bytes: int, arena_bytes: int, board: Board, where: str) -> None:
@@ -89,8 +93,35 @@ def _c_string(s: str) -> str:
     return '"' + "".join(out) + '"'
 
 
+def check_timing(tflite: bytes, board: str, where: str, force: bool = False,
+                 period_ms: int | None = None) -> dict:
+    """Inference cadence for the header: the cost model's latency on ``board`` and the period
+    (a multiple of the 20 ms feature stride, :func:`kwstool.deploy.profile.check_realtime`).
+
+    A model that cannot keep the period is refused (KwsError, one line) unless ``force``; then
+    the period is the one it needs (or ``period_ms``) and ``problem`` says why it is late.
+    """
+    from kwstool.deploy import profile as prof
+
+    result = prof.estimate(tflite, board, where)
+    problem = None
+    try:
+        period = prof.check_realtime(result, board, period_ms)
+    except KwsError as exc:
+        if not force:
+            raise KwsError(f"{exc}".replace(", or --force", ", or export with --force")) from None
+        problem = str(exc)
+        period = period_ms or prof.inference_period_ms(result.est_ms, result.frontend_ms_per_frame,
+                                                       max_period_ms=3_600_000) \
+            or prof.MAX_PERIOD_MS
+    return {"inference_ms": result.est_ms, "inference_us": int(round(result.est_ms * 1000)),
+            "period_ms": int(period), "problem": problem, "board": board,
+            "frontend_ms_per_frame": result.frontend_ms_per_frame,
+            "note": result.estimate_note}
+
+
 def render_header(report: dict, model_name: str, sha256: str, model_bytes: int, board: Board,
-                  recognizer: dict) -> str:
+                  recognizer: dict, timing: dict | None = None) -> str:
     """Text of ``kws_model_data.h``."""
     labels = report["labels"]
     feats = report.get("features")
@@ -136,6 +167,21 @@ def render_header(report: dict, model_name: str, sha256: str, model_bytes: int, 
         "KWS_RECOGNIZER_MINIMUM_COUNT": str(int(recognizer["minimum_count"])),
     }
 
+    timing_text = ""
+    if timing is not None:
+        timing_defs = {
+            "KWS_INFERENCE_PERIOD_MS": str(int(timing["period_ms"])),
+            "KWS_MODEL_INFERENCE_US_ESTIMATE": str(int(timing["inference_us"])),
+        }
+        late = (" * EXPORTED WITH --force: the inference does not keep this period.\n"
+                if timing.get("problem") else "")
+        timing_text = (
+            "\n/* Inference cadence (kwstool.deploy.profile): one inference every\n"
+            " * KWS_INFERENCE_PERIOD_MS, a multiple of the feature stride holding the estimated\n"
+            f" * inference x {LATENCY_MARGIN} plus the front end's frames; the estimate is the\n"
+            f" * cost model's for {timing['board']} (verify with `kwstool profile --measure` or\n"
+            " * `kwstool device-test`).\n" + late + " */\n")
+
     def block(defs: dict) -> str:
         width = max(len(k) for k in defs)
         return "".join(f"#define {k.ljust(width)} {v}\n" for k, v in defs.items())
@@ -159,7 +205,8 @@ def render_header(report: dict, model_name: str, sha256: str, model_bytes: int, 
         + block(feature_defs) +
         "\n/* Recognizer defaults: average window, threshold on averaged score*255 (0..255),\n"
         " * suppression time after a detection, minimum inferences in the window. */\n"
-        + block(rec_defs) +
+        + block(rec_defs)
+        + (timing_text + block(timing_defs) if timing is not None else "") +
         "\n#ifdef __cplusplus\nextern \"C\" {\n#endif\n\n"
         "extern const char *const kws_model_labels[KWS_MODEL_NUM_LABELS];\n"
         "extern const unsigned char kws_model_data[]; /* alignas(16) */\n"
@@ -190,11 +237,14 @@ def render_source(tflite: bytes, labels: list[str], model_name: str, sha256: str
 
 # --- the command -------------------------------------------------------------------------------
 def export(run_dir: str | os.PathLike, out_dir: str | os.PathLike = DEFAULT_OUT,
-           board: str = "nano33ble", recognizer: dict | None = None) -> ExportResult:
+           board: str = "nano33ble", recognizer: dict | None = None, *, force: bool = False,
+           period_ms: int | None = None) -> ExportResult:
     """Write ``kws_model_data.h``/``.cc`` for the quantized model in ``run_dir`` into ``out_dir``.
 
     ``run_dir`` is a run folder holding ``model_int8.tflite`` and ``quantize.json`` (or the path of
-    the ``.tflite`` itself). Refuses (KwsError) when the model does not fit ``board``.
+    the ``.tflite`` itself). Refuses (KwsError) when the model does not fit ``board``, or when
+    its estimated inference cannot keep the board's cadence (:func:`check_timing`; ``force``
+    exports it anyway with the period it needs, ``period_ms`` asks for a given period).
     """
     from kwstool.fileio import write_text
     from kwstool.core.tflite import MODEL_FILE, load_report, model_info, resolver_methods
@@ -223,10 +273,11 @@ def export(run_dir: str | os.PathLike, out_dir: str | os.PathLike = DEFAULT_OUT,
     margin = arena_margin(used)
     arena = arena_total(used)
     check_budget(len(tflite), arena, target, str(tflite_path))
+    timing = check_timing(tflite, target.name, str(tflite_path), force=force, period_ms=period_ms)
 
     rec = dict(RECOGNIZER_DEFAULTS)
     rec.update(recognizer or {})
-    header = render_header(report, model_name, sha256, len(tflite), target, rec)
+    header = render_header(report, model_name, sha256, len(tflite), target, rec, timing)
     source = render_source(tflite, list(report["labels"]), model_name, sha256)
     out = Path(out_dir)
     try:
@@ -238,4 +289,7 @@ def export(run_dir: str | os.PathLike, out_dir: str | os.PathLike = DEFAULT_OUT,
     return ExportResult(header=out / HEADER_FILE, source=out / SOURCE_FILE, board=target,
                         model_name=model_name, model_bytes=len(tflite), arena_used_bytes=used,
                         arena_margin_bytes=margin, arena_bytes=arena,
-                        resolver_methods=methods, labels=list(report["labels"]))
+                        resolver_methods=methods, labels=list(report["labels"]),
+                        inference_ms=timing["inference_ms"],
+                        inference_period_ms=timing["period_ms"],
+                        realtime_problem=timing["problem"])

@@ -180,12 +180,15 @@ def apply_measurement(result: ProfileResult, m: dict) -> ProfileResult:
 
 
 # --- real time ---------------------------------------------------------------------------------
-def inference_period_ms(latency_ms: float, frontend_ms_per_frame: float = 0.0) -> int | None:
+def inference_period_ms(latency_ms: float, frontend_ms_per_frame: float = 0.0,
+                        max_period_ms: int = MAX_PERIOD_MS) -> int | None:
     """The firmware's inference period: the smallest multiple of the 20 ms feature stride that
     holds the inference (with :data:`LATENCY_MARGIN` headroom) plus the front end's frames of
-    that period; ``None`` when that exceeds :data:`MAX_PERIOD_MS` (cannot keep real time)."""
+    that period; ``None`` when that exceeds ``max_period_ms`` (cannot keep real time)."""
+    if frontend_ms_per_frame >= FEATURE_STRIDE_MS:
+        return None          # the front end alone cannot keep up
     period = FEATURE_STRIDE_MS
-    while period <= MAX_PERIOD_MS:
+    while period <= max_period_ms:
         frames = period // FEATURE_STRIDE_MS
         if latency_ms * LATENCY_MARGIN + frames * frontend_ms_per_frame <= period:
             return period
@@ -221,6 +224,24 @@ def check_realtime(result: ProfileResult, board: str | None = None,
                        f"than the {MAX_PERIOD_MS} ms longest period; train a smaller model "
                        f"(see docs/m4_op_costs.md) or export with --force")
     return period
+
+
+def latency_report(tflite: bytes, where: str = "model") -> dict:
+    """Cost-model latency of ``tflite`` on every board, for ``quantize.json`` (``latency``)."""
+    out = {}
+    for board in BOARD_TIMING:
+        r = estimate(tflite, board, where)
+        out[board] = {
+            "inference_ms": round(r.est_ms, 2),
+            "inference_cycles": int(round(r.est_cycles)),
+            "m4_instructions": int(round(r.est_instructions)),
+            "frontend_ms_per_frame": round(r.frontend_ms_per_frame, 3),
+            "inference_period_ms": inference_period_ms(r.est_ms, r.frontend_ms_per_frame),
+            "clock_mhz": r.clock_mhz,
+            "source": "cost model (kwstool.deploy.costmodel)",
+            "note": r.estimate_note,
+        }
+    return out
 
 
 # --- measurement (m4sim on QEMU) ---------------------------------------------------------------

@@ -353,6 +353,8 @@ def quantize(run_dir: str | os.PathLike, data_dir: str | os.PathLike | None = No
 
     from tflite_micro.python.tflite_micro import _version as tflm_version
 
+    from kwstool.deploy.profile import latency_report
+
     report = {
         "format": 1,
         "kwstool_version": __version__,
@@ -381,6 +383,7 @@ def quantize(run_dir: str | os.PathLike, data_dir: str | os.PathLike | None = No
         "tflm_matches_litert": parity["identical_clips"] == parity["clips"],
         "parity": {**parity, "litert_kernels": "reference (BUILTIN_REF)",
                    "tflite_micro_version": tflm_version.__version__},
+        "latency": latency_report(tflite, where),
     }
     tflite_path = run / MODEL_FILE
     json_path = run / REPORT_FILE

@@ -222,3 +222,63 @@ def test_measure_agrees_with_cost_model(zoo):
     assert 50_000 < r.frontend_instructions_per_frame < 200_000
     assert r.measurement["calibration"]["loop_instructions"] == \
         r.measurement["calibration"]["measured_instructions"]
+
+
+# --- export and quantize carry the latency -----------------------------------------------------
+def test_quantize_report_has_latency_per_board(quantized_run):
+    _, q = quantized_run
+    lat = q.report["latency"]
+    assert set(lat) == set(costmodel.BOARD_TIMING)
+    for board, d in lat.items():
+        assert d["inference_ms"] > 0 and d["source"].startswith("cost model"), board
+        assert d["inference_period_ms"] % prof.FEATURE_STRIDE_MS == 0
+    assert "estimate" in lat["esp32dev"]["note"].lower()
+
+
+def test_export_writes_the_inference_period(quantized_run, tmp_path):
+    from kwstool.deploy.export import export
+
+    run, _ = quantized_run
+    e = export(run, tmp_path / "out")
+    header = e.header.read_text()
+    expect = prof.inference_period_ms(e.inference_ms,
+                                      costmodel.BOARD_TIMING["nano33ble"].frontend_instructions_per_frame
+                                      * costmodel.BOARD_TIMING["nano33ble"].cycles_per_instruction
+                                      / 64_000.0)
+    assert e.inference_period_ms == expect and e.realtime_problem is None
+    assert f"#define KWS_INFERENCE_PERIOD_MS         {expect}\n" in header
+    assert f"#define KWS_MODEL_INFERENCE_US_ESTIMATE {round(e.inference_ms * 1000)}\n" in header
+    assert "--force" not in header
+
+
+def test_export_refuses_what_cannot_keep_up(quantized_run, tmp_path, monkeypatch, capsys):
+    import dataclasses
+
+    from kwstool.cli import main
+    from kwstool.deploy.export import export
+
+    run, _ = quantized_run
+    out = tmp_path / "out"
+    # a period shorter than the inference: refused, nothing written; --force writes it
+    with pytest.raises(KwsError) as exc:
+        export(run, out, period_ms=20)
+    assert "\n" not in str(exc.value) and "--force" in str(exc.value)
+    assert not out.exists()
+    assert main(["export", str(run), "--out", str(out), "--period-ms", "20"]) == 2
+    err = capsys.readouterr().err
+    assert "> the 20 ms period" in err and "--force" in err and not out.exists()
+    assert main(["export", str(run), "--out", str(out), "--period-ms", "20", "--force"]) == 0
+    assert "#define KWS_INFERENCE_PERIOD_MS         20\n" in (out / "kws_model_data.h").read_text()
+    assert "EXPORTED WITH --force" in (out / "kws_model_data.h").read_text()
+    assert "warning (--force)" in capsys.readouterr().err
+    # a board 100x slower (front end aside): no period up to 500 ms works; forced, the header
+    # gets the period the inference needs
+    slow = dataclasses.replace(costmodel.BOARD_TIMING["nano33ble"], cycles_per_instruction=135.0,
+                               frontend_instructions_per_frame=0)
+    monkeypatch.setitem(costmodel.BOARD_TIMING, "nano33ble", slow)
+    with pytest.raises(KwsError, match="cannot keep real time"):
+        export(run, tmp_path / "slow")
+    e = export(run, tmp_path / "slow", force=True)
+    assert e.realtime_problem and e.inference_period_ms > prof.MAX_PERIOD_MS
+    assert e.inference_period_ms % prof.FEATURE_STRIDE_MS == 0
+    assert e.inference_ms * prof.LATENCY_MARGIN <= e.inference_period_ms
