@@ -234,6 +234,17 @@ def main(argv=None) -> int:
             r.est_instructions, r.est_cycles, r.est_ms = (fresh.est_instructions, fresh.est_cycles,
                                                           fresh.est_ms)
 
+    print("## Cost model constants in use (M4 instructions = fixed + sum coef * feature)\n")
+    print("| kernel | fixed | per feature | source |")
+    print("|---|---|---|---|")
+    for kernel, c in table.items():
+        coef = ", ".join(f"{fmt_coef(v)}/{k}" for k, v in c.coef.items() if v) or "-"
+        print(f"| {kernel} | {fmt_coef(c.fixed)} | {coef} | {c.source} |")
+    print()
+    for name, bt in costmodel.BOARD_TIMING.items():
+        print(f"- {name}: {bt.clock_mhz:.0f} MHz, {bt.cycles_per_instruction} cycles/instruction: "
+              f"{bt.cycles_note}")
+    print()
     print(f"## {args.board}: {t.clock_mhz:.0f} MHz, {t.cycles_per_instruction} cycles per "
           f"instruction ({t.cycles_note})\n")
     print(f"Front end: {results[models[0][0]].frontend_instructions_per_frame:,} instructions "
@@ -247,8 +258,8 @@ def main(argv=None) -> int:
         err = f"{(r.est_instructions / meas - 1) * 100:+.1f} %" if meas else "-"
         period = prof.inference_period_ms(r.latency_ms, r.frontend_ms_per_frame)
         print(f"| {name} | {len(r.ops)} | {macs / 1e6:.2f} M | {r.est_instructions / 1e6:.3f} | "
-              f"{(meas or 0) / 1e6:.3f} | {err} | {r.est_ms:.1f} | "
-              f"{r.measured_ms if r.measured_ms is not None else float('nan'):.1f} | "
+              f"{f'{meas / 1e6:.3f}' if meas else '-'} | {err} | {r.est_ms:.1f} | "
+              f"{f'{r.measured_ms:.1f}' if r.measured_ms is not None else '-'} | "
               f"{period if period else 'too slow'} |")
     print()
 
