@@ -5,7 +5,7 @@ from pathlib import Path
 from setuptools import Extension, setup
 
 HERE = Path(__file__).parent
-LIBS = ["firmware/lib/kws_frontend", "firmware/lib/kws_recognizer"]
+LIBS = ["firmware/lib/kws_frontend", "firmware/lib/kws_recognizer", "firmware/lib/kws_feature_provider"]
 sources = ["kwstool/_native.c"]
 for lib in LIBS:
     sources += sorted(str(p.relative_to(HERE)) for p in (HERE / lib).glob("*.c"))

@@ -5,6 +5,7 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <string.h>
 
 #include "kws_frontend.h"
 
@@ -77,29 +78,68 @@ static PyObject *stream_uint16(PyObject *self, PyObject *args) {
 /* ---- recognizer bindings (firmware/lib/kws_recognizer) go below this line ---- */
 #include "kws_recognizer.h"
 
-/* recognize(scores, times, num_labels, window_ms, threshold, suppression_ms, min_count,
- * ignore_mask) -> [(index, time_ms, label, score, count)]: one recognizer, fresh, over T results;
- * scores is uint8 (T * num_labels), times uint32 (T). Lists the detections. */
+/* Recognizer settings from Python: thresholds is an int 0..255 (every label) or a buffer of
+ * num_labels uint8. Returns 0, or -1 with a ValueError set. */
+static int make_config(kws_recognizer_config *c, unsigned int num_labels, unsigned long window_ms,
+                       unsigned long suppression_ms, PyObject *thresholds,
+                       unsigned long coverage_ms, unsigned long ignore_mask) {
+  memset(c, 0, sizeof(*c));
+  if (num_labels == 0 || num_labels > KWS_RECOGNIZER_MAX_LABELS || window_ms > 0xFFFFFFFFul ||
+      suppression_ms > 0xFFFFFFFFul || coverage_ms > 0xFFFFFFFFul || ignore_mask > 0xFFFFFFFFul) {
+    PyErr_SetString(PyExc_ValueError, "invalid recognizer settings");
+    return -1;
+  }
+  c->average_window_ms = (uint32_t)window_ms;
+  c->suppression_ms = (uint32_t)suppression_ms;
+  c->minimum_coverage_ms = (uint32_t)coverage_ms;
+  c->num_labels = (uint8_t)num_labels;
+  c->ignore_mask = (uint32_t)ignore_mask;
+  if (PyLong_Check(thresholds)) {
+    const long t = PyLong_AsLong(thresholds);
+    if (t < 0 || t > 255) {
+      if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "threshold must be 0..255");
+      return -1;
+    }
+    kws_recognizer_set_threshold(c, (uint8_t)t);
+  } else {
+    Py_buffer b;
+    if (PyObject_GetBuffer(thresholds, &b, PyBUF_SIMPLE) != 0) return -1;
+    const int ok = b.len == (Py_ssize_t)num_labels;
+    if (ok) memcpy(c->thresholds, b.buf, num_labels);
+    PyBuffer_Release(&b);
+    if (!ok) {
+      PyErr_SetString(PyExc_ValueError, "thresholds must hold num_labels uint8 values");
+      return -1;
+    }
+  }
+  if (!kws_recognizer_config_valid(c)) {
+    PyErr_SetString(PyExc_ValueError, "invalid recognizer settings: need 0 < window <= 3000 ms "
+                                      "and minimum coverage < window");
+    return -1;
+  }
+  return 0;
+}
+
+/* recognize(scores, times, num_labels, window_ms, thresholds, suppression_ms,
+ * minimum_coverage_ms, ignore_mask) -> [(index, time_ms, label, score, count)]: one recognizer,
+ * fresh, over T results; scores is uint8 (T * num_labels), times uint32 (T); thresholds an int
+ * (every label) or num_labels uint8. Lists the detections. */
 static PyObject *recognize(PyObject *self, PyObject *args) {
   (void)self;
   Py_buffer scores, times;
-  unsigned int num_labels, threshold, min_count;
-  unsigned long window_ms, suppression_ms, ignore_mask;
-  if (!PyArg_ParseTuple(args, "y*y*IkIkIk", &scores, &times, &num_labels, &window_ms, &threshold,
-                        &suppression_ms, &min_count, &ignore_mask))
+  unsigned int num_labels;
+  unsigned long window_ms, suppression_ms, coverage_ms, ignore_mask;
+  PyObject *thresholds;
+  if (!PyArg_ParseTuple(args, "y*y*IkOkkk", &scores, &times, &num_labels, &window_ms, &thresholds,
+                        &suppression_ms, &coverage_ms, &ignore_mask))
     return NULL;
   PyObject *result = NULL;
   kws_recognizer *r = NULL;
-  const kws_recognizer_config config = {
-      (uint32_t)window_ms, (uint32_t)suppression_ms, (uint8_t)threshold, (uint8_t)min_count,
-      (uint8_t)num_labels, (uint32_t)ignore_mask};
+  kws_recognizer_config config;
   const Py_ssize_t steps = times.len / (Py_ssize_t)sizeof(uint32_t);
-  if (num_labels == 0 || num_labels > KWS_RECOGNIZER_MAX_LABELS || threshold > 255 ||
-      min_count > 255 || window_ms > 0xFFFFFFFFul || suppression_ms > 0xFFFFFFFFul ||
-      !kws_recognizer_config_valid(&config)) {
-    PyErr_SetString(PyExc_ValueError, "invalid recognizer settings");
+  if (make_config(&config, num_labels, window_ms, suppression_ms, thresholds, coverage_ms,
+                  ignore_mask) != 0)
     goto done;
-  }
   if (times.len % (Py_ssize_t)sizeof(uint32_t) != 0 || scores.len != steps * (Py_ssize_t)num_labels) {
     PyErr_SetString(PyExc_ValueError, "scores must hold len(times) * num_labels uint8 values");
     goto done;
@@ -132,6 +172,175 @@ done:
   PyBuffer_Release(&times);
   return result;
 }
+
+/* ---- Recognizer: kws_recognizer as a Python object, one result at a time ---- */
+typedef struct {
+  PyObject_HEAD
+  kws_recognizer rec;
+} RecognizerObject;
+
+static int Recognizer_init(RecognizerObject *self, PyObject *args, PyObject *kwds) {
+  static char *kwlist[] = {"num_labels", "average_window_ms", "suppression_ms", "thresholds",
+                           "minimum_coverage_ms", "ignore_mask", NULL};
+  unsigned int num_labels;
+  unsigned long window_ms, suppression_ms, coverage_ms = 0, ignore_mask = 0;
+  PyObject *thresholds;
+  if (!PyArg_ParseTupleAndKeywords(args, kwds, "IkkO|kk", kwlist, &num_labels, &window_ms,
+                                   &suppression_ms, &thresholds, &coverage_ms, &ignore_mask))
+    return -1;
+  kws_recognizer_config c;
+  if (make_config(&c, num_labels, window_ms, suppression_ms, thresholds, coverage_ms, ignore_mask) != 0)
+    return -1;
+  kws_recognizer_init(&self->rec, &c);
+  return 0;
+}
+
+/* process(scores, time_ms) -> None, or (label, score, time_ms) for a detection */
+static PyObject *Recognizer_process(RecognizerObject *self, PyObject *args) {
+  Py_buffer scores;
+  unsigned long time_ms;
+  if (!PyArg_ParseTuple(args, "y*k", &scores, &time_ms)) return NULL;
+  if (scores.len != (Py_ssize_t)self->rec.config.num_labels || time_ms > 0xFFFFFFFFul) {
+    PyBuffer_Release(&scores);
+    PyErr_SetString(PyExc_ValueError, "scores must hold num_labels uint8 values; time_ms a uint32");
+    return NULL;
+  }
+  kws_recognition r;
+  const int hit = kws_recognizer_process(&self->rec, (const uint8_t *)scores.buf, (uint32_t)time_ms, &r);
+  PyBuffer_Release(&scores);
+  if (!hit) Py_RETURN_NONE;
+  return Py_BuildValue("(IIk)", (unsigned int)r.label, (unsigned int)r.score, (unsigned long)r.time_ms);
+}
+
+static PyObject *Recognizer_reset(RecognizerObject *self, PyObject *unused) {
+  (void)unused;
+  kws_recognizer_reset(&self->rec);
+  Py_RETURN_NONE;
+}
+
+static PyObject *Recognizer_num_labels(RecognizerObject *self, void *closure) {
+  (void)closure;
+  return PyLong_FromLong(self->rec.config.num_labels);
+}
+
+static PyMethodDef Recognizer_methods[] = {
+    {"process", (PyCFunction)Recognizer_process, METH_VARARGS,
+     "process(scores uint8[num_labels], time_ms) -> None or (label, score, time_ms)."},
+    {"reset", (PyCFunction)Recognizer_reset, METH_NOARGS, "Forget all results (new stream)."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef Recognizer_getset[] = {
+    {"num_labels", (getter)Recognizer_num_labels, NULL, "labels per result", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyTypeObject RecognizerType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "kwstool._native.Recognizer",
+    .tp_basicsize = sizeof(RecognizerObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "Recognizer(num_labels, average_window_ms, suppression_ms, thresholds, "
+              "minimum_coverage_ms=0, ignore_mask=0): firmware/lib/kws_recognizer.",
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)Recognizer_init,
+    .tp_methods = Recognizer_methods,
+    .tp_getset = Recognizer_getset,
+};
+
+/* ---- FeatureStream: kws_feature_provider, a continuous stream -> the 49 x 40 window ---- */
+#include "kws_feature_provider.h"
+
+typedef struct {
+  PyObject_HEAD
+  kws_feature_provider fp;
+} FeatureStreamObject;
+
+static int FeatureStream_init(FeatureStreamObject *self, PyObject *args, PyObject *kwds) {
+  static char *kwlist[] = {NULL};
+  if (!PyArg_ParseTupleAndKeywords(args, kwds, "", kwlist)) return -1;
+  kws_feature_provider_reset(&self->fp);
+  return 0;
+}
+
+/* feed(int16 samples) -> frames completed */
+static PyObject *FeatureStream_feed(FeatureStreamObject *self, PyObject *args) {
+  Py_buffer audio;
+  if (!PyArg_ParseTuple(args, "y*", &audio)) return NULL;
+  if (audio.len % (Py_ssize_t)sizeof(int16_t) != 0) {
+    PyBuffer_Release(&audio);
+    PyErr_SetString(PyExc_ValueError, "samples must be int16");
+    return NULL;
+  }
+  size_t frames = 0;
+  Py_BEGIN_ALLOW_THREADS
+  const int16_t *a = (const int16_t *)audio.buf;
+  size_t left = (size_t)audio.len / sizeof(int16_t);
+  while (left > 0) {
+    size_t used = 0;
+    frames += (size_t)kws_feature_provider_feed(&self->fp, a, left, &used);
+    a += used;
+    left -= used;
+  }
+  Py_END_ALLOW_THREADS
+  PyBuffer_Release(&audio);
+  return PyLong_FromSize_t(frames);
+}
+
+/* window(out int8[49 * 40]): the window, oldest frame first */
+static PyObject *FeatureStream_window(FeatureStreamObject *self, PyObject *args) {
+  Py_buffer out;
+  if (!PyArg_ParseTuple(args, "w*", &out)) return NULL;
+  if (out.len != KWS_FP_WINDOW_VALUES) {
+    PyBuffer_Release(&out);
+    PyErr_SetString(PyExc_ValueError, "out must hold 49 * 40 int8 values");
+    return NULL;
+  }
+  kws_feature_provider_window(&self->fp, (int8_t *)out.buf, NULL);
+  PyBuffer_Release(&out);
+  Py_RETURN_NONE;
+}
+
+static PyObject *FeatureStream_reset(FeatureStreamObject *self, PyObject *unused) {
+  (void)unused;
+  kws_feature_provider_reset(&self->fp);
+  Py_RETURN_NONE;
+}
+
+static PyObject *FeatureStream_frames(FeatureStreamObject *self, void *closure) {
+  (void)closure;
+  return PyLong_FromUnsignedLong(self->fp.frames);
+}
+
+static PyObject *FeatureStream_time_ms(FeatureStreamObject *self, void *closure) {
+  (void)closure;
+  return PyLong_FromUnsignedLong(kws_feature_provider_time_ms(&self->fp));
+}
+
+static PyMethodDef FeatureStream_methods[] = {
+    {"feed", (PyCFunction)FeatureStream_feed, METH_VARARGS,
+     "feed(int16 samples) -> number of frames completed."},
+    {"window", (PyCFunction)FeatureStream_window, METH_VARARGS,
+     "window(out int8[49 * 40]): the last 49 frames, oldest first (-128 before the first)."},
+    {"reset", (PyCFunction)FeatureStream_reset, METH_NOARGS, "Start a new stream."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef FeatureStream_getset[] = {
+    {"frames", (getter)FeatureStream_frames, NULL, "frames completed since reset", NULL},
+    {"time_ms", (getter)FeatureStream_time_ms, NULL, "audio time consumed since reset, ms", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyTypeObject FeatureStreamType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "kwstool._native.FeatureStream",
+    .tp_basicsize = sizeof(FeatureStreamObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "FeatureStream(): firmware/lib/kws_feature_provider, 16 kHz int16 -> 49 x 40 int8.",
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)FeatureStream_init,
+    .tp_methods = FeatureStream_methods,
+    .tp_getset = FeatureStream_getset,
+};
 
 /* scores_u8(raw, scale, zero_point, out): int8 model outputs -> uint8 recognizer scores. */
 static PyObject *scores_u8(PyObject *self, PyObject *args) {
@@ -171,8 +380,18 @@ static struct PyModuleDef module = {
 };
 
 PyMODINIT_FUNC PyInit__native(void) {
+  if (PyType_Ready(&RecognizerType) < 0 || PyType_Ready(&FeatureStreamType) < 0) return NULL;
   PyObject *m = PyModule_Create(&module);
   if (m == NULL) return NULL;
+  Py_INCREF(&RecognizerType);
+  Py_INCREF(&FeatureStreamType);
+  if (PyModule_AddObject(m, "Recognizer", (PyObject *)&RecognizerType) < 0 ||
+      PyModule_AddObject(m, "FeatureStream", (PyObject *)&FeatureStreamType) < 0) {
+    Py_DECREF(&RecognizerType);
+    Py_DECREF(&FeatureStreamType);
+    Py_DECREF(m);
+    return NULL;
+  }
   PyModule_AddIntConstant(m, "SAMPLE_RATE", KWS_FRONTEND_SAMPLE_RATE);
   PyModule_AddIntConstant(m, "WINDOW_SAMPLES", KWS_FRONTEND_WINDOW_SAMPLES);
   PyModule_AddIntConstant(m, "STRIDE_SAMPLES", KWS_FRONTEND_STRIDE_SAMPLES);
@@ -182,5 +401,7 @@ PyMODINIT_FUNC PyInit__native(void) {
   PyModule_AddIntConstant(m, "WINDOW_MS", KWS_FRONTEND_WINDOW_MS);
   PyModule_AddIntConstant(m, "STRIDE_MS", KWS_FRONTEND_STRIDE_MS);
   PyModule_AddIntConstant(m, "STATE_BYTES", (long)sizeof(kws_frontend_state));
+  PyModule_AddIntConstant(m, "RECOGNIZER_MAX_LABELS", KWS_RECOGNIZER_MAX_LABELS);
+  PyModule_AddIntConstant(m, "RECOGNIZER_MAX_WINDOW_MS", KWS_RECOGNIZER_MAX_WINDOW_MS);
   return m;
 }

@@ -158,7 +158,7 @@ def bench_model(name: str, data_dir: Path, run_dir: Path, epochs: int | None, se
 
 
 def main(argv: list[str] | None = None) -> int:
-    from kwstool.models import MODELS
+    from kwstool.model.zoo import MODELS
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data-root", type=Path, default=REPO.parent / "shared" / "data")

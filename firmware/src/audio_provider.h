@@ -8,7 +8,13 @@
 
 #include "kws_audio_ring.h"
 
+#include "kws_listener.h"
+
 // Start capturing into ring. Returns false and sets *error to a one-line reason on failure.
 bool audio_provider_start(kws_audio_ring* ring, const char** error);
+
+// What a bad microphone status (kws_listener's check over a second of samples) means on this
+// board and how to fix it, one line; nullptr for KWS_MIC_OK / KWS_MIC_UNKNOWN.
+const char* audio_provider_diagnose(kws_mic_status status);
 
 #endif  // KWS_AUDIO_PROVIDER_H_

@@ -5,6 +5,14 @@
 // A FreeRTOS task on core 0 (the Arduino loop runs on core 1) blocks in i2s_read() on the
 // driver's DMA buffers, converts each 32-bit slot to int16 (arithmetic shift, saturated) and
 // queues the samples in the lock-free ring.
+//
+// A wrong slot is the usual first-boot problem: the INMP441 drives only the slot its L/R pin
+// selects and leaves the other one at zero, and ESP-IDF 4.4's ONLY_LEFT / ONLY_RIGHT formats
+// are known to read the opposite slot with some driver versions (esp-idf issue 9635, "I2S
+// left and right channels are swapped"). So KWS_I2S_RIGHT_SLOT is a build flag, and the main
+// loop reports a second of all-zero or constant samples (kws_listener's microphone check) with
+// the flag to flip. A data line that is not connected floats: it reads as -1/0 (after the
+// shift) or as full-scale noise, reported the same way.
 #if defined(KWS_BOARD_ESP32DEV)
 
 #include <Arduino.h>
@@ -68,6 +76,23 @@ bool audio_provider_start(kws_audio_ring* ring, const char** error) {
     return false;
   }
   return true;
+}
+
+const char* audio_provider_diagnose(kws_mic_status status) {
+  switch (status) {
+    case KWS_MIC_SILENT:
+    case KWS_MIC_STUCK:
+      return "I2S slot silent or stuck for 1 s: the microphone drives the other slot; flip "
+             "-DKWS_I2S_RIGHT_SLOT in platformio.ini (0 <-> 1; its L/R pin picks the slot)";
+    case KWS_MIC_FLOATING:
+      return "I2S data reads -1/0 for 1 s: the SD line floats; check SD -> KWS_I2S_SD_PIN, VDD "
+             "and GND, then -DKWS_I2S_RIGHT_SLOT";
+    case KWS_MIC_FULL_SCALE:
+      return "I2S data at full scale for 1 s: the SD line floats or WS/SCK are swapped; check the "
+             "wiring (KWS_I2S_*_PIN), or raise KWS_I2S_SHIFT";
+    default:
+      return nullptr;
+  }
 }
 
 #endif  // KWS_BOARD_ESP32DEV

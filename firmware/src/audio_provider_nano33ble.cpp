@@ -39,4 +39,18 @@ bool audio_provider_start(kws_audio_ring* ring, const char** error) {
   return true;
 }
 
+const char* audio_provider_diagnose(kws_mic_status status) {
+  switch (status) {
+    case KWS_MIC_SILENT:
+    case KWS_MIC_STUCK:
+    case KWS_MIC_FLOATING:
+      return "PDM samples constant for 1 s: the microphone is not running; power-cycle the board "
+             "(is it a Nano 33 BLE *Sense*?)";
+    case KWS_MIC_FULL_SCALE:
+      return "PDM samples at full scale for 1 s: lower KWS_PDM_GAIN in platformio.ini";
+    default:
+      return nullptr;
+  }
+}
+
 #endif  // KWS_BOARD_NANO33BLE

@@ -1,10 +1,12 @@
 // kwstool firmware: listens to the microphone and prints a line per detected keyword.
 //
-// Live mode (default): microphone -> audio ring -> feature provider (20 ms stride) -> model ->
-// recognizer -> responder ("DETECTED yes score=0.93 t=12840ms" + LED), plus a STATS line every
+// Live mode (default): microphone -> audio ring -> kws_listener (every queued frame through the
+// feature provider, the model every KWS_INFERENCE_PERIOD_MS of audio) -> recognizer ->
+// responder ("DETECTED yes score=0.93 t=12840ms" + LED), plus a STATS line every
 // KWS_STATS_PERIOD_MS. Serial test mode: when the host sends a HELLO frame (kwstool
 // device-test), live listening pauses and the same pipeline processes the PCM the host streams
-// (kws_session); BYE, or 10 s without a frame, returns to live mode.
+// (kws_session); BYE, or 10 s without a frame, returns to live mode. This file is glue: the
+// loop's logic is in lib/kws_listener, which the host tests run in simulated real time.
 #include <Arduino.h>
 #include <stdio.h>
 #include <string.h>
@@ -12,6 +14,7 @@
 #include "audio_provider.h"
 #include "board_config.h"
 #include "kws_audio_ring.h"
+#include "kws_listener.h"
 #include "kws_pipeline.h"
 #include "kws_protocol.h"
 #include "kws_recognizer.h"
@@ -29,22 +32,37 @@ static_assert(KWS_MODEL_INPUT_CHANNELS == KWS_FRONTEND_NUM_CHANNELS, "model inpu
 static_assert(KWS_MODEL_INPUT_FRAMES == KWS_FRONTEND_CLIP_FRAMES, "model input is not 49 frames long");
 static_assert(KWS_MODEL_NUM_LABELS <= KWS_RECOGNIZER_MAX_LABELS, "too many labels for the recognizer");
 
+// The live loop's cadence and the per-label thresholds come from the export.
+#ifndef KWS_INFERENCE_PERIOD_MS
+#error "kws_model_data.h defines no KWS_INFERENCE_PERIOD_MS: re-export the model (kwstool export)"
+#endif
+#ifndef KWS_RECOGNIZER_THRESHOLDS
+#error "kws_model_data.h defines no KWS_RECOGNIZER_THRESHOLDS: re-export the model (kwstool export)"
+#endif
+#ifndef KWS_RECOGNIZER_MINIMUM_COVERAGE_MS
+#error "kws_model_data.h defines no KWS_RECOGNIZER_MINIMUM_COVERAGE_MS: re-export the model (kwstool export)"
+#endif
+static_assert(KWS_INFERENCE_PERIOD_MS > 0 && KWS_INFERENCE_PERIOD_MS % KWS_FRONTEND_STRIDE_MS == 0,
+              "KWS_INFERENCE_PERIOD_MS must be a multiple of the 20 ms stride; re-export the model");
+static_assert(KWS_RECOGNIZER_AVERAGE_WINDOW_MS <= KWS_RECOGNIZER_MAX_WINDOW_MS,
+              "recognizer window too long; re-export the model");
+constexpr uint8_t kThresholds[] = KWS_RECOGNIZER_THRESHOLDS;
+static_assert(sizeof(kThresholds) == KWS_MODEL_NUM_LABELS,
+              "KWS_RECOGNIZER_THRESHOLDS needs one entry per label; re-export the model");
+
 namespace {
 
 int16_t g_ring_storage[KWS_AUDIO_RING_SAMPLES];
 kws_audio_ring g_ring;
 kws_pipeline g_pipeline;
 kws_session g_session;
-int16_t g_chunk[KWS_FRONTEND_STRIDE_SAMPLES];
+kws_listener g_listener;
 char g_info[KWS_PROTO_MAX_PAYLOAD];
 const char* g_model_error = nullptr;
 const char* g_audio_error = nullptr;
 
-// counters at the start of the current STATS period
-uint32_t g_period_start_ms = 0;
-kws_pipeline_stats g_period_base = {};
-uint32_t g_period_overruns = 0;
-int32_t g_period_peak = 0;
+uint32_t g_period_start_ms = 0;  // wall time at the start of the STATS period
+kws_mic_status g_mic_reported = KWS_MIC_UNKNOWN;
 
 uint32_t clock_us(void*) { return micros(); }
 
@@ -63,46 +81,34 @@ void join_labels(char* out, size_t cap) {
   }
 }
 
-void build_info(const ModelRunnerInfo& mi, const char* labels) {
+// "200,180,..." into out (bounded).
+void join_thresholds(const kws_recognizer_config& rc, char* out, size_t cap) {
+  size_t n = 0;
+  out[0] = '\0';
+  for (int i = 0; i < rc.num_labels; ++i) {
+    const int w = snprintf(out + n, cap - n, "%s%u", i ? "," : "", rc.thresholds[i]);
+    if (w < 0 || static_cast<size_t>(w) >= cap - n) break;
+    n += static_cast<size_t>(w);
+  }
+}
+
+void build_info(const ModelRunnerInfo& mi, const char* labels, const char* thresholds) {
   const kws_recognizer_config& rc = g_pipeline.config.recognizer;
   snprintf(g_info, sizeof(g_info),
            "proto=%d\nboard=%s\nmodel=%s\nmodel_ok=%d\nmodel_bytes=%lu\narena_bytes=%lu\n"
            "arena_used=%lu\nlabels=%s\nframes=%d\nchannels=%d\nsample_rate=%d\nstride_ms=%d\n"
-           "average_window_ms=%lu\nthreshold=%u\nsuppression_ms=%lu\nminimum_count=%u\n"
-           "max_audio_samples=%d\n",
+           "inference_period_ms=%d\naverage_window_ms=%lu\nthresholds=%s\nsuppression_ms=%lu\n"
+           "minimum_coverage_ms=%lu\nmax_audio_samples=%d\n",
            KWS_PROTO_VERSION, KWS_BOARD_NAME, KWS_MODEL_NAME, g_model_error == nullptr ? 1 : 0,
            static_cast<unsigned long>(mi.model_bytes), static_cast<unsigned long>(mi.arena_bytes),
            static_cast<unsigned long>(mi.arena_used), labels, KWS_FRONTEND_CLIP_FRAMES,
            KWS_FRONTEND_NUM_CHANNELS, KWS_FRONTEND_SAMPLE_RATE, KWS_FRONTEND_STRIDE_MS,
-           static_cast<unsigned long>(rc.average_window_ms), rc.threshold,
-           static_cast<unsigned long>(rc.suppression_ms), rc.minimum_count,
-           KWS_PROTO_MAX_PAYLOAD / 2);
+           KWS_INFERENCE_PERIOD_MS, static_cast<unsigned long>(rc.average_window_ms), thresholds,
+           static_cast<unsigned long>(rc.suppression_ms),
+           static_cast<unsigned long>(rc.minimum_coverage_ms), KWS_PROTO_MAX_PAYLOAD / 2);
 }
 
-void start_period(uint32_t now_ms) {
-  g_period_start_ms = now_ms;
-  g_period_base = g_pipeline.stats;
-  g_period_overruns = kws_audio_ring_overruns(&g_ring);
-  g_period_peak = 0;
-}
-
-void report_stats(uint32_t now_ms) {
-  if (now_ms - g_period_start_ms < KWS_STATS_PERIOD_MS) return;
-  const kws_pipeline_stats& s = g_pipeline.stats;
-  const uint32_t frames = s.frames - g_period_base.frames;
-  const uint32_t inferences = s.inferences - g_period_base.inferences;
-  char line[200];
-  snprintf(line, sizeof(line),
-           "STATS frames=%lu feature_us=%lu inferences=%lu inference_us=%lu inference_us_max=%lu "
-           "overruns=%lu level_peak=%ld",
-           static_cast<unsigned long>(frames),
-           static_cast<unsigned long>(frames ? (s.feature_us - g_period_base.feature_us) / frames : 0),
-           static_cast<unsigned long>(inferences),
-           static_cast<unsigned long>(inferences ? (s.inference_us - g_period_base.inference_us) / inferences : 0),
-           static_cast<unsigned long>(s.inference_us_max),
-           static_cast<unsigned long>(kws_audio_ring_overruns(&g_ring) - g_period_overruns),
-           static_cast<long>(g_period_peak));
-  Serial.println(line);
+void report_errors() {
   if (g_model_error != nullptr) {
     Serial.print("ERROR model: ");
     Serial.println(g_model_error);
@@ -111,33 +117,47 @@ void report_stats(uint32_t now_ms) {
     Serial.print("ERROR microphone: ");
     Serial.println(g_audio_error);
   }
-  start_period(now_ms);
 }
 
-// Feed what the microphone queued (at most 8 frames' worth per call, so the serial port stays
-// responsive), then run the model once if there is at least one new frame.
+// One ERROR line each time the microphone check's verdict turns bad (or changes).
+void report_microphone() {
+  const kws_mic_status mic = kws_listener_mic_status(&g_listener);
+  if (mic == g_mic_reported || mic == KWS_MIC_UNKNOWN) return;
+  g_mic_reported = mic;
+  const char* why = audio_provider_diagnose(mic);
+  if (why == nullptr) return;
+  Serial.print("ERROR microphone: ");
+  Serial.println(why);
+}
+
+void report_stats(uint32_t now_ms) {
+  if (now_ms - g_period_start_ms < KWS_STATS_PERIOD_MS) return;
+  g_period_start_ms = now_ms;
+  kws_listener_stats s;
+  kws_listener_take_stats(&g_listener, &s);
+  char line[240];
+  snprintf(line, sizeof(line),
+           "STATS frames=%lu feature_us=%lu inferences=%lu inference_us=%lu inference_us_max=%lu "
+           "overruns=%lu dropped_samples=%lu level_peak=%ld mic=%s",
+           static_cast<unsigned long>(s.frames),
+           static_cast<unsigned long>(s.frames ? s.feature_us / s.frames : 0),
+           static_cast<unsigned long>(s.inferences),
+           static_cast<unsigned long>(s.inferences ? s.inference_us / s.inferences : 0),
+           static_cast<unsigned long>(s.inference_us_max), static_cast<unsigned long>(s.overruns),
+           static_cast<unsigned long>(s.dropped_samples), static_cast<long>(s.level_peak),
+           kws_mic_status_name(kws_listener_mic_status(&g_listener)));
+  Serial.println(line);
+  report_errors();
+}
+
+// One pass: everything the microphone queued up to the next inference point, and that inference.
 void listen_step() {
-  int new_frames = 0;
-  for (int i = 0; i < 8; ++i) {
-    const size_t got = kws_audio_ring_read(&g_ring, g_chunk, KWS_FRONTEND_STRIDE_SAMPLES);
-    if (got == 0) break;
-    for (size_t k = 0; k < got; ++k) {
-      const int32_t a = g_chunk[k] < 0 ? -static_cast<int32_t>(g_chunk[k]) : g_chunk[k];
-      if (a > g_period_peak) g_period_peak = a;
-    }
-    size_t pos = 0;
-    while (pos < got) {
-      size_t used = 0;
-      new_frames += kws_pipeline_feed(&g_pipeline, g_chunk + pos, got - pos, &used);
-      pos += used;
-    }
-  }
-  if (new_frames == 0 || g_model_error != nullptr) return;
   kws_pipeline_result r;
-  if (kws_pipeline_infer(&g_pipeline, &r) == 1) {
+  if (kws_listener_step(&g_listener, &r) == 1 && r.recognition.detected) {
     responder_detection(kws_model_labels[r.recognition.label], r.recognition.score,
                         r.recognition.time_ms, millis());
   }
+  report_microphone();
 }
 
 }  // namespace
@@ -171,8 +191,8 @@ void setup() {
   pc.output_zero_point = mi.output_zero_point;
   pc.recognizer.average_window_ms = KWS_RECOGNIZER_AVERAGE_WINDOW_MS;
   pc.recognizer.suppression_ms = KWS_RECOGNIZER_SUPPRESSION_MS;
-  pc.recognizer.threshold = KWS_RECOGNIZER_THRESHOLD;
-  pc.recognizer.minimum_count = KWS_RECOGNIZER_MINIMUM_COUNT;
+  memcpy(pc.recognizer.thresholds, kThresholds, sizeof(kThresholds));
+  pc.recognizer.minimum_coverage_ms = KWS_RECOGNIZER_MINIMUM_COVERAGE_MS;
   pc.recognizer.num_labels = KWS_MODEL_NUM_LABELS;
   pc.recognizer.ignore_mask = kws_recognizer_ignore_mask(kws_model_labels, KWS_MODEL_NUM_LABELS);
   if (kws_pipeline_init(&g_pipeline, &pc) != 0 && g_model_error == nullptr) {
@@ -180,10 +200,17 @@ void setup() {
   }
 
   kws_audio_ring_init(&g_ring, g_ring_storage, KWS_AUDIO_RING_SAMPLES);
+  kws_listener_config lc = {};
+  lc.pipeline = &g_pipeline;
+  lc.ring = &g_ring;
+  lc.inference_period_ms = KWS_INFERENCE_PERIOD_MS;
+  kws_listener_init(&g_listener, &lc);  // the static_asserts above make the period valid
 
   char labels[400];
   join_labels(labels, sizeof(labels));
-  build_info(mi, labels);
+  char thresholds[4 * KWS_RECOGNIZER_MAX_LABELS + 1];
+  join_thresholds(pc.recognizer, thresholds, sizeof(thresholds));
+  build_info(mi, labels, thresholds);
   kws_session_config sc = {};
   sc.pipeline = &g_pipeline;
   sc.write = serial_write;
@@ -193,16 +220,19 @@ void setup() {
   sc.idle_timeout_ms = KWS_TEST_MODE_IDLE_MS;
   kws_session_init(&g_session, &sc);
 
-  char line[200];
+  char line[320];
   snprintf(line, sizeof(line), "KWS board=%s model=%s model_bytes=%lu arena_used=%lu arena_bytes=%lu",
            KWS_BOARD_NAME, KWS_MODEL_NAME, static_cast<unsigned long>(mi.model_bytes),
            static_cast<unsigned long>(mi.arena_used), static_cast<unsigned long>(KWS_MODEL_ARENA_BYTES));
   Serial.println(line);
   Serial.print("KWS labels=");
   Serial.println(labels);
-  snprintf(line, sizeof(line), "KWS recognizer average_window_ms=%lu threshold=%u suppression_ms=%lu minimum_count=%u",
-           static_cast<unsigned long>(pc.recognizer.average_window_ms), pc.recognizer.threshold,
-           static_cast<unsigned long>(pc.recognizer.suppression_ms), pc.recognizer.minimum_count);
+  snprintf(line, sizeof(line),
+           "KWS recognizer inference_period_ms=%d average_window_ms=%lu thresholds=%s "
+           "suppression_ms=%lu minimum_coverage_ms=%lu",
+           KWS_INFERENCE_PERIOD_MS, static_cast<unsigned long>(pc.recognizer.average_window_ms),
+           thresholds, static_cast<unsigned long>(pc.recognizer.suppression_ms),
+           static_cast<unsigned long>(pc.recognizer.minimum_coverage_ms));
   Serial.println(line);
   if (g_model_error == nullptr && (mi.input_scale != KWS_MODEL_INPUT_SCALE ||
                                    mi.input_zero_point != KWS_MODEL_INPUT_ZERO_POINT)) {
@@ -219,8 +249,11 @@ void setup() {
   } else {
     Serial.println("KWS listening");
   }
-  start_period(millis());
+  kws_listener_restart(&g_listener);
+  g_period_start_ms = millis();
 }
+
+static bool g_was_testing = false;
 
 void loop() {
   const uint32_t now = millis();
@@ -237,8 +270,13 @@ void loop() {
 
   if (kws_session_active(&g_session)) {
     kws_audio_ring_discard(&g_ring);  // the host owns the pipeline; live audio is not used
-    start_period(now);
+    g_was_testing = true;
     return;
+  }
+  if (g_was_testing) {  // back from the test mode: a fresh live stream and STATS period
+    g_was_testing = false;
+    kws_listener_restart(&g_listener);
+    g_period_start_ms = now;
   }
   listen_step();
   report_stats(now);

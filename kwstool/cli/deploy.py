@@ -100,14 +100,14 @@ def export(
     force: bool = typer.Option(False, "--force", help="Export even when the estimated inference "
                                "cannot keep the board's real-time cadence."),
     period_ms: Optional[int] = typer.Option(None, "--period-ms", help="Inference period (a "
-                                            "multiple of 20 ms) [default: the shortest the "
-                                            "model keeps]."),
+                                            "multiple of 20 ms, <= 1000) [default: the larger "
+                                            "of 100 ms and the shortest the model keeps]."),
 ) -> None:
     """Write the firmware's model files (C array, labels, quantization, arena, op list,
     inference period)."""
     from kwstool.deploy.export import export as do_export
 
-    e = do_export(run, out, board=board, force=force, period_ms=period_ms)
+    e = do_export(run, out, board=board, inference_period_ms=period_ms, force=force)
     print_export(e)
     if e.realtime_problem:
         err_console.print(f"[yellow]warning (--force):[/] {e.realtime_problem}", highlight=False,

@@ -38,7 +38,7 @@ SYNC = b"\xa5\x5a"
 HEADER_BYTES = 6
 CRC_BYTES = 2
 MAX_PAYLOAD = 1024
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
 
 HELLO, RESET, AUDIO, STATS, BYE = 0x01, 0x02, 0x03, 0x04, 0x05
 INFO, ACK, FEATURES, SCORES, DETECTION, STATS_REPLY, ERROR = 0x81, 0x82, 0x83, 0x84, 0x85, 0x86, 0xFF
@@ -52,8 +52,9 @@ ERROR_NAMES = {ERR_UNKNOWN_TYPE: "unknown request type", ERR_BAD_LENGTH: "bad pa
 SEND_FEATURES, SEND_SCORES = 0x01, 0x02
 
 
-#: The recognizer settings a RESET can override (names as in the exported header).
-RECOGNIZER_KEYS = ("average_window_ms", "threshold", "suppression_ms", "minimum_count")
+#: The recognizer settings a RESET carries (names as in INFO and the exported header), besides
+#: the thresholds (INFO ``thresholds=200,180,...``, one per label).
+RECOGNIZER_KEYS = ("average_window_ms", "suppression_ms", "minimum_coverage_ms")
 
 
 def crc16(data: bytes) -> int:
@@ -151,12 +152,66 @@ def parse_key_values(payload: bytes) -> dict[str, Any]:
     return out
 
 
+def _threshold_u8(value: Any) -> int:
+    """0..1 float (a probability) or 0..255 int -> 0..255."""
+    v = round(float(value) * 255) if isinstance(value, float) else int(value)
+    if not 0 <= v <= 255:
+        raise KwsError(f"recognizer threshold {value!r}: give 0..1 or 0..255")
+    return v
+
+
+def resolve_recognizer(defaults: dict, overrides: dict | None, labels: Sequence[str],
+                       infer_every: int) -> dict:
+    """The settings of one RESET: the board's defaults (from INFO) with ``overrides`` applied.
+
+    ``overrides`` may hold the keys of :data:`RECOGNIZER_KEYS`, ``threshold`` (every label),
+    ``thresholds`` ({label: value} or one value per label) and, from older command lines,
+    ``minimum_count`` -- converted to ``(count - 1) * infer_every * stride`` of coverage.
+    Returns the keys of RECOGNIZER_KEYS and ``thresholds`` (one 0..255 int per label).
+    """
+    over = dict(overrides or {})
+    rec = {k: int(defaults[k]) for k in RECOGNIZER_KEYS if k in defaults}
+    rec.update({k: int(over[k]) for k in RECOGNIZER_KEYS if k in over})
+    if "minimum_count" in over and "minimum_coverage_ms" not in over:
+        stride_ms = STRIDE_SAMPLES * 1000 // SAMPLE_RATE
+        rec["minimum_coverage_ms"] = max(0, int(over["minimum_count"]) - 1) * infer_every * stride_ms
+    thresholds = [_threshold_u8(t) for t in defaults.get("thresholds", [])]
+    if "threshold" in over:
+        thresholds = [_threshold_u8(over["threshold"])] * len(labels)
+    given = over.get("thresholds")
+    if isinstance(given, dict):
+        unknown = sorted(set(given) - set(labels))
+        if unknown:
+            raise KwsError(f"recognizer thresholds: {', '.join(unknown)} not among the board's "
+                           f"labels ({', '.join(labels)})")
+        thresholds = [_threshold_u8(given[lab]) if lab in given else t
+                      for lab, t in zip(labels, thresholds)]
+    elif given is not None:
+        thresholds = [_threshold_u8(t) for t in given]
+    missing = [k for k in RECOGNIZER_KEYS if k not in rec]
+    if missing or len(thresholds) != len(labels):
+        raise KwsError(f"recognizer settings lack {', '.join(missing) or 'one threshold per label'}"
+                       f"; reflash the firmware of this kwstool version")
+    return {**rec, "thresholds": thresholds}
+
+
+def info_recognizer(info: dict) -> dict:
+    """The recognizer defaults an INFO reply states."""
+    rec: dict[str, Any] = {k: int(info[k]) for k in RECOGNIZER_KEYS if k in info}
+    text = str(info.get("thresholds", "")).strip()
+    rec["thresholds"] = [int(t) for t in text.split(",")] if text else []
+    return rec
+
+
 def reset_payload(flags: int, infer_every: int, recognizer: dict) -> bytes:
-    """RESET payload: u8 flags, u16 infer_every, u32 window, u32 suppression, u8 threshold, u8 count."""
+    """RESET payload: u8 flags, u16 infer_every, u32 window, u32 suppression, u32 coverage,
+    u8 n, u8 thresholds[n] (``recognizer`` as :func:`resolve_recognizer` returns it)."""
+    thresholds = bytes(int(t) for t in recognizer["thresholds"])
     return (bytes([flags]) + int(infer_every).to_bytes(2, "little")
             + int(recognizer["average_window_ms"]).to_bytes(4, "little")
             + int(recognizer["suppression_ms"]).to_bytes(4, "little")
-            + bytes([int(recognizer["threshold"]), int(recognizer["minimum_count"])]))
+            + int(recognizer["minimum_coverage_ms"]).to_bytes(4, "little")
+            + bytes([len(thresholds)]) + thresholds)
 
 
 # --- talking to a board -----------------------------------------------------------------------
@@ -295,11 +350,10 @@ class BoardLink:
 
     def reset(self, flags: int = SEND_FEATURES | SEND_SCORES, infer_every: int = 1,
               recognizer: dict | None = None) -> None:
-        rec = {k: int(self.info[k]) for k in RECOGNIZER_KEYS if k in self.info}
-        rec.update(recognizer or {})
-        missing = [k for k in RECOGNIZER_KEYS if k not in rec]
-        if missing:
-            raise KwsError(f"{self.name}: INFO lacks {', '.join(missing)}; reflash the firmware")
+        try:
+            rec = resolve_recognizer(info_recognizer(self.info), recognizer, self.labels, infer_every)
+        except KwsError as exc:
+            raise KwsError(f"{self.name}: {exc}") from None
         self.request(RESET, reset_payload(flags, infer_every, rec))
 
     def stats(self) -> dict[str, Any]:
@@ -560,11 +614,12 @@ def host_reference(samples: np.ndarray, model: TflmModel, labels: Sequence[str],
                                         scores=scores))
     if result.scores:
         mask = sum(1 << i for i, lab in enumerate(labels) if lab.startswith("_"))
+        rec = resolve_recognizer({}, recognizer, labels, infer_every)
         found = _native.recognize(
             np.stack([s.scores for s in result.scores]).tobytes(),
             np.array([s.time_ms for s in result.scores], np.uint32).tobytes(),
-            len(labels), int(recognizer["average_window_ms"]), int(recognizer["threshold"]),
-            int(recognizer["suppression_ms"]), int(recognizer["minimum_count"]), mask)
+            len(labels), rec["average_window_ms"], bytes(rec["thresholds"]),
+            rec["suppression_ms"], rec["minimum_coverage_ms"], mask)
         result.detections = [Detection(label=labels[lab], index=lab, time_ms=t, score=score, count=count)
                              for _, t, lab, score, count in found]
     return result

@@ -31,9 +31,16 @@ DEFAULT_OUT = Path("firmware") / "src" / "model"
 #: The feature parameters the header states (the firmware static-asserts them).
 FEATURE_KEYS = ("sample_rate", "window_ms", "stride_ms", "num_channels", "num_frames")
 
-#: micro_speech's RecognizeCommands defaults; the threshold is on the averaged score * 255.
+#: micro_speech's RecognizeCommands defaults, in time: the threshold is on the averaged score
+#: * 255 (one value for every label unless ``thresholds`` names some), and micro_speech's
+#: "minimum 3 results" at the default period of 100 ms is 200 ms of coverage.
 RECOGNIZER_DEFAULTS = {"average_window_ms": 1000, "threshold": 200, "suppression_ms": 1500,
-                       "minimum_count": 3}
+                       "minimum_coverage_ms": 200}
+#: The live loop runs the model every this many ms of audio unless export is told otherwise:
+#: the smallest multiple of the stride >= 100 ms (kws_recognizer covers 50..3000 ms windows).
+MIN_DEFAULT_PERIOD_MS = 100
+#: kws_recognizer's limits (firmware/lib/kws_recognizer/kws_recognizer.h).
+MAX_WINDOW_MS = 3000
 
 
 @dataclass
@@ -93,27 +100,86 @@ def _c_string(s: str) -> str:
     return '"' + "".join(out) + '"'
 
 
-def check_timing(tflite: bytes, board: str, where: str, force: bool = False,
-                 period_ms: int | None = None) -> dict:
-    """Inference cadence for the header: the cost model's latency on ``board`` and the period
-    (a multiple of the 20 ms feature stride, :func:`kwstool.deploy.profile.check_realtime`).
+def default_period_ms(stride_ms: int) -> int:
+    """The smallest multiple of the stride >= MIN_DEFAULT_PERIOD_MS."""
+    return -(-MIN_DEFAULT_PERIOD_MS // stride_ms) * stride_ms
 
-    A model that cannot keep the period is refused (KwsError, one line) unless ``force``; then
-    the period is the one it needs (or ``period_ms``) and ``problem`` says why it is late.
+
+def _threshold_u8(value: object, what: str) -> int:
+    """A threshold as 0..255: a float in [0, 1] is a probability, an int 0..255 is as is."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise KwsError(f"recognizer {what}: {value!r} is not a number; give 0..1 or 0..255")
+    if isinstance(value, float):
+        if not 0.0 <= value <= 1.0:
+            raise KwsError(f"recognizer {what}: {value} is outside 0..1 (a probability); give "
+                           f"0..1, or an integer 0..255")
+        return round(value * 255)
+    if not 0 <= value <= 255:
+        raise KwsError(f"recognizer {what}: {value} is outside 0..255")
+    return int(value)
+
+
+def recognizer_settings(recognizer: dict, labels: list[str], period_ms: int) -> dict:
+    """The recognizer macros' values: window, suppression, coverage and one threshold per label.
+
+    ``recognizer`` holds ``threshold`` (every label) and/or ``thresholds`` ({label: value});
+    a legacy ``minimum_count`` becomes ``(count - 1) * period_ms`` of coverage.
+    """
+    rec = {**RECOGNIZER_DEFAULTS, **recognizer}
+    if "minimum_count" in recognizer and "minimum_coverage_ms" not in recognizer:
+        rec["minimum_coverage_ms"] = max(0, int(recognizer["minimum_count"]) - 1) * period_ms
+    default = _threshold_u8(rec["threshold"], "threshold")
+    per_label = dict(rec.get("thresholds") or {})
+    unknown = sorted(set(per_label) - set(labels))
+    if unknown:
+        raise KwsError(f"recognizer thresholds: {', '.join(unknown)} not among the model's labels "
+                       f"({', '.join(labels)})")
+    thresholds = [_threshold_u8(per_label[lab], f"threshold of {lab!r}") if lab in per_label
+                  else default for lab in labels]
+    window, coverage = int(rec["average_window_ms"]), int(rec["minimum_coverage_ms"])
+    if not 0 < window <= MAX_WINDOW_MS or not 0 <= coverage < window:
+        raise KwsError(f"recognizer: window {window} ms / coverage {coverage} ms; need 0 < window "
+                       f"<= {MAX_WINDOW_MS} ms and 0 <= coverage < window")
+    return {"average_window_ms": window, "suppression_ms": int(rec["suppression_ms"]),
+            "minimum_coverage_ms": coverage, "threshold": default, "thresholds": thresholds}
+
+
+def check_period(period_ms: int, stride_ms: int) -> int:
+    """``period_ms`` if it is a positive multiple of the stride of at most 1 s, else KwsError."""
+    p = int(period_ms)
+    if p <= 0 or p % stride_ms != 0 or p > 1000:
+        raise KwsError(f"inference period {period_ms} ms: must be a multiple of the {stride_ms} ms "
+                       f"stride, {stride_ms}..1000 ms")
+    return p
+
+
+def check_timing(tflite: bytes, board: str, where: str, stride_ms: int,
+                 inference_period_ms: int | None = None, force: bool = False) -> dict:
+    """The live loop's period, checked against the cost model's inference time on ``board``.
+
+    Without ``inference_period_ms`` the period is the larger of :func:`default_period_ms` and
+    the shortest the model keeps (:func:`kwstool.deploy.profile.inference_period_ms`: a multiple
+    of the stride >= inference x 1.25 + the front end's frames, at most 500 ms). A model that
+    cannot keep real time, or a requested period it cannot keep, is refused (KwsError, one line)
+    unless ``force``; then ``problem`` says why it is late and the period is the requested one or
+    the one it needs (at most :func:`check_period`'s 1000 ms).
     """
     from kwstool.deploy import profile as prof
 
     result = prof.estimate(tflite, board, where)
     problem = None
+    requested = None if inference_period_ms is None else check_period(inference_period_ms,
+                                                                      stride_ms)
     try:
-        period = prof.check_realtime(result, board, period_ms)
+        needed = prof.check_realtime(result, board, requested)
+        period = requested if requested is not None else max(default_period_ms(stride_ms), needed)
     except KwsError as exc:
         if not force:
             raise KwsError(f"{exc}".replace(", or --force", ", or export with --force")) from None
         problem = str(exc)
-        period = period_ms or prof.inference_period_ms(result.est_ms, result.frontend_ms_per_frame,
-                                                       max_period_ms=3_600_000) \
-            or prof.MAX_PERIOD_MS
+        need = prof.inference_period_ms(result.est_ms, result.frontend_ms_per_frame,
+                                        max_period_ms=1000)
+        period = requested if requested is not None else (need or 1000)
     return {"inference_ms": result.est_ms, "inference_us": int(round(result.est_ms * 1000)),
             "period_ms": int(period), "problem": problem, "board": board,
             "frontend_ms_per_frame": result.frontend_ms_per_frame,
@@ -121,8 +187,9 @@ def check_timing(tflite: bytes, board: str, where: str, force: bool = False,
 
 
 def render_header(report: dict, model_name: str, sha256: str, model_bytes: int, board: Board,
-                  recognizer: dict, timing: dict | None = None) -> str:
-    """Text of ``kws_model_data.h``."""
+                  recognizer: dict, inference_period_ms: int | None = None,
+                  timing: dict | None = None) -> str:
+    """Text of ``kws_model_data.h``; the period defaults to :func:`default_period_ms`."""
     labels = report["labels"]
     feats = report.get("features")
     if not isinstance(feats, dict) or any(k not in feats for k in FEATURE_KEYS):
@@ -160,31 +227,33 @@ def render_header(report: dict, model_name: str, sha256: str, model_bytes: int, 
         "KWS_FEATURE_STRIDE_MS": str(int(feats["stride_ms"])),
         "KWS_FEATURE_CHANNELS": str(channels),
     }
+    stride = int(feats["stride_ms"])
+    period = check_period(default_period_ms(stride) if inference_period_ms is None
+                          else inference_period_ms, stride)
+    rs = recognizer_settings(recognizer, list(labels), period)
     rec_defs = {
-        "KWS_RECOGNIZER_AVERAGE_WINDOW_MS": str(int(recognizer["average_window_ms"])),
-        "KWS_RECOGNIZER_THRESHOLD": str(int(recognizer["threshold"])),
-        "KWS_RECOGNIZER_SUPPRESSION_MS": str(int(recognizer["suppression_ms"])),
-        "KWS_RECOGNIZER_MINIMUM_COUNT": str(int(recognizer["minimum_count"])),
+        "KWS_INFERENCE_PERIOD_MS": str(period),
+        "KWS_RECOGNIZER_AVERAGE_WINDOW_MS": str(rs["average_window_ms"]),
+        "KWS_RECOGNIZER_SUPPRESSION_MS": str(rs["suppression_ms"]),
+        "KWS_RECOGNIZER_MINIMUM_COVERAGE_MS": str(rs["minimum_coverage_ms"]),
+        "KWS_RECOGNIZER_THRESHOLD": str(rs["threshold"]),
+        "KWS_RECOGNIZER_THRESHOLDS": "{ " + ", ".join(str(t) for t in rs["thresholds"]) + " }",
     }
-
-    timing_text = ""
-    if timing is not None:
-        timing_defs = {
-            "KWS_INFERENCE_PERIOD_MS": str(int(timing["period_ms"])),
-            "KWS_MODEL_INFERENCE_US_ESTIMATE": str(int(timing["inference_us"])),
-        }
-        late = (" * EXPORTED WITH --force: the inference does not keep this period.\n"
-                if timing.get("problem") else "")
-        timing_text = (
-            "\n/* Inference cadence (kwstool.deploy.profile): one inference every\n"
-            " * KWS_INFERENCE_PERIOD_MS, a multiple of the feature stride holding the estimated\n"
-            f" * inference x {LATENCY_MARGIN} plus the front end's frames; the estimate is the\n"
-            f" * cost model's for {timing['board']} (verify with `kwstool profile --measure` or\n"
-            " * `kwstool device-test`).\n" + late + " */\n")
 
     def block(defs: dict) -> str:
         width = max(len(k) for k in defs)
         return "".join(f"#define {k.ljust(width)} {v}\n" for k, v in defs.items())
+
+    timing_text = ""
+    if timing is not None:
+        timing_defs = {"KWS_MODEL_INFERENCE_US_ESTIMATE": str(int(timing["inference_us"]))}
+        late = (" * EXPORTED WITH --force: the inference does not keep KWS_INFERENCE_PERIOD_MS.\n"
+                if timing.get("problem") else "")
+        timing_text = (
+            f"\n/* Estimated inference time on {timing['board']} (kwstool.deploy.profile cost model;\n"
+            " * `kwstool profile --measure` counts it on QEMU, `kwstool device-test` on the board).\n"
+            f" * KWS_INFERENCE_PERIOD_MS holds it x {LATENCY_MARGIN} plus the front end's frames.\n"
+            + late + " */\n" + block(timing_defs))
 
     acc = (report.get("accuracy") or {}).get("int8") or {}
     acc_text = ", ".join(f"{k} {v:.4f}" for k, v in sorted(acc.items()) if v is not None) or "n/a"
@@ -203,10 +272,13 @@ def render_header(report: dict, model_name: str, sha256: str, model_bytes: int, 
         f"#define KWS_MODEL_FOR_EACH_OP(X) \\\n{op_lines}\n\n"
         "/* Front-end parameters the model was trained with (checked against kws_frontend). */\n"
         + block(feature_defs) +
-        "\n/* Recognizer defaults: average window, threshold on averaged score*255 (0..255),\n"
-        " * suppression time after a detection, minimum inferences in the window. */\n"
-        + block(rec_defs)
-        + (timing_text + block(timing_defs) if timing is not None else "") +
+        "\n/* Live loop and recognizer (docs/ARCHITECTURE.md, \"Export contract\"): the model runs\n"
+        " * every KWS_INFERENCE_PERIOD_MS of audio; scores are averaged over the last\n"
+        " * AVERAGE_WINDOW_MS; a detection needs the top label's average >= its entry of\n"
+        " * THRESHOLDS (score*255, one per label; THRESHOLD: the value for labels not set\n"
+        " * separately), the averaged results to span >= MINIMUM_COVERAGE_MS of audio, and\n"
+        " * SUPPRESSION_MS since the last detection. */\n"
+        + block(rec_defs) + timing_text +
         "\n#ifdef __cplusplus\nextern \"C\" {\n#endif\n\n"
         "extern const char *const kws_model_labels[KWS_MODEL_NUM_LABELS];\n"
         "extern const unsigned char kws_model_data[]; /* alignas(16) */\n"
@@ -237,14 +309,19 @@ def render_source(tflite: bytes, labels: list[str], model_name: str, sha256: str
 
 # --- the command -------------------------------------------------------------------------------
 def export(run_dir: str | os.PathLike, out_dir: str | os.PathLike = DEFAULT_OUT,
-           board: str = "nano33ble", recognizer: dict | None = None, *, force: bool = False,
-           period_ms: int | None = None) -> ExportResult:
+           board: str = "nano33ble", recognizer: dict | None = None,
+           inference_period_ms: int | None = None, *, force: bool = False) -> ExportResult:
     """Write ``kws_model_data.h``/``.cc`` for the quantized model in ``run_dir`` into ``out_dir``.
 
+    ``recognizer`` may hold ``average_window_ms``, ``suppression_ms``, ``minimum_coverage_ms``,
+    ``threshold`` and ``thresholds`` ({label: 0..1 float or 0..255 int}); the rest are
+    :data:`RECOGNIZER_DEFAULTS`. ``inference_period_ms`` (a multiple of the 20 ms stride) is the
+    live loop's cadence, ``KWS_INFERENCE_PERIOD_MS``; by default the larger of 100 ms and the
+    shortest the model's estimated inference keeps (:func:`check_timing`). A model whose
+    inference cannot keep the period (or real time at all) is refused unless ``force``.
+
     ``run_dir`` is a run folder holding ``model_int8.tflite`` and ``quantize.json`` (or the path of
-    the ``.tflite`` itself). Refuses (KwsError) when the model does not fit ``board``, or when
-    its estimated inference cannot keep the board's cadence (:func:`check_timing`; ``force``
-    exports it anyway with the period it needs, ``period_ms`` asks for a given period).
+    the ``.tflite`` itself). Refuses (KwsError) when the model does not fit ``board``.
     """
     from kwstool.fileio import write_text
     from kwstool.core.tflite import MODEL_FILE, load_report, model_info, resolver_methods
@@ -273,11 +350,12 @@ def export(run_dir: str | os.PathLike, out_dir: str | os.PathLike = DEFAULT_OUT,
     margin = arena_margin(used)
     arena = arena_total(used)
     check_budget(len(tflite), arena, target, str(tflite_path))
-    timing = check_timing(tflite, target.name, str(tflite_path), force=force, period_ms=period_ms)
+    stride = int((report.get("features") or {}).get("stride_ms", 20))
+    timing = check_timing(tflite, target.name, str(tflite_path), stride, inference_period_ms,
+                          force)
 
-    rec = dict(RECOGNIZER_DEFAULTS)
-    rec.update(recognizer or {})
-    header = render_header(report, model_name, sha256, len(tflite), target, rec, timing)
+    header = render_header(report, model_name, sha256, len(tflite), target, dict(recognizer or {}),
+                           timing["period_ms"], timing)
     source = render_source(tflite, list(report["labels"]), model_name, sha256)
     out = Path(out_dir)
     try:

@@ -60,7 +60,7 @@ from kwstool.fileio import atomic_path, write_bytes, write_json
 #: Defaults of the hyper-parameters ``train`` accepts (None there means: this value for a new run,
 #: the stored value for a resumed one).
 DEFAULTS: dict[str, Any] = {
-    "model": "bc_resnet",
+    "model": "ds_tcn",
     "epochs": 100,
     "batch_size": 32,  # benchmark: +3 points over 64 (mean of 2 seeds), 1.5x the time
     "lr": 3e-3,
@@ -438,7 +438,7 @@ def train(data_dir: str | os.PathLike, run_dir: str | os.PathLike, model: str | 
           time_shift_ms: float | None = None, spec_augment: bool | None = None,
           weight_decay: float | None = None, label_smoothing: float | None = None,
           class_balance: bool | None = None, speed_perturb: float | None = None,
-          progress: bool = True,
+          progress: bool = True, extra_examples=None,
           console=None) -> TrainResult:
     """Train ``model`` on the prepared data in ``data_dir``, writing the run folder ``run_dir``.
 
@@ -487,7 +487,8 @@ def train(data_dir: str | os.PathLike, run_dir: str | os.PathLike, model: str | 
     _seed_everything(seed_value)
     net = build_model(hp["model"], len(labels))
     n_train = len(train_split.labels)
-    steps_per_epoch = math.ceil(n_train / int(hp["batch_size"]))
+    n_extra = int(getattr(extra_examples, "per_epoch", 0))
+    steps_per_epoch = math.ceil((n_train + n_extra) / int(hp["batch_size"]))
     total_steps = steps_per_epoch * int(hp["epochs"])
     warmup = min(WARMUP_EPOCHS * steps_per_epoch, total_steps // 4)
     schedule = keras.optimizers.schedules.CosineDecay(
@@ -569,10 +570,17 @@ def train(data_dir: str | os.PathLike, run_dir: str | os.PathLike, model: str | 
         rng = np.random.default_rng([seed_value, epoch])
         order = rng.permutation(n_train)
         x = augmenter.features(rng, order)
-        y = keras.utils.to_categorical(y_train[order], len(labels))
+        y_idx = y_train[order]
+        if extra_examples is not None:  # e.g. stream windows + mined hard negatives
+            ex_x, ex_y = extra_examples(np.random.default_rng([seed_value, epoch, 1]), epoch, net)
+            x = np.concatenate([x, np.asarray(ex_x, np.float32)[..., None]])
+            y_idx = np.concatenate([y_idx, np.asarray(ex_y, np.int64)])
+            mix = rng.permutation(len(y_idx))
+            x, y_idx = x[mix], y_idx[mix]
+        y = keras.utils.to_categorical(y_idx, len(labels))
         callback = report.batch_callback(epoch, int(hp["epochs"]), steps_per_epoch)
         fit = net.fit(x, y, batch_size=int(hp["batch_size"]), epochs=1, shuffle=False, verbose=0,
-                      sample_weight=None if weights is None else weights[y_train[order]],
+                      sample_weight=None if weights is None else weights[y_idx],
                       callbacks=[callback] if callback else None)
         val = net.evaluate(x_val, y_val, batch_size=256, verbose=0, return_dict=True)
         row = {"epoch": epoch, "loss": float(fit.history["loss"][-1]),

@@ -58,10 +58,12 @@ def test_header_follows_the_contract(exported):
         "KWS_FEATURE_WINDOW_MS": "30",
         "KWS_FEATURE_STRIDE_MS": "20",
         "KWS_FEATURE_CHANNELS": "40",
+        "KWS_INFERENCE_PERIOD_MS": "100",
         "KWS_RECOGNIZER_AVERAGE_WINDOW_MS": "1000",
         "KWS_RECOGNIZER_THRESHOLD": "200",
+        "KWS_RECOGNIZER_THRESHOLDS": "{ 200, 200, 200, 200 }",
         "KWS_RECOGNIZER_SUPPRESSION_MS": "1500",
-        "KWS_RECOGNIZER_MINIMUM_COUNT": "3",
+        "KWS_RECOGNIZER_MINIMUM_COVERAGE_MS": "200",
     }
     for name, value in expected.items():
         assert d[name] == value, name
@@ -79,6 +81,35 @@ def test_header_follows_the_contract(exported):
     body = source.split("kws_model_data[] = {", 1)[1].split("};", 1)[0]
     data = bytes(int(h, 16) for h in re.findall(r"0x([0-9a-f]{2})", body))
     assert data == (run / "model_int8.tflite").read_bytes()
+
+
+def test_period_and_per_label_thresholds(exported, tmp_path):
+    """inference_period_ms and the recognizer dict reach the header; bad values are one-line
+    errors naming the setting."""
+    from kwstool.deploy.export import default_period_ms, export
+
+    run, _, _ = exported
+    e = export(run, tmp_path, inference_period_ms=240,
+               recognizer={"threshold": 0.8, "thresholds": {"yes": 0.9, "no": 230},
+                           "average_window_ms": 1500, "minimum_coverage_ms": 480})
+    d = defines(e.header.read_text())
+    assert d["KWS_INFERENCE_PERIOD_MS"] == "240"
+    assert d["KWS_RECOGNIZER_THRESHOLDS"] == "{ 204, 204, 230, 230 }"  # _silence_, _unknown_, yes, no
+    assert d["KWS_RECOGNIZER_THRESHOLD"] == "204"
+    assert d["KWS_RECOGNIZER_AVERAGE_WINDOW_MS"] == "1500"
+    assert d["KWS_RECOGNIZER_MINIMUM_COVERAGE_MS"] == "480"
+    # micro_speech's minimum_count, from older callers: (count - 1) periods
+    e = export(run, tmp_path, inference_period_ms=200, recognizer={"minimum_count": 3})
+    assert defines(e.header.read_text())["KWS_RECOGNIZER_MINIMUM_COVERAGE_MS"] == "400"
+    assert default_period_ms(20) == 100 and default_period_ms(30) == 120
+    for kw, match in (({"inference_period_ms": 90}, "multiple of the 20 ms stride"),
+                      ({"recognizer": {"thresholds": {"maybe": 0.5}}}, "maybe"),
+                      ({"recognizer": {"threshold": 1.5}}, "outside 0..1"),
+                      ({"recognizer": {"threshold": 300}}, "outside 0..255"),
+                      ({"recognizer": {"minimum_coverage_ms": 1000}}, "coverage")):
+        with pytest.raises(KwsError, match=match) as err:
+            export(run, tmp_path / "bad", **kw)
+        assert "\n" not in str(err.value)
 
 
 def test_reexport_is_byte_identical(exported, tmp_path):

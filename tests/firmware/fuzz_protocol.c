@@ -196,8 +196,12 @@ static void session_requests(void) {
   pc.input_scale = 0.7f;
   pc.output_scale = 1.0f / 256.0f;
   pc.output_zero_point = -128;
-  kws_recognizer_config rc = {1000, 1500, 100, 2, 4, 0x3};
-  pc.recognizer = rc;
+  pc.recognizer.average_window_ms = 1000;
+  pc.recognizer.suppression_ms = 1500;
+  kws_recognizer_set_threshold(&pc.recognizer, 100);
+  pc.recognizer.minimum_coverage_ms = 40;
+  pc.recognizer.num_labels = 4;
+  pc.recognizer.ignore_mask = 0x3;
   CHECK_EQ(kws_pipeline_init(&pl, &pc), 0);
   kws_session_config sc;
   memset(&sc, 0, sizeof(sc));
@@ -219,12 +223,15 @@ static void session_requests(void) {
     const uint8_t type = fw_rand() % 5 == 0 ? (uint8_t)fw_rand() : types[fw_rand() % sizeof(types)];
     size_t len;
     const unsigned r = fw_rand() % 6;
-    len = r == 0 ? 0 : r == 1 ? KWS_MSG_RESET_BYTES : r == 2 ? KWS_PROTO_MAX_PAYLOAD : fw_rand() % 700;
+    const size_t reset_len = KWS_MSG_RESET_BYTES(fw_rand() % 2 ? 4 : 1);
+    len = r == 0 ? 0 : r == 1 ? reset_len : r == 2 ? KWS_PROTO_MAX_PAYLOAD : fw_rand() % 700;
     if (type == KWS_MSG_AUDIO && fw_rand() % 4 != 0) len &= ~(size_t)1; /* mostly whole samples */
     for (size_t k = 0; k < len; ++k) payload[k] = (uint8_t)fw_rand();
-    if (type == KWS_MSG_RESET && len == KWS_MSG_RESET_BYTES && fw_rand() % 2) {
+    if (type == KWS_MSG_RESET && len == reset_len && fw_rand() % 2) {
       kws_proto_put_u16(payload + 1, (uint16_t)(1 + fw_rand() % 60)); /* mostly valid resets */
-      payload[12] = (uint8_t)(1 + fw_rand() % 5);
+      kws_proto_put_u32(payload + 3, 1 + fw_rand() % 3000);
+      kws_proto_put_u32(payload + 11, fw_rand() % 1000);
+      payload[15] = (uint8_t)(reset_len - KWS_MSG_RESET_FIXED_BYTES);
     }
     const size_t flen = kws_proto_encode(type, (uint8_t)i, payload, len, frame, sizeof(frame));
     const size_t jlen = fw_rand() % sizeof(junk);

@@ -13,14 +13,17 @@ LIB = REPO / "firmware" / "lib"
 HERE = Path(__file__).resolve().parent
 #: The hardware-independent firmware: everything in firmware/lib, in dependency order.
 LIBS = ["kws_frontend", "kws_recognizer", "kws_protocol", "kws_feature_provider", "kws_pipeline",
-        "kws_session"]
+        "kws_session", "kws_listener"]
 INCLUDES = [f"-I{LIB / name}" for name in LIBS]
 WARN = ["-std=c99", "-Wall", "-Wextra", "-Wpedantic", "-Werror"]
 SANITIZE = ["-O1", "-g", "-fsanitize=address,undefined", "-fno-sanitize-recover=all"]
 #: What the brief asks of every Cortex-M4F build of the portable C.
 CORTEX_M4F = ["-mcpu=cortex-m4", "-mthumb", "-mfpu=fpv4-sp-d16", "-mfloat-abi=hard", "-Os"]
-#: The Arduino mbed core's own flags for the Nano 33 BLE (variants/ARDUINO_NANO33BLE/cflags.txt):
-#: soft-float ABI with the FPU, and unsigned plain char.
+#: The Arduino mbed core's own flags for the Nano 33 BLE (ArduinoCore-mbed
+#: variants/ARDUINO_NANO33BLE/cflags.txt and cxxflags.txt: -mcpu=cortex-m4 -mfloat-abi=softfp
+#: -mfpu=fpv4-sp-d16 -mthumb -funsigned-char -Os, rechecked for issue 10.5): the softfp ABI
+#: (floats passed in integer registers, FPU instructions used) -- not -mfloat-abi=soft, which
+#: would leave the FPU unused -- and unsigned plain char. firmware/README.md states the same.
 NANO33BLE = ["-mcpu=cortex-m4", "-mthumb", "-mfpu=fpv4-sp-d16", "-mfloat-abi=softfp", "-Os",
              "-funsigned-char", "-fdata-sections", "-ffunction-sections"]
 

@@ -13,8 +13,9 @@
  * feature and protocol tests.
  *
  * Usage: host_board --labels a,b,c [--input-scale F] [--input-zero-point N] [--output-scale F]
- *   [--output-zero-point N] [--window-ms N] [--threshold N] [--suppression-ms N]
- *   [--min-count N] [--model-name S] [--model-bytes N] [--model-in FD --model-out FD]
+ *   [--output-zero-point N] [--window-ms N] [--threshold N | --thresholds a,b,c]
+ *   [--suppression-ms N] [--min-coverage-ms N] [--model-name S] [--model-bytes N]
+ *   [--model-in FD --model-out FD]
  */
 #define _XOPEN_SOURCE 700
 #define _DEFAULT_SOURCE
@@ -119,9 +120,10 @@ int main(int argc, char **argv) {
   pc.output_scale = 1.0f / 256.0f;
   pc.output_zero_point = -128;
   pc.recognizer.average_window_ms = 1000;
-  pc.recognizer.threshold = 200;
+  kws_recognizer_set_threshold(&pc.recognizer, 200);
   pc.recognizer.suppression_ms = 1500;
-  pc.recognizer.minimum_count = 3;
+  pc.recognizer.minimum_coverage_ms = 200;
+  const char *threshold_list = NULL;
   const char *model_name = "host";
   unsigned long model_bytes = 0;
 
@@ -142,11 +144,13 @@ int main(int argc, char **argv) {
     } else if (strcmp(a, "--window-ms") == 0) {
       pc.recognizer.average_window_ms = (uint32_t)strtoul(v, NULL, 10);
     } else if (strcmp(a, "--threshold") == 0) {
-      pc.recognizer.threshold = (uint8_t)strtoul(v, NULL, 10);
+      kws_recognizer_set_threshold(&pc.recognizer, (uint8_t)strtoul(v, NULL, 10));
+    } else if (strcmp(a, "--thresholds") == 0) {
+      threshold_list = v;
     } else if (strcmp(a, "--suppression-ms") == 0) {
       pc.recognizer.suppression_ms = (uint32_t)strtoul(v, NULL, 10);
-    } else if (strcmp(a, "--min-count") == 0) {
-      pc.recognizer.minimum_count = (uint8_t)strtoul(v, NULL, 10);
+    } else if (strcmp(a, "--min-coverage-ms") == 0) {
+      pc.recognizer.minimum_coverage_ms = (uint32_t)strtoul(v, NULL, 10);
     } else if (strcmp(a, "--model-name") == 0) {
       model_name = v;
     } else if (strcmp(a, "--model-bytes") == 0) {
@@ -168,6 +172,21 @@ int main(int argc, char **argv) {
     labels[g_num_labels++] = tok;
   }
   if (g_num_labels == 0) usage("--labels is required");
+  if (threshold_list != NULL) { /* one per label */
+    uint8_t k = 0;
+    for (const char *c = threshold_list; *c && k < g_num_labels; ++k) {
+      char *end = NULL;
+      pc.recognizer.thresholds[k] = (uint8_t)strtoul(c, &end, 10);
+      c = *end == ',' ? end + 1 : end;
+    }
+    if (k != g_num_labels) usage("--thresholds needs one value per label");
+  }
+  char thresholds[4 * KWS_RECOGNIZER_MAX_LABELS + 1];
+  size_t tn = 0;
+  for (uint8_t k = 0; k < g_num_labels; ++k) {
+    tn += (size_t)snprintf(thresholds + tn, sizeof(thresholds) - tn, "%s%u", k ? "," : "",
+                           pc.recognizer.thresholds[k]);
+  }
   pc.invoke = pipe_model;
   pc.micros = now_us;
   pc.num_labels = g_num_labels;
@@ -177,14 +196,15 @@ int main(int argc, char **argv) {
 
   snprintf(info, sizeof(info),
            "proto=%d\nboard=host\nmodel=%.64s\nmodel_ok=%d\nmodel_bytes=%lu\narena_bytes=0\n"
-           "arena_used=0\nlabels=%s\nframes=%d\nchannels=%d\nsample_rate=%d\nstride_ms=%d\n"
-           "average_window_ms=%lu\nthreshold=%u\nsuppression_ms=%lu\nminimum_count=%u\n"
+           "arena_used=0\nlabels=%.400s\nframes=%d\nchannels=%d\nsample_rate=%d\nstride_ms=%d\n"
+           "average_window_ms=%lu\nthresholds=%s\nsuppression_ms=%lu\nminimum_coverage_ms=%lu\n"
            "max_audio_samples=%d\n",
            KWS_PROTO_VERSION, model_name, g_model_in >= 0 && g_model_out >= 0, model_bytes,
            label_list, KWS_FRONTEND_CLIP_FRAMES, KWS_FRONTEND_NUM_CHANNELS,
            KWS_FRONTEND_SAMPLE_RATE, KWS_FRONTEND_STRIDE_MS,
-           (unsigned long)pc.recognizer.average_window_ms, pc.recognizer.threshold,
-           (unsigned long)pc.recognizer.suppression_ms, pc.recognizer.minimum_count,
+           (unsigned long)pc.recognizer.average_window_ms, thresholds,
+           (unsigned long)pc.recognizer.suppression_ms,
+           (unsigned long)pc.recognizer.minimum_coverage_ms,
            KWS_PROTO_MAX_PAYLOAD / 2);
 
   /* the pseudo-terminal: we keep the slave open too, so the master never sees a hang-up

@@ -44,7 +44,7 @@ class HostBoard:
         self.input_scale = input_scale
         self.input_zero_point = input_zero_point
         self.recognizer = {"average_window_ms": 1000, "threshold": 200, "suppression_ms": 1500,
-                           "minimum_count": 3, **(recognizer or {})}
+                           "minimum_coverage_ms": 200, **(recognizer or {})}
         self.model_name = model_name
         self.proc: subprocess.Popen | None = None
         self.port = ""
@@ -59,8 +59,10 @@ class HostBoard:
                 "--window-ms", str(self.recognizer["average_window_ms"]),
                 "--threshold", str(self.recognizer["threshold"]),
                 "--suppression-ms", str(self.recognizer["suppression_ms"]),
-                "--min-count", str(self.recognizer["minimum_count"]),
+                "--min-coverage-ms", str(self.recognizer["minimum_coverage_ms"]),
                 "--model-name", self.model_name]
+        if "thresholds" in self.recognizer:
+            args += ["--thresholds", ",".join(str(int(t)) for t in self.recognizer["thresholds"])]
         pass_fds: tuple[int, ...] = ()
         model = None
         if self.model_path is not None:

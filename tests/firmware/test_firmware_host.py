@@ -13,20 +13,29 @@ import pytest
 
 import fwbuild
 
-MY_LIBS = ["kws_recognizer", "kws_protocol", "kws_feature_provider", "kws_pipeline", "kws_session"]
-UNIT_RESULT = "549 passed, 0 failed"
+MY_LIBS = ["kws_recognizer", "kws_protocol", "kws_feature_provider", "kws_pipeline", "kws_session",
+           "kws_listener"]
+#: test_units.c runs over 600 checks; fewer means a test function is no longer called.
+UNIT_MIN_CHECKS = 600
+
+
+def assert_all_passed(out: str, minimum: int) -> None:
+    """The harness's last line is "N passed, 0 failed" with N >= minimum."""
+    lines = out.strip().splitlines()
+    m = re.fullmatch(r"(\d+) passed, (\d+) failed", lines[-1] if lines else "")
+    assert m is not None, out
+    assert int(m[2]) == 0, out
+    assert int(m[1]) >= minimum, out
 
 
 def test_unit_tests(tmp_path):
     exe = fwbuild.build(tmp_path / "test_units", "test_units.c", ["-O2"])
-    out = fwbuild.run([str(exe)]).stdout
-    assert out.strip().splitlines()[-1] == UNIT_RESULT, out
+    assert_all_passed(fwbuild.run([str(exe)]).stdout, UNIT_MIN_CHECKS)
 
 
 def test_unit_tests_under_sanitizers(tmp_path):
     exe = fwbuild.build(tmp_path / "test_units_asan", "test_units.c", fwbuild.SANITIZE)
-    out = fwbuild.run([str(exe)]).stdout
-    assert out.strip().splitlines()[-1] == UNIT_RESULT, out
+    assert_all_passed(fwbuild.run([str(exe)]).stdout, UNIT_MIN_CHECKS)
 
 
 def test_protocol_fuzz_under_sanitizers(tmp_path):
@@ -34,8 +43,7 @@ def test_protocol_fuzz_under_sanitizers(tmp_path):
     the parser and the session under AddressSanitizer + UBSan: no error, every valid frame
     recovered, every request answered once."""
     exe = fwbuild.build(tmp_path / "fuzz_protocol", "fuzz_protocol.c", fwbuild.SANITIZE)
-    out = fwbuild.run([str(exe), "4"]).stdout
-    assert out.strip().splitlines()[-1] == "12 passed, 0 failed", out
+    assert_all_passed(fwbuild.run([str(exe), "4"]).stdout, 12)
 
 
 @pytest.mark.skipif(not fwbuild.have_arm(), reason="arm-none-eabi-gcc not installed "
@@ -127,3 +135,25 @@ def test_platformio_project_config():
     assert {"-DKWS_I2S_SCK_PIN=26", "-DKWS_I2S_WS_PIN=25", "-DKWS_I2S_SD_PIN=33"} <= set(esp["build_flags"])
     assert nano["build_src_filter"] == ["+<*> -<audio_provider_*.cpp> +<audio_provider_nano33ble.cpp>"]
     assert esp["build_src_filter"] == ["+<*> -<audio_provider_*.cpp> +<audio_provider_esp32.cpp>"]
+
+
+@pytest.mark.parametrize("macro", ["KWS_INFERENCE_PERIOD_MS", "KWS_RECOGNIZER_THRESHOLDS"])
+def test_main_refuses_a_header_without_the_live_loop_macros(tmp_path, macro):
+    """A kws_model_data.h from before the period/threshold macros: main.cpp stops the build with
+    the fix ("re-export the model")."""
+    src_model = _model_dir(tmp_path) / "model"
+    model = tmp_path / "old" / "model"
+    model.mkdir(parents=True)
+    header = (src_model / "kws_model_data.h").read_text()
+    assert f"#define {macro} " in header
+    (model / "kws_model_data.h").write_text(
+        "\n".join(line for line in header.splitlines() if not line.startswith(f"#define {macro} ")))
+    src = fwbuild.REPO / "firmware" / "src"
+    # main.cpp includes "model/kws_model_data.h" beside itself first: compile a copy
+    (tmp_path / "old" / "main.cpp").write_text((src / "main.cpp").read_text())
+    proc = subprocess.run(["g++", "-std=gnu++14", "-DKWS_BOARD_NANO33BLE",
+                           f"-I{fwbuild.HERE / 'stubs'}", f"-I{src}",
+                           *fwbuild.INCLUDES, "-c", str(tmp_path / "old" / "main.cpp"),
+                           "-o", str(tmp_path / "main.o")], check=False, capture_output=True, text=True)
+    assert proc.returncode != 0
+    assert f"defines no {macro}: re-export the model" in proc.stderr

@@ -19,7 +19,8 @@ from kwstool.deploy import device
 from kwstool.core.audio import load_wav, save_wav
 from kwstool.cli import main as cli
 
-RECOGNIZER = {"average_window_ms": 1000, "threshold": 200, "suppression_ms": 1500, "minimum_count": 3}
+RECOGNIZER = {"average_window_ms": 1000, "threshold": 200, "suppression_ms": 1500,
+              "minimum_coverage_ms": 200}
 
 
 @pytest.fixture(scope="module")
@@ -117,10 +118,11 @@ def test_stream_detections_match_host_recognizer(board, micro_speech, tmp_path):
     # every feature frame and every score too, through the Python API
     with device.BoardLink(board.port) as b:
         b.reset(device.SEND_FEATURES | device.SEND_SCORES, infer_every=3,
-                recognizer={"threshold": 180, "minimum_count": 2})
+                recognizer={"threshold": 180, "thresholds": {"no": 0.6}, "minimum_count": 2})
         r = b.stream(samples)
     ref3 = device.host_reference(samples, model, MICRO_SPEECH_LABELS, 3,
-                                 {**RECOGNIZER, "threshold": 180, "minimum_count": 2},
+                                 {**RECOGNIZER, "threshold": 180, "thresholds": {"no": 0.6},
+                                  "minimum_coverage_ms": 60},
                                  input_scale=1.0, input_zero_point=0)
     assert np.array_equal(r.features, ref3.features) and r.features.shape == (349, 40)
     assert [s.frame for s in r.scores] == [s.frame for s in ref3.scores]

@@ -8,6 +8,7 @@
 #include "kws_audio_ring.h"
 #include "kws_feature_provider.h"
 #include "kws_frontend.h"
+#include "kws_listener.h"
 #include "kws_pipeline.h"
 #include "kws_protocol.h"
 #include "kws_recognizer.h"
@@ -16,13 +17,26 @@
 /* ---------------------------------------------------------------------------------------- */
 static kws_recognizer rec;
 
+static kws_recognizer_config rec_config(uint32_t window_ms, uint32_t suppression_ms, uint8_t threshold,
+                                        uint32_t coverage_ms, uint8_t labels, uint32_t ignore) {
+  kws_recognizer_config c;
+  memset(&c, 0, sizeof(c));
+  c.average_window_ms = window_ms;
+  c.suppression_ms = suppression_ms;
+  kws_recognizer_set_threshold(&c, threshold);
+  c.minimum_coverage_ms = coverage_ms;
+  c.num_labels = labels;
+  c.ignore_mask = ignore;
+  return c;
+}
+
 static int feed_rec(uint8_t a, uint8_t b, uint8_t c, uint32_t t, kws_recognition *out) {
   const uint8_t s[3] = {a, b, c};
   return kws_recognizer_process(&rec, s, t, out);
 }
 
 static void test_recognizer(void) {
-  kws_recognizer_config c = {1000, 1500, 200, 3, 3, 0x1};
+  kws_recognizer_config c = rec_config(1000, 1500, 200, 200, 3, 0x1);
   kws_recognition r;
 
   kws_recognizer_config bad = c;
@@ -34,11 +48,17 @@ static void test_recognizer(void) {
   bad.average_window_ms = 0;
   CHECK_EQ(kws_recognizer_init(&rec, &bad), -1);
   bad = c;
-  bad.minimum_count = 0;
+  bad.minimum_coverage_ms = 1000; /* coverage must be < window */
   CHECK_EQ(kws_recognizer_init(&rec, &bad), -1);
+  bad = c;
+  bad.average_window_ms = KWS_RECOGNIZER_MAX_WINDOW_MS + 1;
+  bad.minimum_coverage_ms = 0;
+  CHECK_EQ(kws_recognizer_init(&rec, &bad), -1);
+  bad.average_window_ms = KWS_RECOGNIZER_MAX_WINDOW_MS;
+  CHECK_EQ(kws_recognizer_init(&rec, &bad), 0);
   CHECK_EQ(kws_recognizer_init(&rec, &c), 0);
 
-  /* minimum count, then a detection, then suppression */
+  /* minimum coverage (200 ms of results), then a detection, then suppression */
   CHECK_EQ(feed_rec(0, 255, 0, 0, &r), 0);
   CHECK_EQ(r.label, 1);
   CHECK_EQ(r.score, 255);
@@ -57,10 +77,15 @@ static void test_recognizer(void) {
   CHECK_EQ(feed_rec(0, 255, 0, 1900, &r), 1); /* 1900 - 200 >= 1500 */
 
   /* average with rounding; threshold is inclusive; exactly window_ms old is out */
+  c.minimum_coverage_ms = 2;
+  CHECK_EQ(kws_recognizer_init(&rec, &c), 0);
+  feed_rec(0, 0, 200, 0, &r);
+  CHECK_EQ(feed_rec(0, 0, 255, 1, &r), 0); /* 1 ms of coverage < 2 */
+  CHECK_EQ(r.coverage_ms, 1);
   kws_recognizer_reset(&rec);
   feed_rec(0, 0, 200, 0, &r);
-  feed_rec(0, 0, 201, 10, &r);
-  CHECK_EQ(feed_rec(0, 0, 200, 20, &r), 1);
+  CHECK_EQ(feed_rec(0, 0, 190, 10, &r), 0); /* 195 */
+  CHECK_EQ(feed_rec(0, 0, 211, 20, &r), 1);
   CHECK_EQ(r.label, 2);
   CHECK_EQ(r.score, 200); /* (601 + 1) / 3 */
   kws_recognizer_reset(&rec);
@@ -84,6 +109,49 @@ static void test_recognizer(void) {
   for (uint32_t t = 0; t < 3; ++t) feed_rec(0, 220, 220, t, &r);
   CHECK_EQ(r.label, 1);
   CHECK_EQ(r.detected, 1);
+
+  /* per-label thresholds: label 1 needs 250, label 2 only 100 */
+  c.thresholds[1] = 250;
+  c.thresholds[2] = 100;
+  CHECK_EQ(kws_recognizer_init(&rec, &c), 0);
+  for (uint32_t t = 0; t < 3; ++t) CHECK_EQ(feed_rec(0, 240, 0, t, &r), 0);
+  CHECK_EQ(r.label, 1);
+  CHECK_EQ(r.score, 240);
+  kws_recognizer_reset(&rec);
+  feed_rec(0, 0, 100, 0, &r);
+  feed_rec(0, 0, 100, 1, &r);
+  CHECK_EQ(feed_rec(0, 0, 100, 2, &r), 1);
+  CHECK_EQ(r.label, 2);
+  kws_recognizer_set_threshold(&c, 200);
+
+  /* the same audio at 2, 5, 10 and 20 inferences per second. A word from the stream's start:
+   * detected once the results span 200 ms (not after a number of results); a word from 1000 ms
+   * on: detected when ~80% of the 1 s window is the word, 1500..1750 ms at every rate */
+  static const uint32_t periods[] = {500, 200, 100, 50};
+  c = rec_config(1000, 1500, 200, 200, 3, 0x1);
+  for (int i = 0; i < 4; ++i) {
+    const uint32_t P = periods[i];
+    uint32_t first = 0, later = 0;
+    CHECK_EQ(kws_recognizer_init(&rec, &c), 0);
+    for (uint32_t t = P; t <= 2000 && first == 0; t += P) {
+      if (feed_rec(0, 255, 0, t, &r)) first = t;
+    }
+    CHECK_EQ(first, P + (200 + P - 1) / P * P);
+    CHECK_EQ(kws_recognizer_init(&rec, &c), 0);
+    for (uint32_t t = P; t <= 3000; t += P) {
+      const uint8_t word = t >= 1000 && t < 2500 ? 255 : 0;
+      if (feed_rec((uint8_t)(255 - word), word, 0, t, &r) && later == 0) later = t;
+    }
+    CHECK(later >= 1500 && later <= 1750);
+  }
+  /* the history holds 20 results per second over the longest window */
+  c = rec_config(KWS_RECOGNIZER_MAX_WINDOW_MS, 1500, 200, 200, 3, 0x1);
+  CHECK_EQ(kws_recognizer_init(&rec, &c), 0);
+  for (uint32_t t = 0; t <= 10000; t += KWS_RECOGNIZER_MIN_PERIOD_MS) feed_rec(0, 0, 0, t, &r);
+  CHECK_EQ(r.count, KWS_RECOGNIZER_MAX_WINDOW_MS / KWS_RECOGNIZER_MIN_PERIOD_MS);
+  CHECK_EQ(r.coverage_ms, KWS_RECOGNIZER_MAX_WINDOW_MS - KWS_RECOGNIZER_MIN_PERIOD_MS);
+  c = rec_config(1000, 1500, 200, 2, 3, 0x1);
+  CHECK_EQ(kws_recognizer_init(&rec, &c), 0);
 
   /* history cap and time going backwards */
   kws_recognizer_reset(&rec);
@@ -450,8 +518,7 @@ static kws_pipeline_config pipeline_config(void) {
   pc.input_scale = 1.0f;
   pc.output_scale = 1.0f / 256.0f;
   pc.output_zero_point = -128;
-  kws_recognizer_config rc = {1000, 1500, 200, 3, 4, 0x3};
-  pc.recognizer = rc;
+  pc.recognizer = rec_config(1000, 1500, 200, 280, 4, 0x3);
   return pc;
 }
 
@@ -512,9 +579,9 @@ static void test_pipeline(void) {
   model_fail = 0;
   /* an invalid recognizer override falls back to the defaults */
   kws_recognizer_config bad = pc.recognizer;
-  bad.minimum_count = 0;
+  bad.minimum_coverage_ms = bad.average_window_ms;
   CHECK_EQ(kws_pipeline_reset(&p, &bad), -1);
-  CHECK_EQ(p.recognizer.config.minimum_count, 3);
+  CHECK_EQ(p.recognizer.config.minimum_coverage_ms, 280);
   CHECK_EQ(kws_pipeline_frames(&p), 0);
 }
 
@@ -549,21 +616,29 @@ static void test_session(void) {
   CHECK_EQ(memcmp(got[0].payload, sc.info, strlen(sc.info)), 0);
   CHECK_EQ(kws_session_active(&s), 1);
 
-  /* RESET: features + scores, inference every 7 frames */
-  uint8_t reset[KWS_MSG_RESET_BYTES];
+  /* RESET: features + scores, inference every 7 frames, one threshold per label */
+  uint8_t reset[KWS_MSG_RESET_BYTES(4)];
   reset[0] = KWS_RESET_SEND_FEATURES | KWS_RESET_SEND_SCORES;
   kws_proto_put_u16(reset + 1, 7);
   kws_proto_put_u32(reset + 3, 1000);
   kws_proto_put_u32(reset + 7, 1500);
-  reset[11] = 200;
-  reset[12] = 3;
+  kws_proto_put_u32(reset + 11, 280);
+  reset[15] = 4;
+  reset[16] = 10;
+  reset[17] = 20;
+  reset[18] = 200;
+  reset[19] = 40;
   request(&s, KWS_MSG_RESET, 3, reset, sizeof(reset), 20);
   CHECK_EQ(n_got, 1);
   CHECK_EQ(got[0].type, KWS_MSG_ACK);
   CHECK_EQ(got[0].payload[0], KWS_MSG_RESET);
+  CHECK_EQ(p.recognizer.config.thresholds[1], 20);
+  CHECK_EQ(p.recognizer.config.thresholds[3], 40);
+  CHECK_EQ(p.recognizer.config.minimum_coverage_ms, 280);
 
   /* 2 s of audio in 512-sample frames: 99 features, 14 inferences, detections at 430 and
-   * 1970 ms (frame k ends at 20k + 10 ms; third result at k=21; next allowed >= 1930: k=98) */
+   * 1970 ms (frame k ends at 20k + 10 ms; results at k=7, 14, 21 cover 280 ms at k=21; next
+   * allowed >= 1930: k=98) */
   static kws_frontend_state fe;
   static int8_t clip[KWS_FRONTEND_CLIP_FEATURES];
   kws_frontend_clip_int8(&fe, audio, 16000, clip, 49);
@@ -624,17 +699,32 @@ static void test_session(void) {
   CHECK_EQ(count_type(KWS_MSG_FEATURES), 1);
   CHECK_EQ(count_type(KWS_MSG_SCORES), 0);
 
+  /* one threshold for every label (n = 1) */
+  reset[15] = 1;
+  reset[16] = 77;
+  request(&s, KWS_MSG_RESET, 5, reset, KWS_MSG_RESET_BYTES(1), 45);
+  CHECK_EQ(got[0].type, KWS_MSG_ACK);
+  CHECK_EQ(p.recognizer.config.thresholds[0], 77);
+  CHECK_EQ(p.recognizer.config.thresholds[3], 77);
+
   /* bad requests */
   request(&s, KWS_MSG_RESET, 6, reset, 5, 60);
   CHECK_EQ(got[0].type, KWS_MSG_ERROR);
   CHECK_EQ(got[0].payload[1], KWS_ERR_BAD_LENGTH);
+  reset[15] = 3; /* neither 1 nor the 4 labels */
+  request(&s, KWS_MSG_RESET, 6, reset, KWS_MSG_RESET_BYTES(3), 60);
+  CHECK_EQ(got[0].payload[1], KWS_ERR_BAD_LENGTH);
+  request(&s, KWS_MSG_RESET, 6, reset, KWS_MSG_RESET_FIXED_BYTES, 60);
+  CHECK_EQ(got[0].payload[1], KWS_ERR_BAD_LENGTH);
+  reset[15] = 4;
   kws_proto_put_u16(reset + 1, 0);
   request(&s, KWS_MSG_RESET, 7, reset, sizeof(reset), 60);
   CHECK_EQ(got[0].payload[1], KWS_ERR_BAD_VALUE);
   kws_proto_put_u16(reset + 1, 1);
-  reset[12] = 0;
+  kws_proto_put_u32(reset + 11, 1000); /* coverage = window */
   request(&s, KWS_MSG_RESET, 7, reset, sizeof(reset), 60);
   CHECK_EQ(got[0].payload[1], KWS_ERR_BAD_VALUE);
+  kws_proto_put_u32(reset + 11, 0);
   request(&s, KWS_MSG_AUDIO, 8, payload, 3, 60);
   CHECK_EQ(got[0].payload[1], KWS_ERR_BAD_LENGTH);
   request(&s, 0x42, 9, NULL, 0, 60);
@@ -656,6 +746,7 @@ static void test_session(void) {
   got[0].payload[got[0].length < KWS_PROTO_MAX_PAYLOAD ? got[0].length : KWS_PROTO_MAX_PAYLOAD - 1] = 0;
   CHECK(strstr((const char *)got[0].payload, "rx_crc_errors=0\n") != NULL);
   CHECK(strstr((const char *)got[0].payload, "model_errors=1\n") != NULL);
+  CHECK(strstr((const char *)got[0].payload, "audio_dropped_samples=0\n") != NULL);
 
   /* a frame split across calls with a pause: the idle flush drops the stale half */
   uint8_t frame[KWS_PROTO_MAX_FRAME];
@@ -681,6 +772,105 @@ static void test_session(void) {
   CHECK_EQ(kws_session_active(&s), 0);
 }
 
+static void test_listener(void) {
+  static kws_pipeline p;
+  static kws_listener l;
+  static int16_t storage[16384];
+  static kws_audio_ring ring;
+  kws_pipeline_config pc = pipeline_config();
+  CHECK_EQ(kws_pipeline_init(&p, &pc), 0);
+  CHECK_EQ(kws_audio_ring_init(&ring, storage, 16384), 0);
+  kws_listener_config lc = {&p, &ring, 100};
+  lc.inference_period_ms = 30; /* not a multiple of the stride */
+  CHECK_EQ(kws_listener_init(&l, &lc), -1);
+  lc.inference_period_ms = 0;
+  CHECK_EQ(kws_listener_init(&l, &lc), -1);
+  lc.inference_period_ms = 100;
+  lc.ring = NULL;
+  CHECK_EQ(kws_listener_init(&l, &lc), -1);
+  lc.ring = &ring;
+  CHECK_EQ(kws_listener_init(&l, &lc), 0);
+  CHECK_EQ(l.infer_every, 5);
+
+  /* 1 s queued at once: every frame is fed, the model runs at frames 5, 10, ... 45 -- one per
+   * step, each on the window ending at that frame -- then the ring runs dry */
+  CHECK_EQ(kws_audio_ring_write(&ring, audio, 16000), 16000);
+  kws_pipeline_result r;
+  int steps = 0, at_cadence = 1;
+  model_calls = 0;
+  while (kws_listener_step(&l, &r) == 1) {
+    ++steps;
+    at_cadence &= r.frame == (uint32_t)(5 * steps) && r.time_ms == 20u * r.frame + 10u;
+  }
+  CHECK_EQ(steps, 9);
+  CHECK(at_cadence);
+  CHECK_EQ(model_calls, 9);
+  CHECK_EQ(kws_pipeline_frames(&p), 49);
+  CHECK_EQ(kws_audio_ring_available(&ring), 0);
+  /* the same windows as the pipeline fed directly (the session's rule, frames % every) */
+  static kws_pipeline q;
+  CHECK_EQ(kws_pipeline_init(&q, &pc), 0);
+  size_t pos = 0;
+  while (pos < 16000) {
+    size_t used = 0;
+    kws_pipeline_feed(&q, audio + pos, 16000 - pos, &used);
+    pos += used;
+  }
+  int8_t a[KWS_FP_WINDOW_VALUES], b[KWS_FP_WINDOW_VALUES];
+  kws_feature_provider_window(&p.features, a, NULL);
+  kws_feature_provider_window(&q.features, b, NULL);
+  CHECK_EQ(memcmp(a, b, sizeof(a)), 0);
+
+  /* per-period statistics: counters, the period's own maximum, dropped samples from the ring */
+  kws_listener_stats st;
+  kws_listener_take_stats(&l, &st);
+  CHECK_EQ(st.frames, 49);
+  CHECK_EQ(st.inferences, 9);
+  CHECK_EQ(st.inference_us, 9 * 7);
+  CHECK_EQ(st.inference_us_max, 7);
+  CHECK_EQ(st.samples, 16000);
+  CHECK_EQ(st.dropped_samples, 0);
+  CHECK(st.level_peak > 0);
+  kws_listener_take_stats(&l, &st);
+  CHECK_EQ(st.frames, 0);
+  CHECK_EQ(st.inference_us_max, 0);
+  CHECK_EQ(kws_audio_ring_write(&ring, audio, 16384), 16384);
+  CHECK_EQ(kws_audio_ring_write(&ring, audio, 100), 0); /* full: 100 dropped */
+  kws_listener_take_stats(&l, &st);
+  CHECK_EQ(st.dropped_samples, 100);
+  CHECK_EQ(st.overruns, 1);
+  model_fail = 1;
+  CHECK_EQ(kws_listener_step(&l, &r), -1);
+  model_fail = 0;
+  kws_listener_take_stats(&l, &st);
+  CHECK_EQ(st.model_errors, 1);
+
+  /* restart: the ring is emptied, the pipeline starts a new stream */
+  kws_listener_restart(&l);
+  CHECK_EQ(kws_audio_ring_available(&ring), 0);
+  CHECK_EQ(kws_pipeline_frames(&p), 0);
+
+  /* the microphone check, one second at a time */
+  static int16_t block[16000];
+  CHECK_EQ(kws_listener_mic_status(&l), KWS_MIC_OK); /* the test audio above */
+  struct {
+    int16_t a, b;
+    kws_mic_status want;
+  } cases[] = {{0, 0, KWS_MIC_SILENT}, {5, 5, KWS_MIC_STUCK}, {-1, 0, KWS_MIC_FLOATING},
+               {32767, -32768, KWS_MIC_FULL_SCALE}, {-300, 300, KWS_MIC_OK}};
+  for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); ++c) {
+    for (int i = 0; i < 16000; ++i) block[i] = (i % 3) ? cases[c].a : cases[c].b;
+    for (int half = 0; half < 2; ++half) {
+      kws_audio_ring_write(&ring, block + 8000 * half, 8000);
+      while (kws_listener_step(&l, &r) != 0) {
+      }
+    }
+    CHECK_EQ(kws_listener_mic_status(&l), cases[c].want);
+  }
+  CHECK(strcmp(kws_mic_status_name(KWS_MIC_SILENT), "silent") == 0);
+  CHECK(strcmp(kws_mic_status_name(KWS_MIC_UNKNOWN), "unknown") == 0);
+}
+
 int main(void) {
   make_audio();
   test_recognizer();
@@ -689,5 +879,6 @@ int main(void) {
   test_feature_provider();
   test_pipeline();
   test_session();
+  test_listener();
   return fw_report();
 }

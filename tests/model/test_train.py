@@ -328,7 +328,7 @@ def test_folder_without_prepared_data_is_a_clear_error(tmp_path):
 
 def test_unknown_model_is_a_clear_error(tiny_data, tmp_path):
     assert error(tiny_data, tmp_path / "run", model="resnet50") == (
-        "unknown model 'resnet50'; choose one of: bc_resnet, ds_cnn, tc_resnet, tiny_conv")
+        "unknown model 'resnet50'; choose one of: bc_resnet, ds_cnn, ds_tcn, tc_resnet, tiny_conv")
 
 
 def test_out_of_range_hyperparameter_is_a_clear_error(tiny_data, tmp_path):
@@ -382,4 +382,4 @@ def test_cli_train(tiny_data, tmp_path, capsys):
     assert main(["train", str(tiny_data), "--out", str(tmp_path / "x"), "--model", "nope"]) == 2
     err = capsys.readouterr().err
     assert err.strip().splitlines() == [
-        "error: unknown model 'nope'; choose one of: bc_resnet, ds_cnn, tc_resnet, tiny_conv"]
+        "error: unknown model 'nope'; choose one of: bc_resnet, ds_cnn, ds_tcn, tc_resnet, tiny_conv"]

@@ -47,8 +47,8 @@ def converted(request):
 
 
 def test_registry():
-    assert sorted(models.MODELS) == ["bc_resnet", "ds_cnn", "tc_resnet", "tiny_conv"]
-    assert models.DEFAULT_MODEL == "bc_resnet"
+    assert sorted(models.MODELS) == ["bc_resnet", "ds_cnn", "ds_tcn", "tc_resnet", "tiny_conv"]
+    assert models.DEFAULT_MODEL == "ds_tcn"
 
 
 @pytest.mark.parametrize("name", sorted(models.MODELS))
@@ -69,7 +69,8 @@ def test_conversion_uses_only_tflm_ops(converted):
     ops = op_names(tflite)
     assert set(ops) <= TFLM_OPS, f"{name}: {sorted(set(ops) - TFLM_OPS)}"
     # The input scaling is folded into the first convolution and BN into the convolutions.
-    assert ops[0] == "CONV_2D" and "MUL" not in ops
+    first = next(op for op in ops if op != "RESHAPE")  # ds_tcn reshapes its input first
+    assert first == "CONV_2D" and "MUL" not in ops
     # Every ADD is a residual/broadcast add of the architecture (none is a leftover BN shift).
     adds = sum(type(layer).__name__ == "Add" for layer in model.layers)
     assert ops.count("ADD") == adds
@@ -126,7 +127,7 @@ def test_unknown_model_and_bad_label_count_are_clear_errors():
     with pytest.raises(KwsError) as exc:
         models.build_model("lstm", 12)
     assert str(exc.value) == ("unknown model 'lstm'; choose one of: bc_resnet, ds_cnn, "
-                              "tc_resnet, tiny_conv")
+                              "ds_tcn, tc_resnet, tiny_conv")
     with pytest.raises(KwsError) as exc:
         models.build_model("tiny_conv", 1)
     assert str(exc.value) == "a model needs at least 2 labels, got 1"

@@ -1,6 +1,6 @@
 /*
  * kws_pipeline: audio -> features -> model -> recognizer, the part of the firmware that does
- * not touch hardware. The live loop (src/main.cpp) and the serial test mode (kws_session) both
+ * not touch hardware. The live loop (kws_listener) and the serial test mode (kws_session) both
  * drive one pipeline; the model itself is a callback (TFLite Micro on the board, the tflite-micro
  * Python interpreter behind the host board), so this code builds and runs anywhere.
  *

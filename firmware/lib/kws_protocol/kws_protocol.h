@@ -30,7 +30,8 @@
 extern "C" {
 #endif
 
-#define KWS_PROTO_VERSION 1
+/* 2: RESET carries minimum_coverage_ms and per-label thresholds; STATS has audio_dropped_samples */
+#define KWS_PROTO_VERSION 2
 #define KWS_PROTO_SYNC0 0xA5
 #define KWS_PROTO_SYNC1 0x5A
 #define KWS_PROTO_HEADER_BYTES 6
@@ -43,7 +44,7 @@ extern "C" {
 /* Host -> board requests. Every request is answered; replies set bit 7 of the type. */
 enum {
   KWS_MSG_HELLO = 0x01,  /* enter test mode; reply INFO (text "key=value" lines) */
-  KWS_MSG_RESET = 0x02,  /* new stream: payload empty (defaults) or KWS_MSG_RESET_BYTES; reply ACK */
+  KWS_MSG_RESET = 0x02,  /* new stream: payload empty (defaults) or KWS_MSG_RESET_BYTES(n); reply ACK */
   KWS_MSG_AUDIO = 0x03,  /* int16 LE samples, <= KWS_PROTO_MAX_PAYLOAD bytes; FEATURES/SCORES/DETECTION then ACK */
   KWS_MSG_STATS = 0x04,  /* reply STATS (text "key=value" lines) */
   KWS_MSG_BYE = 0x05,    /* leave test mode; reply ACK */
@@ -58,8 +59,10 @@ enum {
 };
 
 /* RESET payload (all LE): u8 flags, u16 infer_every (frames, >= 1), u32 average_window_ms,
- * u32 suppression_ms, u8 threshold, u8 minimum_count. */
-#define KWS_MSG_RESET_BYTES 13
+ * u32 suppression_ms, u32 minimum_coverage_ms, u8 n, u8 thresholds[n] -- n = the number of
+ * labels (one threshold per label) or 1 (the same threshold for every label). */
+#define KWS_MSG_RESET_FIXED_BYTES 16
+#define KWS_MSG_RESET_BYTES(n) (KWS_MSG_RESET_FIXED_BYTES + (n))
 #define KWS_RESET_SEND_FEATURES 0x01
 #define KWS_RESET_SEND_SCORES 0x02
 

@@ -3,9 +3,14 @@
 
 #include <string.h>
 
+void kws_recognizer_set_threshold(kws_recognizer_config *config, uint8_t threshold) {
+  memset(config->thresholds, threshold, sizeof(config->thresholds));
+}
+
 int kws_recognizer_config_valid(const kws_recognizer_config *config) {
   return config != NULL && config->num_labels > 0 && config->num_labels <= KWS_RECOGNIZER_MAX_LABELS &&
-         config->average_window_ms > 0 && config->minimum_count > 0;
+         config->average_window_ms > 0 && config->average_window_ms <= KWS_RECOGNIZER_MAX_WINDOW_MS &&
+         config->minimum_coverage_ms < config->average_window_ms;
 }
 
 int kws_recognizer_init(kws_recognizer *r, const kws_recognizer_config *config) {
@@ -59,9 +64,10 @@ int kws_recognizer_process(kws_recognizer *r, const uint8_t *scores, uint32_t ti
     }
   }
   const uint8_t average = (uint8_t)((best_sum + r->count / 2) / r->count);
+  const uint32_t coverage = time_ms - r->times[r->head];
 
-  int detected = !((c->ignore_mask >> best) & 1u) && average >= c->threshold &&
-                 r->count >= c->minimum_count &&
+  int detected = !((c->ignore_mask >> best) & 1u) && average >= c->thresholds[best] &&
+                 coverage >= c->minimum_coverage_ms &&
                  !(r->has_detection && time_ms - r->last_detection_ms < c->suppression_ms);
   if (detected) {
     r->has_detection = 1;
@@ -73,6 +79,7 @@ int kws_recognizer_process(kws_recognizer *r, const uint8_t *scores, uint32_t ti
     out->count = (uint8_t)r->count;
     out->detected = (uint8_t)detected;
     out->time_ms = time_ms;
+    out->coverage_ms = coverage;
   }
   return detected;
 }

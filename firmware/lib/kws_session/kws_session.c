@@ -56,6 +56,7 @@ static void send_stats(kws_session *s, const kws_proto_frame *f) {
   n = put_kv(b, n, cap, "inference_us_max", st->inference_us_max);
   n = put_kv(b, n, cap, "model_errors", st->model_errors);
   n = put_kv(b, n, cap, "audio_overruns", s->config.audio ? kws_audio_ring_overruns(s->config.audio) : 0);
+  n = put_kv(b, n, cap, "audio_dropped_samples", s->config.audio ? kws_audio_ring_dropped(s->config.audio) : 0);
   n = put_kv(b, n, cap, "rx_frames", ps->frames);
   n = put_kv(b, n, cap, "rx_crc_errors", ps->crc_errors);
   n = put_kv(b, n, cap, "rx_length_errors", ps->length_errors);
@@ -113,19 +114,26 @@ static void handle_reset(kws_session *s, const kws_proto_frame *f) {
     send_ack(s, f);
     return;
   }
-  if (f->length != KWS_MSG_RESET_BYTES) {
-    send_error(s, f, KWS_ERR_BAD_LENGTH, "RESET payload must be 0 or 13 bytes");
+  const uint8_t *b = f->payload;
+  const uint8_t labels = s->config.pipeline->config.num_labels;
+  const uint8_t n = f->length > KWS_MSG_RESET_FIXED_BYTES ? b[15] : 0;
+  if (f->length < KWS_MSG_RESET_FIXED_BYTES || f->length != KWS_MSG_RESET_BYTES(n) ||
+      (n != 1 && n != labels)) {
+    send_error(s, f, KWS_ERR_BAD_LENGTH, "RESET payload must be empty or 16 + n bytes, n = 1 or labels");
     return;
   }
-  const uint8_t *b = f->payload;
   kws_recognizer_config rc = s->config.pipeline->config.recognizer;
   const uint16_t infer_every = kws_proto_get_u16(b + 1);
   rc.average_window_ms = kws_proto_get_u32(b + 3);
   rc.suppression_ms = kws_proto_get_u32(b + 7);
-  rc.threshold = b[11];
-  rc.minimum_count = b[12];
+  rc.minimum_coverage_ms = kws_proto_get_u32(b + 11);
+  if (n == 1) {
+    kws_recognizer_set_threshold(&rc, b[16]);
+  } else {
+    memcpy(rc.thresholds, b + 16, n);
+  }
   if (infer_every == 0 || !kws_recognizer_config_valid(&rc)) {
-    send_error(s, f, KWS_ERR_BAD_VALUE, "infer_every, window and minimum_count must be >= 1");
+    send_error(s, f, KWS_ERR_BAD_VALUE, "need infer_every >= 1, 0 < window <= 3000, coverage < window");
     return;
   }
   kws_pipeline_reset(s->config.pipeline, &rc);

@@ -7,6 +7,7 @@
  *   HELLO  -> INFO     enter test mode (live listening pauses), pipeline reset to defaults,
  *                      pipeline counters (frames, inferences, microseconds) zeroed
  *   RESET  -> ACK      new stream; optional flags, inference period and recognizer settings
+ *                      (window, suppression, minimum coverage, one threshold or one per label)
  *   AUDIO  -> FEATURES per completed frame (if enabled), SCORES per inference (if enabled),
  *             DETECTION per detection, then ACK (samples/frames since RESET)
  *   STATS  -> STATS    counters as "key=value" lines

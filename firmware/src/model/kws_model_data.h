@@ -41,12 +41,18 @@
 #define KWS_FEATURE_STRIDE_MS   20
 #define KWS_FEATURE_CHANNELS    40
 
-/* Recognizer defaults: average window, threshold on averaged score*255 (0..255),
- * suppression time after a detection, minimum inferences in the window. */
-#define KWS_RECOGNIZER_AVERAGE_WINDOW_MS 1000
-#define KWS_RECOGNIZER_THRESHOLD         200
-#define KWS_RECOGNIZER_SUPPRESSION_MS    1500
-#define KWS_RECOGNIZER_MINIMUM_COUNT     3
+/* Live loop and recognizer (docs/ARCHITECTURE.md, "Export contract"): the model runs
+ * every KWS_INFERENCE_PERIOD_MS of audio; scores are averaged over the last
+ * AVERAGE_WINDOW_MS; a detection needs the top label's average >= its entry of
+ * THRESHOLDS (score*255, one per label; THRESHOLD: the value for labels not set
+ * separately), the averaged results to span >= MINIMUM_COVERAGE_MS of audio, and
+ * SUPPRESSION_MS since the last detection. */
+#define KWS_INFERENCE_PERIOD_MS            100
+#define KWS_RECOGNIZER_AVERAGE_WINDOW_MS   1000
+#define KWS_RECOGNIZER_SUPPRESSION_MS      1500
+#define KWS_RECOGNIZER_MINIMUM_COVERAGE_MS 200
+#define KWS_RECOGNIZER_THRESHOLD           200
+#define KWS_RECOGNIZER_THRESHOLDS          { 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200 }
 
 #ifdef __cplusplus
 extern "C" {
