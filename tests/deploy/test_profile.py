@@ -271,7 +271,7 @@ def test_export_refuses_what_cannot_keep_up(quantized_run, tmp_path, monkeypatch
     out = tmp_path / "out"
     # a period shorter than the inference: refused, nothing written; --force writes it
     with pytest.raises(KwsError) as exc:
-        export(run, out, period_ms=20)
+        export(run, out, inference_period_ms=20)
     assert "\n" not in str(exc.value) and "--force" in str(exc.value)
     assert not out.exists()
     assert main(["export", str(run), "--out", str(out), "--period-ms", "20"]) == 2
