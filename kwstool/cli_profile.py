@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -70,7 +69,7 @@ def register(app: typer.Typer) -> None:
                                      help="Also count instructions on QEMU (Cortex-M4 boards; "
                                           "needs arm-none-eabi-g++, qemu-system-arm, TFLM "
                                           "sources)."),
-        tflm_src: Optional[Path] = typer.Option(None, "--tflm-src",
+        tflm_src: Path | None = typer.Option(None, "--tflm-src",
                                                 help="Chirale_TensorFlowLite folder (default: "
                                                      "firmware/.pio/libdeps after `pio run`)."),
         as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),

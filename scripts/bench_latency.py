@@ -24,9 +24,10 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from kwstool.deploy import costmodel, profile as prof  # noqa: E402
+from kwstool.deploy import costmodel
+from kwstool.deploy import profile as prof
 
 #: Features each kernel's cost is fitted on (besides the fixed per-call term).
 FIT_FEATURES = {

@@ -318,7 +318,7 @@ def model_ops(tflite: bytes, where: str = "model") -> list[OpInfo]:
             ops.append(classify(i, name, act or [out], out, filt, o.builtinOptions, const))
     except KwsError:
         raise
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - a malformed flatbuffer raises anything
         raise KwsError(f"{where}: cannot read the operators of the TFLite flatbuffer "
                        f"({type(exc).__name__}: {exc}); re-run `kwstool quantize`") from None
     return ops

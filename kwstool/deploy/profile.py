@@ -22,8 +22,13 @@ import subprocess
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from kwstool.deploy.costmodel import (
+    BOARD_TIMING,
+    BoardTiming,
+    instructions,
+    model_ops,
+)
 from kwstool.errors import KwsError
-from kwstool.deploy.costmodel import BOARD_TIMING, M4_COST, BoardTiming, OpInfo, instructions, model_ops
 
 #: Feature stride of the front end: the inference period is a multiple of it.
 FEATURE_STRIDE_MS = 20
@@ -233,8 +238,8 @@ def latency_report(tflite: bytes, where: str = "model") -> dict:
         r = estimate(tflite, board, where)
         out[board] = {
             "inference_ms": round(r.est_ms, 2),
-            "inference_cycles": int(round(r.est_cycles)),
-            "m4_instructions": int(round(r.est_instructions)),
+            "inference_cycles": round(r.est_cycles),
+            "m4_instructions": round(r.est_instructions),
             "frontend_ms_per_frame": round(r.frontend_ms_per_frame, 3),
             "inference_period_ms": inference_period_ms(r.est_ms, r.frontend_ms_per_frame),
             "clock_mhz": r.clock_mhz,
@@ -296,7 +301,8 @@ def _build_dir(src: Path) -> Path:
 
 def _run(cmd: list, what: str, timeout: float, cwd=None) -> str:
     try:
-        proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+        proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout,
+                              check=False)
     except subprocess.TimeoutExpired:
         raise KwsError(f"m4sim: {what} took more than {timeout:.0f} s; see firmware/m4sim/README.md")
     if proc.returncode != 0:

@@ -238,7 +238,7 @@ def test_quantize_report_has_latency_per_board(quantized_run):
 def _define(header: str, name: str) -> str:
     import re
 
-    m = re.search(rf"^#define {name} +(\S+)$", header, flags=re.M)
+    m = re.search(rf"^#define {name} +(\S+)$", header, flags=re.MULTILINE)
     return m.group(1) if m else ""
 
 
