@@ -1,4 +1,4 @@
-"""kwstool: keyword spotting for microcontrollers, from Speech Commands to an int8 model on the board.
+"""kwstool: keyword spotting for microcontrollers, Speech Commands to an int8 model on the board.
 
 The stages, each one library function (the CLI command of the same name calls it)::
 

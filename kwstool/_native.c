@@ -379,6 +379,10 @@ static struct PyModuleDef module = {
     NULL, NULL, NULL, NULL,
 };
 
+#ifndef KWS_FRONTEND_HASH
+#error "build kwstool._native with setup.py: it defines KWS_FRONTEND_HASH (the front end's hash)"
+#endif
+
 PyMODINIT_FUNC PyInit__native(void) {
   if (PyType_Ready(&RecognizerType) < 0 || PyType_Ready(&FeatureStreamType) < 0) return NULL;
   PyObject *m = PyModule_Create(&module);
@@ -403,5 +407,20 @@ PyMODINIT_FUNC PyInit__native(void) {
   PyModule_AddIntConstant(m, "STATE_BYTES", (long)sizeof(kws_frontend_state));
   PyModule_AddIntConstant(m, "RECOGNIZER_MAX_LABELS", KWS_RECOGNIZER_MAX_LABELS);
   PyModule_AddIntConstant(m, "RECOGNIZER_MAX_WINDOW_MS", KWS_RECOGNIZER_MAX_WINDOW_MS);
+  /* front-end parameters and the hash of its sources (setup.py: -DKWS_FRONTEND_HASH="...") */
+  PyModule_AddIntConstant(m, "LOWER_BAND_HZ", KWS_FRONTEND_LOWER_BAND_HZ);
+  PyModule_AddIntConstant(m, "UPPER_BAND_HZ", KWS_FRONTEND_UPPER_BAND_HZ);
+  PyModule_AddIntConstant(m, "NOISE_SMOOTHING_BITS", KWS_FRONTEND_NOISE_SMOOTHING_BITS);
+  PyModule_AddObject(m, "NOISE_EVEN_SMOOTHING",
+                     PyFloat_FromDouble(KWS_FRONTEND_NOISE_EVEN_SMOOTHING));
+  PyModule_AddObject(m, "NOISE_ODD_SMOOTHING",
+                     PyFloat_FromDouble(KWS_FRONTEND_NOISE_ODD_SMOOTHING));
+  PyModule_AddObject(m, "NOISE_MIN_SIGNAL_REMAINING",
+                     PyFloat_FromDouble(KWS_FRONTEND_NOISE_MIN_SIGNAL_REMAINING));
+  PyModule_AddObject(m, "PCAN_STRENGTH", PyFloat_FromDouble(KWS_FRONTEND_PCAN_STRENGTH));
+  PyModule_AddObject(m, "PCAN_OFFSET", PyFloat_FromDouble(KWS_FRONTEND_PCAN_OFFSET));
+  PyModule_AddIntConstant(m, "PCAN_GAIN_BITS", KWS_FRONTEND_PCAN_GAIN_BITS);
+  PyModule_AddIntConstant(m, "LOG_SCALE_SHIFT", KWS_FRONTEND_LOG_SCALE_SHIFT);
+  PyModule_AddStringConstant(m, "FRONTEND_HASH", KWS_FRONTEND_HASH);
   return m;
 }

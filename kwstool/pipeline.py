@@ -21,9 +21,10 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Any
 
 from kwstool.errors import KwsError
 
@@ -45,80 +46,134 @@ class RunResult:
     data_dir: Path
     run_dir: Path
     export_dir: Path
-    quantize: object      # kwstool.quantize.QuantizeResult
-    export: object        # kwstool.export.ExportResult
-    evaluation: object    # kwstool.evaluate.EvalResult
+    quantize: object  # kwstool.quantize.QuantizeResult
+    export: object  # kwstool.export.ExportResult
+    evaluation: object  # kwstool.evaluate.EvalResult
     seconds: float
-    stage_seconds: dict = field(default_factory=dict)
+    stage_seconds: dict[str, float] = field(default_factory=dict)
 
 
-def run(source: str | os.PathLike | None = None, work_dir: str | os.PathLike | None = None, *,
-        words: str | list[str] | None = None, model: str | None = None,
-        epochs: int | None = None, batch_size: int | None = None,
-        export_dir: str | os.PathLike | None = None,
-        board: str = "nano33ble", seed: int = 0, runtime: str = "litert",
-        validation_pct: float = RUN_VALIDATION_PCT, testing_pct: float = RUN_TESTING_PCT,
-        progress: bool = True, log: Callable[[str], None] | None = None) -> RunResult:
+@dataclass
+class _Plan:
+    """What ``run`` does: the source, the stage settings and where everything goes."""
+
+    source: str
+    words: str | list[str] | None
+    epochs: int | None
+    batch_size: int | None
+    work: Path
+    data_dir: Path
+    run_dir: Path
+    out_dir: Path
+
+
+def _plan(
+    source: str | os.PathLike[str] | None,
+    work_dir: str | os.PathLike[str] | None,
+    export_dir: str | os.PathLike[str] | None,
+    words: str | list[str] | None,
+    epochs: int | None,
+    batch_size: int | None,
+) -> _Plan:
+    """The demo's defaults when the source is the demo, and the folders under the work folder."""
+    demo = source is None or Path(str(source)).resolve() == DEMO_DIR
+    if demo:
+        if not DEMO_DIR.is_dir():
+            raise KwsError(
+                f"{DEMO_DIR}: demo dataset missing (it ships in the kwstool checkout); "
+                f"pass a SOURCE or run `python scripts/make_demo_dataset.py`"
+            )
+        source = DEMO_DIR
+        words = list(DEMO_WORDS) if words is None else words
+        epochs = DEMO_EPOCHS if epochs is None else epochs
+        batch_size = DEMO_BATCH_SIZE if batch_size is None else batch_size
+    src = str(source)
+    name = Path(src.rstrip("/")).name.split(":")[-1] or "run"
+    work = Path(work_dir) if work_dir is not None else Path("runs") / name
+    out_dir = Path(export_dir) if export_dir is not None else work / "export"
+    return _Plan(src, words, epochs, batch_size, work, work / "data", work / "run", out_dir)
+
+
+def _steps(
+    plan: _Plan, opts: dict[str, Any], say: Callable[[str], None]
+) -> list[tuple[str, str, Callable[[], object]]]:
+    """(key, message, call) of each stage, in order; ``opts`` are ``run``'s stage settings."""
+    from kwstool import data as data_mod
+    from kwstool.core.tflite import MODEL_FILE
+    from kwstool.deploy.export import export
+    from kwstool.model import train as train_mod
+    from kwstool.model.evaluate import evaluate
+    from kwstool.model.quantize import quantize
+
+    def prepare() -> object:
+        return data_mod.prepare(
+            plan.source, plan.data_dir, words=plan.words, seed=opts["seed"],
+            validation_pct=opts["validation_pct"], testing_pct=opts["testing_pct"],
+            progress=opts["progress"],
+        )  # fmt: skip
+
+    def train() -> object:
+        return train_mod.train(
+            plan.data_dir, plan.run_dir, model=opts["model"], epochs=plan.epochs,
+            batch_size=plan.batch_size, seed=opts["seed"], overwrite=True,
+            progress=opts["progress"],
+        )  # fmt: skip
+
+    def evaluate_test() -> object:
+        return evaluate(
+            plan.run_dir / MODEL_FILE, plan.data_dir, runtime=opts["runtime"], split="test",
+            json_out=plan.work / "evaluation.json", png_out=plan.work / "confusion.png",
+        )  # fmt: skip
+
+    return [
+        ("prepare", f"prepare {plan.source} -> {plan.data_dir}", prepare),
+        ("train", f"train -> {plan.run_dir}", train),
+        ("quantize", "quantize to int8, check in TFLite-Micro and LiteRT",
+         lambda: quantize(plan.run_dir, plan.data_dir, log=lambda m: say(f"      {m}"))),
+        ("export", f"export for {opts['board']} -> {plan.out_dir}",
+         lambda: export(plan.run_dir, plan.out_dir, board=opts["board"])),
+        ("evaluate", f"evaluate on the test split ({opts['runtime']})", evaluate_test),
+    ]  # fmt: skip
+
+
+def run(
+    source: str | os.PathLike[str] | None = None,
+    work_dir: str | os.PathLike[str] | None = None,
+    *,
+    words: str | list[str] | None = None,
+    model: str | None = None,
+    epochs: int | None = None,
+    batch_size: int | None = None,
+    export_dir: str | os.PathLike[str] | None = None,
+    board: str = "nano33ble",
+    seed: int = 0,
+    runtime: str = "litert",
+    validation_pct: float = RUN_VALIDATION_PCT,
+    testing_pct: float = RUN_TESTING_PCT,
+    progress: bool = True,
+    log: Callable[[str], None] | None = None,
+) -> RunResult:
     """Run every stage on ``source`` (default: the shipped demo dataset) under ``work_dir``.
 
     ``words`` default to yes,no on the demo and to ``kwstool prepare``'s default otherwise;
     ``model``/``epochs``/``batch_size`` default to ``kwstool train``'s (on the demo:
     ``DEMO_EPOCHS`` epochs of ``DEMO_BATCH_SIZE``).
     """
-    from kwstool import data as data_mod
-    from kwstool.model import train as train_mod
-    from kwstool.model.evaluate import evaluate
-    from kwstool.deploy.export import export
-    from kwstool.core.tflite import MODEL_FILE
-    from kwstool.model.quantize import quantize
-
     say = log or (lambda _msg: None)
     t0 = time.perf_counter()
-    demo = source is None or Path(str(source)).resolve() == DEMO_DIR
-    if demo:
-        if not DEMO_DIR.is_dir():
-            raise KwsError(f"{DEMO_DIR}: demo dataset missing (it ships in the kwstool checkout); "
-                           f"pass a SOURCE or run `python scripts/make_demo_dataset.py`")
-        source = DEMO_DIR
-        if words is None:
-            words = list(DEMO_WORDS)
-        if epochs is None:
-            epochs = DEMO_EPOCHS
-        if batch_size is None:
-            batch_size = DEMO_BATCH_SIZE
-    src = str(source)
-    name = Path(src.rstrip("/")).name.split(":")[-1] or "run"
-    work = Path(work_dir) if work_dir is not None else Path("runs") / name
-    data_dir, run_dir = work / "data", work / "run"
-    out_dir = Path(export_dir) if export_dir is not None else work / "export"
+    plan = _plan(source, work_dir, export_dir, words, epochs, batch_size)
+    opts = {"model": model, "board": board, "seed": seed, "runtime": runtime,
+            "validation_pct": validation_pct, "testing_pct": testing_pct,
+            "progress": progress}  # fmt: skip
     times: dict[str, float] = {}
-
-    def stage(i: int, what: str) -> float:
+    results: dict[str, object] = {}
+    for i, (key, what, step) in enumerate(_steps(plan, opts, say), start=1):
         say(f"[{i}/{len(STAGES)}] {what}")
-        return time.perf_counter()
-
-    t = stage(1, f"prepare {src} -> {data_dir}")
-    data_mod.prepare(src, data_dir, words=words, seed=seed, validation_pct=validation_pct,
-                     testing_pct=testing_pct, progress=progress)
-    times["prepare"] = time.perf_counter() - t
-
-    t = stage(2, f"train -> {run_dir}")
-    train_mod.train(data_dir, run_dir, model=model, epochs=epochs, batch_size=batch_size, seed=seed,
-                    overwrite=True, progress=progress)
-    times["train"] = time.perf_counter() - t
-
-    t = stage(3, "quantize to int8, check in TFLite-Micro and LiteRT")
-    q = quantize(run_dir, data_dir, log=lambda m: say(f"      {m}"))
-    times["quantize"] = time.perf_counter() - t
-
-    t = stage(4, f"export for {board} -> {out_dir}")
-    e = export(run_dir, out_dir, board=board)
-    times["export"] = time.perf_counter() - t
-
-    t = stage(5, f"evaluate on the test split ({runtime})")
-    ev = evaluate(run_dir / MODEL_FILE, data_dir, runtime=runtime, split="test",
-                  json_out=work / "evaluation.json", png_out=work / "confusion.png")
-    times["evaluate"] = time.perf_counter() - t
-    return RunResult(work_dir=work, data_dir=data_dir, run_dir=run_dir, export_dir=out_dir,
-                     quantize=q, export=e, evaluation=ev, seconds=time.perf_counter() - t0,
-                     stage_seconds=times)
+        t = time.perf_counter()
+        results[key] = step()
+        times[key] = time.perf_counter() - t
+    return RunResult(
+        work_dir=plan.work, data_dir=plan.data_dir, run_dir=plan.run_dir,
+        export_dir=plan.out_dir, quantize=results["quantize"], export=results["export"],
+        evaluation=results["evaluate"], seconds=time.perf_counter() - t0, stage_seconds=times,
+    )  # fmt: skip

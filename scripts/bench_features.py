@@ -14,7 +14,9 @@ import argparse
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 REPO = Path(__file__).resolve().parents[1]
@@ -35,7 +37,7 @@ def load_clips(n: int) -> np.ndarray:
     return rng.normal(0, 3000, size=(n, 16000)).clip(-32768, 32767).astype(np.int16)
 
 
-def best_of(fn, repeat: int) -> float:
+def best_of(fn: Callable[[], object], repeat: int) -> float:
     times = []
     for _ in range(repeat):
         t0 = time.perf_counter()
@@ -55,11 +57,21 @@ def main() -> int:
     import tensorflow as tf
     from tensorflow.lite.experimental.microfrontend.python.ops import audio_microfrontend_op
 
-    @tf.function
-    def tf_batch(x):
-        return tf.map_fn(lambda a: audio_microfrontend_op.audio_microfrontend(
-            a, sample_rate=16000, window_size=30, window_step=20, num_channels=40, out_scale=1,
-            out_type=tf.uint16), x, fn_output_signature=tf.TensorSpec((49, 40), tf.uint16))
+    @tf.function  # type: ignore[untyped-decorator]  # TensorFlow is untyped
+    def tf_batch(x: Any) -> Any:
+        return tf.map_fn(
+            lambda a: audio_microfrontend_op.audio_microfrontend(
+                a,
+                sample_rate=16000,
+                window_size=30,
+                window_step=20,
+                num_channels=40,
+                out_scale=1,
+                out_type=tf.uint16,
+            ),
+            x,
+            fn_output_signature=tf.TensorSpec((49, 40), tf.uint16),
+        )
 
     tf_in = tf.constant(clips)
     tf_batch(tf_in[:2])  # trace once
@@ -70,8 +82,13 @@ def main() -> int:
     cores = os.cpu_count()
     print(f"clips: {n}  (identical int8 output: {same})")
     print(f"  TensorFlow audio_microfrontend op : {n / t_tf:9.0f} clips/s")
-    print(f"  kwstool C front end, 1 thread     : {n / t_one:9.0f} clips/s  ({t_tf / t_one:.1f}x TF)")
-    print(f"  kwstool C front end, {cores} threads    : {n / t_all:9.0f} clips/s  ({t_tf / t_all:.1f}x TF)")
+    print(
+        f"  kwstool C front end, 1 thread     : {n / t_one:9.0f} clips/s  ({t_tf / t_one:.1f}x TF)"
+    )
+    print(
+        f"  kwstool C front end, {cores} threads    : {n / t_all:9.0f} clips/s  "
+        f"({t_tf / t_all:.1f}x TF)"
+    )
     print(f"  per 1 s clip, 1 thread            : {t_one / n * 1e6:9.0f} us")
     return 0 if same else 1
 

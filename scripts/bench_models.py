@@ -23,10 +23,23 @@ Recipe (12 classes: ``_silence_``, ``_unknown_``, yes no up down left right on o
     3. per model: ``kwstool.train.train`` into ``WORK/runs/<model>``, then
        ``kwstool.quantize.quantize`` (int8 TFLite, TFLite-Micro arena, float and int8 accuracy).
 
+Cross-validation (``--cv``, the honest figure; see ``kwstool.model.crossval``):
+    all clips of both prepared sources (every split) are pooled and dealt by speaker into
+    ``--k`` folds (``_silence_`` slices by noise recording and region); each fold is tested
+    once by a model trained on the others (10 % of their speakers for validation), so every
+    clip is tested once by a model that never heard its speaker. Prints mean +- standard
+    deviation over folds of int8 top-1, macro-F1 and per-class recall, the pooled top-1 and the
+    wall time. Defaults (``CV_K`` folds of ``CV_EPOCHS`` epochs) are sized to fit in about an
+    hour on 2 CPU cores; the spread it reports says how much to trust a difference. For
+    ablations call ``cross_validate(recipe, k, epochs, seed, sources=..., work=...)`` or pass
+    ``--set key=value`` (TrainConfig fields).
+
 Usage::
 
     python scripts/bench_models.py                         # all models, default epochs
     python scripts/bench_models.py --models bc_resnet --epochs 5 --work /tmp/bench
+    python scripts/bench_models.py --cv --json cv.json     # 5-fold CV of the default recipe
+    python scripts/bench_models.py --cv --set batch_size=64 --set spec_augment=false
 """
 
 from __future__ import annotations
@@ -52,6 +65,9 @@ MINI = "speech_commands_mini"
 TEST_DEV = "speech_commands_test_dev"
 SPLITS = ("train", "validation", "test")
 #: Which split of which prepared source goes into which benchmark split.
+#: --cv defaults: sized to fit in <= 60 minutes on 2 CPU cores (measured: see docs/SCALING.md)
+CV_K = 5
+CV_EPOCHS = 12
 MERGE = {
     "train": [(MINI, "train"), (MINI, "test"), (TEST_DEV, "train")],
     "validation": [(MINI, "validation"), (TEST_DEV, "validation")],
@@ -59,19 +75,31 @@ MERGE = {
 }
 
 
-def prepare_sources(root: Path, work: Path, seed: int, progress: bool,
-                    mini_unknown_share: float = 1000.0) -> dict:
+def prepare_sources(
+    root: Path, work: Path, seed: int, progress: bool, mini_unknown_share: float = 1000.0
+) -> dict:
     from kwstool.data import load_prepared, prepare
 
     out = {}
-    for name, testing_pct, unknown_share in ((MINI, 10.0, mini_unknown_share),
-                                             (TEST_DEV, 20.0, 10.0)):
+    for name, testing_pct, unknown_share in (
+        (MINI, 10.0, mini_unknown_share),
+        (TEST_DEV, 20.0, 10.0),
+    ):
         src = root / name
         if not src.is_dir():
-            raise KwsError(f"{src}: not found; pass --data-root pointing at the folder holding "
-                           f"{MINI} and {TEST_DEV}")
-        prepare(str(src), work / "sources" / name, validation_pct=10.0, testing_pct=testing_pct,
-                unknown_share=unknown_share, seed=seed, progress=progress)
+            raise KwsError(
+                f"{src}: not found; pass --data-root pointing at the folder holding "
+                f"{MINI} and {TEST_DEV}"
+            )
+        prepare(
+            str(src),
+            work / "sources" / name,
+            validation_pct=10.0,
+            testing_pct=testing_pct,
+            unknown_share=unknown_share,
+            seed=seed,
+            progress=progress,
+        )
         out[name] = load_prepared(work / "sources" / name)
     return out
 
@@ -83,10 +111,16 @@ def merge(sources: dict, out: Path) -> dict:
     labels = sources[MINI].labels
     if sources[TEST_DEV].labels != labels:
         raise KwsError(f"label lists differ: {labels} vs {sources[TEST_DEV].labels}")
-    inputs_hash = hashlib.sha256(json.dumps(
-        {"recipe": MERGE, "version": 1,
-         "sources": {k: v.manifest["inputs_hash"] for k, v in sources.items()}},
-        sort_keys=True).encode()).hexdigest()
+    inputs_hash = hashlib.sha256(
+        json.dumps(
+            {
+                "recipe": MERGE,
+                "version": 1,
+                "sources": {k: v.manifest["inputs_hash"] for k, v in sources.items()},
+            },
+            sort_keys=True,
+        ).encode()
+    ).hexdigest()
     manifest_path = out / "manifest.json"
     if manifest_path.is_file():
         old = json.loads(manifest_path.read_text())
@@ -102,8 +136,9 @@ def merge(sources: dict, out: Path) -> dict:
         feats, audio, labs, files = [], [], [], []
         for source, part in parts:
             data = sources[source].split(part)
-            keep = np.array([split == "test" or speaker(f) not in test_speakers
-                             for f in data.files], dtype=bool)
+            keep = np.array(
+                [split == "test" or speaker(f) not in test_speakers for f in data.files], dtype=bool
+            )
             dropped += int((~keep).sum())
             feats.append(np.asarray(data.features)[keep])
             audio.append(np.asarray(data.audio)[keep])
@@ -114,18 +149,22 @@ def merge(sources: dict, out: Path) -> dict:
         save_npy(out / f"{split}_audio.npy", np.concatenate(audio).astype(np.int16))
         save_npy(out / f"{split}_labels.npy", labels_arr)
         write_text(out / f"{split}_files.txt", "".join(f + "\n" for f in files))
-        splits[split] = {"count": int(len(labels_arr)),
-                         "per_class": {lab: int((labels_arr == i).sum())
-                                       for i, lab in enumerate(labels)}}
+        splits[split] = {
+            "count": int(len(labels_arr)),
+            "per_class": {lab: int((labels_arr == i).sum()) for i, lab in enumerate(labels)},
+        }
     noise = sources[MINI].background_noise
     with atomic_path(out / "background_noise.npz") as tmp:
         with open(tmp, "wb") as fh:
             np.savez(fh, **noise)
     manifest = {
-        "format": 1, "kwstool_version": __version__,
+        "format": 1,
+        "kwstool_version": __version__,
         "source": f"benchmark: {MINI} + 80 % of {TEST_DEV} speakers (test: the other 20 %)",
-        "words": sources[MINI].words, "labels": labels,
-        "features": sources[MINI].manifest["features"], "splits": splits,
+        "words": sources[MINI].words,
+        "labels": labels,
+        "features": sources[MINI].manifest["features"],
+        "splits": splits,
         "inputs_hash": inputs_hash,
         "skipped": sources[MINI].manifest.get("skipped", [])
         + sources[TEST_DEV].manifest.get("skipped", []),
@@ -135,8 +174,9 @@ def merge(sources: dict, out: Path) -> dict:
     return manifest
 
 
-def bench_model(name: str, data_dir: Path, run_dir: Path, epochs: int | None, seed: int,
-                progress: bool) -> dict:
+def bench_model(
+    name: str, data_dir: Path, run_dir: Path, epochs: int | None, seed: int, progress: bool
+) -> dict:
     from kwstool.model.quantize import quantize
     from kwstool.model.train import train
 
@@ -144,17 +184,96 @@ def bench_model(name: str, data_dir: Path, run_dir: Path, epochs: int | None, se
     if (run_dir / "config.json").exists():
         result = train(data_dir, run_dir, resume=True, progress=progress)
     else:
-        result = train(data_dir, run_dir, model=name, epochs=epochs, seed=seed,
-                       progress=progress)
+        result = train(data_dir, run_dir, model=name, epochs=epochs, seed=seed, progress=progress)
     train_s = time.perf_counter() - t0
     q = quantize(run_dir, data_dir)
     return {
-        "model": name, "params": result.params, "epochs_run": result.epochs_run,
-        "best_epoch": result.best_epoch, "train_seconds": round(train_s, 1),
-        "float": q.accuracy["float"], "int8": q.accuracy["int8"],
-        "model_bytes": q.model_bytes, "arena_bytes": q.arena_bytes,
+        "model": name,
+        "params": result.params,
+        "epochs_run": result.epochs_run,
+        "best_epoch": result.best_epoch,
+        "train_seconds": round(train_s, 1),
+        "float": q.accuracy["float"],
+        "int8": q.accuracy["int8"],
+        "model_bytes": q.model_bytes,
+        "arena_bytes": q.arena_bytes,
         "tflm_matches_litert": q.tflm_matches_litert,
     }
+
+
+def parse_sets(items: list[str]) -> dict:
+    """``key=value`` pairs (TrainConfig fields) with the field's type."""
+    from kwstool.model.config import FIELDS
+
+    out: dict = {}
+    for item in items:
+        key, _, value = item.partition("=")
+        if key not in FIELDS:
+            raise KwsError(f"--set {item}: unknown field {key!r}; choose from {', '.join(FIELDS)}")
+        kind = FIELDS[key].type
+        if kind in ("bool", bool):
+            out[key] = value.lower() in ("1", "true", "yes", "on")
+        elif kind in ("int", int):
+            out[key] = int(value)
+        elif kind in ("float", float):
+            out[key] = float(value)
+        else:
+            out[key] = value
+    return out
+
+
+def run_cv(args, console) -> dict:
+    from rich.table import Table
+
+    from kwstool.model.crossval import cross_validate
+
+    prepare_sources(args.data_root, args.work, args.seed, not args.no_progress)
+    sources = {name: args.work / "sources" / name for name in (MINI, TEST_DEV)}
+    names = [m.strip() for m in args.models.split(",") if m.strip()]
+    recipe = dict(parse_sets(args.set), model=names[0] if len(names) == 1 else "bc_resnet")
+    epochs = args.epochs or CV_EPOCHS
+    tag = "-".join(f"{k}{v}" for k, v in sorted(recipe.items()))
+    t0 = time.perf_counter()
+    out = cross_validate(
+        recipe,
+        k=args.k,
+        epochs=epochs,
+        seed=args.seed,
+        sources=sources,
+        work=args.work / "cv" / f"k{args.k}-e{epochs}-s{args.seed}-{tag}",
+        progress=not args.no_progress,
+    )
+    out["wall_seconds"] = round(time.perf_counter() - t0, 1)
+    summ = out["summary"]
+    table = Table(
+        title=f"{args.k}-fold speaker-grouped CV, {recipe['model']}, {epochs} epochs: "
+        f"int8 test figures over {summ['clips']} clips (mean +- std of folds)"
+    )
+    table.add_column("figure")
+    table.add_column("mean +- std", justify="right")
+    for f in out["folds"]:
+        table.add_column(f"fold {f['fold']}", justify="right")
+
+    def fmt(v):
+        return "-" if v is None else f"{v:.3f}"
+
+    rows = [
+        ("top-1", summ["top1"], [f["top1"] for f in out["folds"]]),
+        ("macro-F1", summ["macro_f1"], [f["macro_f1"] for f in out["folds"]]),
+    ]
+    rows += [
+        (f"recall {lab}", ms, [f["recall"].get(lab) for f in out["folds"]])
+        for lab, ms in summ["recall"].items()
+    ]
+    for name, ms, per in rows:
+        table.add_row(name, f"{fmt(ms['mean'])} +- {fmt(ms['std'])}", *map(fmt, per))
+    console.print(table)
+    console.print(
+        f"pooled top-1 {summ['pooled_top1']:.4f} over {summ['clips']} clips; fold "
+        f"sizes {out['fold_sizes']}; wall time {out['wall_seconds'] / 60:.1f} min",
+        highlight=False,
+    )
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -162,15 +281,34 @@ def main(argv: list[str] | None = None) -> int:
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data-root", type=Path, default=REPO.parent / "shared" / "data")
-    ap.add_argument("--work", type=Path, default=REPO / "runs" / "bench",
-                    help="prepared data and runs go here (reused when up to date)")
-    ap.add_argument("--models", default=",".join(MODELS),
-                    help="comma-separated models (default: all)")
+    ap.add_argument(
+        "--work",
+        type=Path,
+        default=REPO / "runs" / "bench",
+        help="prepared data and runs go here (reused when up to date)",
+    )
+    ap.add_argument(
+        "--models", default=",".join(MODELS), help="comma-separated models (default: all)"
+    )
     ap.add_argument("--epochs", type=int, default=None, help="default: kwstool train's")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--fresh", action="store_true", help="retrain even if a run exists")
     ap.add_argument("--json", type=Path, default=None, help="also write the table as JSON")
     ap.add_argument("--no-progress", action="store_true")
+    ap.add_argument(
+        "--cv",
+        action="store_true",
+        help="speaker-grouped k-fold cross-validation "
+        "of one model (the honest figure) instead of the single split",
+    )
+    ap.add_argument("--k", type=int, default=CV_K, help=f"folds for --cv (default {CV_K})")
+    ap.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="TrainConfig field for --cv, e.g. batch_size=64 (repeatable)",
+    )
     args = ap.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -179,43 +317,75 @@ def main(argv: list[str] | None = None) -> int:
 
     console = Console(width=None if sys.stdout.isatty() else 120)
     names = [m.strip() for m in args.models.split(",") if m.strip()]
+    if args.cv:
+        try:
+            out = run_cv(args, console)
+        except KwsError as exc:
+            console.print(f"[bold red]error:[/] {exc}", highlight=False)
+            return 2
+        if args.json:
+            write_json(args.json, out)
+        return 0
     try:
         unknown = [n for n in names if n not in MODELS]
         if unknown:
-            raise KwsError(f"unknown model(s) {', '.join(unknown)}; choose from "
-                           f"{', '.join(MODELS)}")
+            raise KwsError(
+                f"unknown model(s) {', '.join(unknown)}; choose from {', '.join(MODELS)}"
+            )
         sources = prepare_sources(args.data_root, args.work, args.seed, not args.no_progress)
         data_dir = args.work / "data"
         manifest = merge(sources, data_dir)
-        console.print(f"benchmark data {data_dir}: " + ", ".join(
-            f"{s} {manifest['splits'][s]['count']}" for s in SPLITS)
+        console.print(
+            f"benchmark data {data_dir}: "
+            + ", ".join(f"{s} {manifest['splits'][s]['count']}" for s in SPLITS)
             + f" (dropped {manifest['dropped_test_speaker_clips']} clips of test speakers)",
-            highlight=False)
+            highlight=False,
+        )
         rows = []
         for name in names:
-            run_dir = args.work / "runs" / (name if args.epochs is None
-                                            else f"{name}-e{args.epochs}")
+            run_dir = (
+                args.work / "runs" / (name if args.epochs is None else f"{name}-e{args.epochs}")
+            )
             if args.fresh and run_dir.exists():
                 import shutil
 
                 shutil.rmtree(run_dir)
             console.rule(name)
-            rows.append(bench_model(name, data_dir, run_dir, args.epochs, args.seed,
-                                    not args.no_progress))
+            rows.append(
+                bench_model(name, data_dir, run_dir, args.epochs, args.seed, not args.no_progress)
+            )
     except KwsError as exc:
         console.print(f"[bold red]error:[/] {exc}", highlight=False)
         return 2
 
-    table = Table(title=f"12-class top-1 on the held-out 20 % of {TEST_DEV} speakers "
-                        f"({manifest['splits']['test']['count']} clips)")
-    for col in ("model", "params", "epochs", "float val", "float test", "int8 test",
-                "model bytes", "arena bytes", "train s"):
+    table = Table(
+        title=f"12-class top-1 on the held-out 20 % of {TEST_DEV} speakers "
+        f"({manifest['splits']['test']['count']} clips)"
+    )
+    for col in (
+        "model",
+        "params",
+        "epochs",
+        "float val",
+        "float test",
+        "int8 test",
+        "model bytes",
+        "arena bytes",
+        "train s",
+    ):
         table.add_column(col, justify="left" if col == "model" else "right")
     for r in rows:
-        table.add_row(r["model"], f"{r['params']:,}", f"{r['best_epoch']}/{r['epochs_run']}",
-                      f"{r['float']['validation']:.4f}", f"{r['float']['test']:.4f}",
-                      f"{r['int8']['test']:.4f}", f"{r['model_bytes']:,}",
-                      f"{r['arena_bytes']:,}", f"{r['train_seconds']:.0f}")
+        table.add_row(
+            r["model"],
+            f"{r['params']:,}",
+            f"{r['best_epoch']}/{r['epochs_run']}",
+            f"{r['float']['validation']:.4f}",
+            f"{r['float']['test']:.4f}",
+            f"{r['int8']['test']:.4f}",
+            f"{r['model_bytes']:,}",
+            f"{r['arena_bytes']:,}",
+            f"{r['train_seconds']:.0f}",
+        )
     console.print(table)
     if args.json:
         write_json(args.json, {"data": manifest["splits"], "results": rows})

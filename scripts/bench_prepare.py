@@ -22,6 +22,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -29,7 +30,7 @@ sys.path.insert(0, str(REPO))
 from kwstool.data import prepare  # noqa: E402
 
 
-def _run(jobs: list[tuple[str, dict]], out_root: Path) -> tuple[int, float, bool]:
+def _run(jobs: list[tuple[str, dict[str, Any]]], out_root: Path) -> tuple[int, float, bool]:
     clips, cached = 0, True
     t0 = time.perf_counter()
     for i, (source, kw) in enumerate(jobs):
@@ -49,10 +50,12 @@ def main() -> int:
             print(f"error: {p} not found; pass --shared <folder holding the data sets>")
             return 2
     mini_words = sorted(d.name for d in mini.iterdir() if d.is_dir() and not d.name.startswith("_"))
-    configs = {
+    configs: dict[str, list[tuple[str, dict[str, Any]]]] = {
         "default": [(str(mini), {}), (str(test_dev), {})],
-        "all clips": [(str(mini), {"words": mini_words}),
-                      (str(test_dev), {"unknown_share": 100.0, "silence_share": 100.0})],
+        "all clips": [
+            (str(mini), {"words": mini_words}),
+            (str(test_dev), {"unknown_share": 100.0, "silence_share": 100.0}),
+        ],
     }
     print(f"cpus: {os.cpu_count()}  (kwstool prepare, both shared folders)")
     print(f"{'config':<10} {'clips read':>10} {'1st run s':>10} {'clips/s':>9} {'2nd run s':>10}")
@@ -62,8 +65,10 @@ def main() -> int:
             clips, first, _ = _run(jobs, Path(tmp))
             _, second, cached = _run(jobs, Path(tmp))
         ok &= cached and second < 2.0
-        print(f"{name:<10} {clips:>10} {first:>10.2f} {clips / first:>9.0f} {second:>10.3f}"
-              + ("" if cached else "  (second run was NOT cached)"))
+        print(
+            f"{name:<10} {clips:>10} {first:>10.2f} {clips / first:>9.0f} {second:>10.3f}"
+            + ("" if cached else "  (second run was NOT cached)")
+        )
     return 0 if ok else 1
 
 

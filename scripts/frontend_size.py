@@ -20,26 +20,46 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 LIB = REPO / "firmware/lib/kws_frontend"
 CC = "arm-none-eabi-gcc"
-FLAGS = ["-std=c99", "-mcpu=cortex-m4", "-mthumb", "-mfpu=fpv4-sp-d16", "-mfloat-abi=hard", "-Os",
-         "-ffunction-sections", "-fdata-sections", "-Wall", "-Wextra", "-Werror"]
+FLAGS = [
+    "-std=c99",
+    "-mcpu=cortex-m4",
+    "-mthumb",
+    "-mfpu=fpv4-sp-d16",
+    "-mfloat-abi=hard",
+    "-Os",
+    "-ffunction-sections",
+    "-fdata-sections",
+    "-Wall",
+    "-Wextra",
+    "-Werror",
+]
 
 
 def state_bytes(tmp: Path) -> int:
     """sizeof(kws_frontend_state) for the target, read from a compiled constant."""
     probe = tmp / "probe.c"
-    probe.write_text('#include "kws_frontend.h"\nconst unsigned kws_state_size = sizeof(kws_frontend_state);\n')
+    probe.write_text(
+        '#include "kws_frontend.h"\nconst unsigned kws_state_size = sizeof(kws_frontend_state);\n'
+    )
     obj = tmp / "probe.o"
     subprocess.run([CC, *FLAGS, "-I", str(LIB), "-c", str(probe), "-o", str(obj)], check=True)
-    dump = subprocess.run(["arm-none-eabi-objdump", "-s", "-j", ".rodata.kws_state_size", str(obj)],
-                          check=True, capture_output=True, text=True).stdout
-    line = [ln for ln in dump.splitlines() if ln.strip().startswith("0000")][0]
+    dump = subprocess.run(
+        ["arm-none-eabi-objdump", "-s", "-j", ".rodata.kws_state_size", str(obj)],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    line = next(ln for ln in dump.splitlines() if ln.strip().startswith("0000"))
     return int.from_bytes(bytes.fromhex(line.split()[1]), "little")
 
 
 def main() -> int:
     if shutil.which(CC) is None:
-        print(f"error: {CC} not found; install it with `apt-get install gcc-arm-none-eabi "
-              f"libnewlib-arm-none-eabi`", file=sys.stderr)
+        print(
+            f"error: {CC} not found; install it with `apt-get install gcc-arm-none-eabi "
+            f"libnewlib-arm-none-eabi`",
+            file=sys.stderr,
+        )
         return 2
     totals = [0, 0, 0]
     with tempfile.TemporaryDirectory() as td:
@@ -49,8 +69,9 @@ def main() -> int:
             obj = tmp / (src.stem + ".o")
             subprocess.run([CC, *FLAGS, "-I", str(LIB), "-c", str(src), "-o", str(obj)], check=True)
             objs.append(obj)
-        out = subprocess.run(["arm-none-eabi-size", *map(str, objs)], check=True,
-                             capture_output=True, text=True).stdout
+        out = subprocess.run(
+            ["arm-none-eabi-size", *map(str, objs)], check=True, capture_output=True, text=True
+        ).stdout
         print(f"{'file':28s} {'text':>7s} {'data':>7s} {'bss':>7s}")
         for line in out.splitlines()[1:]:
             text, data, bss, *_rest, name = line.split()

@@ -42,14 +42,45 @@ RATE = 16000
 KEYWORDS = ["yes", "no"]
 UNKNOWN_WORDS = ["up", "down", "left", "right", "go", "stop", "on", "off"]
 #: espeak-ng accents (language voices shipped with Debian's espeak-ng-data).
-VOICES = ["en-us", "en-gb", "en-gb-scotland", "en-gb-x-rp", "en-gb-x-gbclan",
-          "en-gb-x-gbcwmd", "en-029", "en-us-nyc"]
+VOICES = [
+    "en-us",
+    "en-gb",
+    "en-gb-scotland",
+    "en-gb-x-rp",
+    "en-gb-x-gbclan",
+    "en-gb-x-gbcwmd",
+    "en-029",
+    "en-us-nyc",
+]
 #: espeak-ng variants (timbres): male, female and a few characterful ones.
-VARIANTS = ["m1", "m2", "m3", "m4", "m5", "m6", "m7", "f1", "f2", "f3", "f4", "f5",
-            "klatt", "klatt2", "Andy", "Annie", "Alex", "Michael", "david", "linda",
-            "steph", "quincy", "rob", "paul"]
-SPEAKERS = 84           # voice x variant pairs used, drawn with the seed
-TAKES_PER_KEYWORD = 2   # each speaker says each keyword this often (different speed/pitch)
+VARIANTS = [
+    "m1",
+    "m2",
+    "m3",
+    "m4",
+    "m5",
+    "m6",
+    "m7",
+    "f1",
+    "f2",
+    "f3",
+    "f4",
+    "f5",
+    "klatt",
+    "klatt2",
+    "Andy",
+    "Annie",
+    "Alex",
+    "Michael",
+    "david",
+    "linda",
+    "steph",
+    "quincy",
+    "rob",
+    "paul",
+]
+SPEAKERS = 84  # voice x variant pairs used, drawn with the seed
+TAKES_PER_KEYWORD = 2  # each speaker says each keyword this often (different speed/pitch)
 UNKNOWN_PER_SPEAKER = 1
 NOISE_SECONDS = 10
 LICENCE = "CC0-1.0"
@@ -65,7 +96,8 @@ def synthesize(text: str, voice: str, speed: int, pitch: int, tmp: Path) -> np.n
     if x.ndim == 2:
         x = x.mean(axis=1)
     g = gcd(rate, RATE)
-    return resample_poly(x, RATE // g, rate // g)
+    resampled: np.ndarray = resample_poly(x, RATE // g, rate // g)
+    return resampled
 
 
 def trim(x: np.ndarray, margin_s: float = 0.02, rel_threshold: float = 0.02) -> np.ndarray:
@@ -74,7 +106,7 @@ def trim(x: np.ndarray, margin_s: float = 0.02, rel_threshold: float = 0.02) -> 
     if len(loud) == 0:
         return x[:0]
     m = int(margin_s * RATE)
-    return x[max(0, loud[0] - m): loud[-1] + m]
+    return x[max(0, loud[0] - m) : loud[-1] + m]
 
 
 def clip(word: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -99,13 +131,16 @@ def noise(kind: str, rng: np.random.Generator, seconds: int) -> np.ndarray:
         x = lfilter([1.0], [1.0, -0.995], w)
     elif kind == "hum":
         t = np.arange(n) / RATE
-        x = sum(np.sin(2 * np.pi * 50 * k * t + rng.uniform(0, 2 * np.pi)) / k
-                for k in (1, 2, 3, 5))
+        x = sum(
+            (np.sin(2 * np.pi * 50 * k * t + rng.uniform(0, 2 * np.pi)) / k for k in (1, 2, 3, 5)),
+            np.zeros(n),
+        )
         x = x + 0.3 * lfilter([1.0], [1.0, -0.9], w) / 3
     else:
         raise ValueError(kind)
-    x = x / np.sqrt(np.mean(x ** 2)) * 0.08  # about -22 dBFS RMS
-    return np.clip(np.round(x * 32767), -32768, 32767).astype(np.int16)
+    x = x / np.sqrt(np.mean(x**2)) * 0.08  # about -22 dBFS RMS
+    out: np.ndarray = np.clip(np.round(x * 32767), -32768, 32767).astype(np.int16)
+    return out
 
 
 def speaker_id(voice: str, variant: str) -> str:
@@ -164,11 +199,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
     if shutil.which("espeak-ng") is None:
-        print("error: espeak-ng not found; install it with `apt-get install espeak-ng`",
-              file=sys.stderr)
+        print(
+            "error: espeak-ng not found; install it with `apt-get install espeak-ng`",
+            file=sys.stderr,
+        )
         return 2
-    version = subprocess.run(["espeak-ng", "--version"], capture_output=True,
-                             text=True).stdout.strip()
+    version = subprocess.run(
+        ["espeak-ng", "--version"], capture_output=True, text=True
+    ).stdout.strip()
     version = "espeak-ng " + version.split("  ")[0].rsplit(":", 1)[-1].strip()  # e.g. 1.51
     rng = np.random.default_rng(args.seed)
 
@@ -200,15 +238,25 @@ def main(argv: list[str] | None = None) -> int:
             wavfile.write(noise_dir / f"{kind}_noise.wav", RATE, noise(kind, rng, NOISE_SECONDS))
         size = sum(p.stat().st_size for p in stage.rglob("*.wav"))
         rows = [f"| `{w}/` | {counts.get(w, 0)} | keyword |" for w in KEYWORDS]
-        rows += [f"| `{w}/` | {counts.get(w, 0)} | other word (`_unknown_`) |"
-                 for w in UNKNOWN_WORDS]
+        rows += [
+            f"| `{w}/` | {counts.get(w, 0)} | other word (`_unknown_`) |" for w in UNKNOWN_WORDS
+        ]
         rows.append(f"| `_background_noise_/` | 4 | noise recordings, {NOISE_SECONDS} s each |")
-        (stage / "README.md").write_text(README.format(
-            table="\n".join(rows), speakers=len(chosen), keywords=",".join(KEYWORDS),
-            takes=TAKES_PER_KEYWORD, unknown=",".join(UNKNOWN_WORDS),
-            unknown_per=UNKNOWN_PER_SPEAKER,
-            noise_seconds=NOISE_SECONDS, size_kb=(size + 1023) // 1024, seed=args.seed,
-            espeak=version, licence=LICENCE))
+        (stage / "README.md").write_text(
+            README.format(
+                table="\n".join(rows),
+                speakers=len(chosen),
+                keywords=",".join(KEYWORDS),
+                takes=TAKES_PER_KEYWORD,
+                unknown=",".join(UNKNOWN_WORDS),
+                unknown_per=UNKNOWN_PER_SPEAKER,
+                noise_seconds=NOISE_SECONDS,
+                size_kb=(size + 1023) // 1024,
+                seed=args.seed,
+                espeak=version,
+                licence=LICENCE,
+            )
+        )
         if out.exists():
             shutil.rmtree(out)
         stage.rename(out)
@@ -216,8 +264,9 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(stage, ignore_errors=True)
         raise
     total = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
-    print(f"wrote {out}: {sum(counts.values())} clips, {len(chosen)} speakers, "
-          f"{total / 1e6:.2f} MB")
+    print(
+        f"wrote {out}: {sum(counts.values())} clips, {len(chosen)} speakers, {total / 1e6:.2f} MB"
+    )
     return 0
 
 

@@ -56,8 +56,13 @@ def classify(model: Path, feats: np.ndarray) -> np.ndarray:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("folder", nargs="?", default=str(REPO.parent / "shared/data/speech_commands_test_dev"))
-    ap.add_argument("--model", default=str(REPO.parent / "shared/data/micro_speech/micro_speech_quantized.tflite"))
+    ap.add_argument(
+        "folder", nargs="?", default=str(REPO.parent / "shared/data/speech_commands_test_dev")
+    )
+    ap.add_argument(
+        "--model",
+        default=str(REPO.parent / "shared/data/micro_speech/micro_speech_quantized.tflite"),
+    )
     args = ap.parse_args()
     files = sorted(p for p in Path(args.folder).rglob("*") if p.name.lower().endswith(".wav"))
     if not files:
@@ -68,14 +73,21 @@ def main() -> int:
     scale, zero_point = model_input_quantization(Path(args.model))
     mappings = {
         "firmware": features.to_int8(raw),
-        "training": np.clip(np.round(raw * (10.0 / 256.0) / scale) + zero_point, -128, 127).astype(np.int8),
+        "training": np.clip(np.round(raw * (10.0 / 256.0) / scale) + zero_point, -128, 127).astype(
+            np.int8
+        ),
     }
     print(f"clips: {len(files)}  (reference pipeline: 0.7806)")
     for name, feats in mappings.items():
         pred = classify(Path(args.model), feats)
-        recalls = "  ".join(f"{lab}={float((pred[y == k] == k).mean()):.3f}"
-                            for k, lab in enumerate(LABELS) if (y == k).any())
-        print(f"  {name:8s} mapping: 4-class top-1 {float((pred == y).mean()):.4f}  recall: {recalls}")
+        recalls = "  ".join(
+            f"{lab}={float((pred[y == k] == k).mean()):.3f}"
+            for k, lab in enumerate(LABELS)
+            if (y == k).any()
+        )
+        print(
+            f"  {name:8s} mapping: 4-class top-1 {float((pred == y).mean()):.4f}  recall: {recalls}"
+        )
     return 0
 
 

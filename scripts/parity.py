@@ -33,9 +33,16 @@ def tf_microfrontend(samples: np.ndarray) -> np.ndarray:
     from tensorflow.lite.experimental.microfrontend.python.ops import audio_microfrontend_op
 
     out = audio_microfrontend_op.audio_microfrontend(
-        tf.constant(samples, dtype=tf.int16), sample_rate=16000, window_size=30, window_step=20,
-        num_channels=40, out_scale=1, out_type=tf.uint16)
-    return out.numpy()
+        tf.constant(samples, dtype=tf.int16),
+        sample_rate=16000,
+        window_size=30,
+        window_step=20,
+        num_channels=40,
+        out_scale=1,
+        out_type=tf.uint16,
+    )
+    result: np.ndarray = out.numpy()
+    return result
 
 
 def compare(samples: np.ndarray) -> tuple[int, int, int, int]:
@@ -51,7 +58,9 @@ def compare(samples: np.ndarray) -> tuple[int, int, int, int]:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("folder", nargs="?", default=str(REPO.parent / "shared/data/speech_commands_test_dev"))
+    ap.add_argument(
+        "folder", nargs="?", default=str(REPO.parent / "shared/data/speech_commands_test_dev")
+    )
     ap.add_argument("--limit", type=int, default=0, help="only the first N files (0 = all)")
     args = ap.parse_args()
     files = sorted(p for p in Path(args.folder).rglob("*") if p.name.lower().endswith(".wav"))
@@ -67,9 +76,11 @@ def main() -> int:
         total, equal, worst, raw_diff = total + n, equal + e, max(worst, w), raw_diff + r
         if i % 500 == 0:
             print(f"  {i}/{len(files)} clips ...", flush=True)
-    print(f"clips: {len(files)}  int8 values: {total}  equal: {equal / total:.6%}  "
-          f"largest difference: {worst}  uint16 values differing: {raw_diff}  "
-          f"({time.time() - t0:.1f} s)")
+    print(
+        f"clips: {len(files)}  int8 values: {total}  equal: {equal / total:.6%}  "
+        f"largest difference: {worst}  uint16 values differing: {raw_diff}  "
+        f"({time.time() - t0:.1f} s)"
+    )
     return 0 if equal == total and raw_diff == 0 else 1
 
 

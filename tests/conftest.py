@@ -26,7 +26,6 @@ def shared_path(*parts: str) -> Path:
 
 
 DEMO = REPO / "datasets" / "demo"
-DEMO = REPO / "datasets" / "demo"
 WORDS = "yes,no"
 LABELS = ["_silence_", "_unknown_", "yes", "no"]
 TINY_OPS = ["CONV_2D", "DEPTHWISE_CONV_2D", "MEAN", "RESHAPE", "SOFTMAX"]
@@ -69,6 +68,7 @@ def make_run(run_dir: Path, data_dir: Path, epochs: int = 4, seed: int = 0, dens
     """A run folder as `kwstool train` writes it (config.json + best.keras), trained briefly."""
     import keras
 
+    from kwstool.core.artifacts import RunConfig
     from kwstool.data import load_prepared
 
     data = load_prepared(data_dir)
@@ -81,10 +81,80 @@ def make_run(run_dir: Path, data_dir: Path, epochs: int = 4, seed: int = 0, dens
         model.fit(x, y, batch_size=32, epochs=epochs, shuffle=False, verbose=0)
     run_dir.mkdir(parents=True, exist_ok=True)
     model.save(run_dir / "best.keras")
-    config = {"format": 1, "model": "test_tiny", "seed": seed, "labels": list(data.labels),
-              "features": data.manifest["features"], "data": {"path": str(data_dir)}}
+    config = RunConfig.stamp(
+        {
+            "kwstool_version": "test",
+            "model": "test_tiny",
+            "hyperparameters": {"epochs": epochs, "batch_size": 32, "lr": 3e-3},
+            "seed": seed,
+            "labels": list(data.labels),
+            "num_labels": len(data.labels),
+            "input_shape": [int(d) for d in model.input_shape[1:]],
+            "params": int(model.count_params()),
+            "features": data.manifest["features"],
+            "data": {
+                "path": str(data_dir),
+                "inputs_hash": data.manifest["inputs_hash"],
+                "train_count": len(train.labels),
+                "validation_count": len(data.split("validation").labels),
+            },
+            "augmentation": {},
+            "optimizer": {"name": "Adam"},
+        }
+    )
     (run_dir / "config.json").write_text(json.dumps(config))
     return run_dir
+
+
+# --- the fast suite: `pytest -m "not slow"` ----------------------------------------------------
+#: Fixtures that train, convert or prepare real data (tens of seconds each, built once per session
+#: or module): every test that needs one is slow.
+HEAVY_FIXTURES = {"quantized_run", "converted", "test_dev_prepared"}
+
+#: Tests that take over ~3 s on 2 cores themselves (`pytest --durations=0`), by node id without
+#: parameters. Files owned by this conftest's author mark theirs with @pytest.mark.slow instead.
+SLOW_TESTS = {
+    "tests/test_pipeline.py::test_kwstool_run_end_to_end",
+    "tests/data/test_prepare.py::test_tfds_source_with_tfds_mock_data",
+    "tests/deploy/test_export.py::test_over_budget_model_is_refused_for_nano_but_fits_esp32",
+    "tests/model/test_zoo.py::test_every_model_trains_a_step_on_stock_kernels",
+    "tests/model/test_zoo.py::test_default_model_fits_the_board_budget",
+    *(
+        f"tests/model/test_train.py::{name}"
+        for name in (
+            "test_default_model_trains",
+            "test_training_learns_the_tones",
+            "test_resume_after_interrupt_equals_uninterrupted_run",
+            "test_same_seed_gives_identical_weights",
+            "test_overwrite_replaces_a_run",
+            "test_cli_train",
+            "test_early_stopping_keeps_the_best_epoch",
+            "test_train_writes_the_run_folder",
+            "test_resume_with_other_data_is_a_clear_error",
+            "test_run_folder_conflicts_are_clear_errors",
+        )
+    ),
+}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark SLOW_TESTS and the users of HEAVY_FIXTURES slow; a stale SLOW_TESTS entry fails."""
+    seen = set()
+    for item in items:
+        base = item.nodeid.split("[", 1)[0]
+        if base in SLOW_TESTS:
+            seen.add(base)
+            item.add_marker(pytest.mark.slow)
+        elif HEAVY_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+    if any("::" in str(arg) for arg in config.args):
+        return  # single tests picked by node id: the files were not collected whole
+    collected = {item.nodeid.split("::", 1)[0] for item in items}
+    stale = sorted(n for n in SLOW_TESTS - seen if n.split("::", 1)[0] in collected)
+    if stale:
+        raise pytest.UsageError(
+            f"tests/conftest.py SLOW_TESTS names tests that do not exist: {', '.join(stale)}"
+        )
 
 
 @pytest.fixture(scope="session")
@@ -99,8 +169,6 @@ def quantized_run(tmp_path_factory, demo_data):
 
     run = make_run(tmp_path_factory.mktemp("run") / "run", demo_data)
     return run, quantize(run, strict=True)
-
-
 
 
 @pytest.fixture

@@ -8,18 +8,17 @@ registered by the modules of this package, one per stage (data, model, deploy, s
 from __future__ import annotations
 
 import sys
-from typing import Optional
 
 import typer
 
-from kwstool.cli import data, model, deploy  # noqa: F401,I001  (register commands, in this order)
+from kwstool.cli import data, wakeword, model, deploy, stream  # noqa: F401,I001  (command order)
 from kwstool.cli.app import app, console, err_console
 from kwstool.errors import KwsError
 
 __all__ = ["app", "console", "err_console", "main"]
 
 
-def main(argv: Optional[list[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     """Entry point: run the Typer app, turning KwsError into a one-line message and exit 2."""
     try:
         app(args=argv, standalone_mode=False)
@@ -27,8 +26,9 @@ def main(argv: Optional[list[str]] = None) -> int:
         err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
         return exc.exit_code
     except KeyboardInterrupt:
-        err_console.print("[bold red]interrupted[/]; outputs written so far are complete, "
-                          "re-run to continue")
+        err_console.print(
+            "[bold red]interrupted[/]; outputs written so far are complete, re-run to continue"
+        )
         return 130
     except typer.Exit as exc:
         return exc.exit_code

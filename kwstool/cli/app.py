@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import typer
+
 from kwstool import __version__
 from kwstool.core import tfenv
 from kwstool.core.console import make_console
@@ -26,8 +27,13 @@ def _version_callback(value: bool) -> None:
 
 @app.callback()
 def _main(
-    version: bool = typer.Option(False, "--version", callback=_version_callback, is_eager=True,
-                                 help="Print the version and exit."),
+    version: bool = typer.Option(
+        False,
+        "--version",
+        callback=_version_callback,
+        is_eager=True,
+        help="Print the version and exit.",
+    ),
     verbose: bool = typer.Option(False, "--verbose", help="Also show TensorFlow's own log lines."),
 ) -> None:
     """kwstool: from Speech Commands to an int8 keyword model on your board."""
@@ -35,5 +41,3 @@ def _main(
         tfenv.verbose()
     else:
         tfenv.quiet()
-
-

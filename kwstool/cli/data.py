@@ -33,31 +33,66 @@ def features(
 
 @app.command()
 def prepare(
-    source: str = typer.Option(
-        "tfds", "--source", "-s",
+    source: list[str] = typer.Option(
+        ["tfds"],
+        "--source",
+        "-s",
         help="'tfds' (TFDS speech_commands, downloads v0.02), an http(s) URL or path of a "
-             "Speech Commands .tar.gz, an extracted archive folder, the canonical test-set "
-             "folder, or your own folder-per-label tree of WAVs."),
-    data_dir: Optional[Path] = typer.Option(
-        None, "--data-dir", "-d", help="Output folder [default: ./data/<source name>]."),
+        "Speech Commands .tar.gz, an extracted archive folder, the canonical test-set "
+        "folder, or your own folder-per-label tree of WAVs. Repeat as NAME=PATH to merge "
+        "several (a NAME starting with 'synth' is synthetic: train only).",
+    ),
+    negatives: list[str] = typer.Option(
+        [],
+        "--negatives",
+        help="NAME=PATH of clips that are all _unknown_ (e.g. Speech "
+        "Commands); keyword clips in them are left out. Repeatable.",
+    ),
+    synthetic: list[str] = typer.Option(
+        [], "--synthetic", help="NAME of a source whose clips are synthetic: train only."
+    ),
+    unknown_min: int = typer.Option(
+        0,
+        "--unknown-min",
+        help="At least this many _unknown_ examples per split (merged "
+        "sources: a few own recordings need many negatives).",
+    ),
+    data_dir: Path | None = typer.Option(
+        None,
+        "--data-dir",
+        "-d",
+        help="Output folder (default: ./data/<source name>; merged sources: ./data/<words>).",
+    ),
     words: str = typer.Option(
-        "yes,no,up,down,left,right,on,off,stop,go", "--words", "-w",
-        help="Comma-separated keywords (folder names). Labels: _silence_, _unknown_, then these."),
+        "yes,no,up,down,left,right,on,off,stop,go",
+        "--words",
+        "-w",
+        help="Comma-separated keywords (folder names). Labels: _silence_, _unknown_, then these.",
+    ),
     silence_share: float = typer.Option(
-        10.0, "--silence-share", help="Silence examples per split, % of its keyword count."),
+        10.0, "--silence-share", help="Silence examples per split, % of its keyword count."
+    ),
     unknown_share: float = typer.Option(
-        10.0, "--unknown-share", help="Unknown-word examples per split, % of its keyword count."),
+        10.0, "--unknown-share", help="Unknown-word examples per split, % of its keyword count."
+    ),
     validation_pct: float = typer.Option(
-        10.0, "--validation-pct", help="Speakers hashed into validation, % (without list files)."),
+        10.0, "--validation-pct", help="Speakers hashed into validation, % (without list files)."
+    ),
     testing_pct: float = typer.Option(
-        10.0, "--testing-pct", help="Speakers hashed into test, % (without list files)."),
+        10.0, "--testing-pct", help="Speakers hashed into test, % (without list files)."
+    ),
     seed: int = typer.Option(0, "--seed", help="Seed of the unknown/silence draws."),
-    download_dir: Optional[Path] = typer.Option(
-        None, "--download-dir", help="Where archives are downloaded and extracted "
-                                     "[default: ./data/downloads]."),
-    sha256: Optional[str] = typer.Option(
-        None, "--sha256", help="Expected sha256 of the archive (default: the official checksum "
-                               "for known Speech Commands archive names)."),
+    download_dir: Path | None = typer.Option(
+        None,
+        "--download-dir",
+        help="Where archives are downloaded and extracted [default: ./data/downloads].",
+    ),
+    sha256: str | None = typer.Option(
+        None,
+        "--sha256",
+        help="Expected sha256 of the archive (default: the official checksum "
+        "for known Speech Commands archive names).",
+    ),
     force: bool = typer.Option(False, "--force", help="Rebuild even if the cache matches."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
     no_progress: bool = typer.Option(False, "--no-progress", help="No progress bars."),
@@ -68,9 +103,22 @@ def prepare(
     from kwstool.data import prepare as run_prepare
 
     result = run_prepare(
-        source, data_dir, words=words, silence_share=silence_share, unknown_share=unknown_share,
-        validation_pct=validation_pct, testing_pct=testing_pct, seed=seed,
-        download_dir=download_dir, sha256=sha256, force=force, progress=not no_progress)
+        source[0] if len(source) == 1 else source,
+        data_dir,
+        words=words,
+        silence_share=silence_share,
+        unknown_share=unknown_share,
+        validation_pct=validation_pct,
+        testing_pct=testing_pct,
+        seed=seed,
+        download_dir=download_dir,
+        sha256=sha256,
+        force=force,
+        progress=not no_progress,
+        negatives=negatives,
+        synthetic=synthetic,
+        unknown_min=unknown_min,
+    )
     if as_json:
         sys.stdout.write(json.dumps(result.to_dict(), indent=2) + "\n")
         return
@@ -87,17 +135,26 @@ def prepare(
     table.add_section()
     table.add_row("all", *map(str, totals), str(sum(totals)), style="bold")
     console.print(table)
-    console.print(f"source: {result.source} ({result.source_kind})", highlight=False,
-                  soft_wrap=True)
+    console.print(
+        f"source: {result.source} ({result.source_kind})", highlight=False, soft_wrap=True
+    )
+    for name, info in (result.sources or {}).items():
+        kind = "synthetic, train only" if info["synthetic"] else info["role"]
+        per = ", ".join(f"{s} {info['clips'][s]}" for s in names)
+        console.print(f"  {name} ({kind}): {per}", highlight=False)
     for w in result.warnings:
         err_console.print(f"[yellow]warning:[/] {w}", highlight=False, soft_wrap=True)
     if result.skipped:
-        err_console.print(f"[yellow]skipped {len(result.skipped)} unreadable clip(s)[/] "
-                          f"(listed in {result.data_dir / 'manifest.json'}):", highlight=False)
+        err_console.print(
+            f"[yellow]skipped {len(result.skipped)} unreadable clip(s)[/] "
+            f"(listed in {result.data_dir / 'manifest.json'}):",
+            highlight=False,
+        )
         for bad in result.skipped[:10]:
             err_console.print(f"  {bad['reason']}", highlight=False, soft_wrap=True)
-    how = ("up to date, nothing to do" if result.cached
-           else f"{result.clips_decoded} clips read of {result.clips_found}")
+    how = (
+        "up to date, nothing to do"
+        if result.cached
+        else f"{result.clips_decoded} clips read of {result.clips_found}"
+    )
     console.print(f"{how} in {result.seconds:.1f} s", highlight=False)
-
-

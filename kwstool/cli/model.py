@@ -5,16 +5,17 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import Any
 
 import typer
 
 from kwstool.cli.app import app, console, err_console
 from kwstool.cli.deploy import print_export
 
+
 def _default(key: str) -> str:
-    """'(default X)' for a `kwstool train` option, read from kwstool.train.DEFAULTS."""
-    from kwstool.model.train import DEFAULTS
+    """'(default X)' for a `kwstool train` option, read from TrainConfig."""
+    from kwstool.model.config import DEFAULTS
 
     value = DEFAULTS[key]
     if isinstance(value, bool):
@@ -24,74 +25,105 @@ def _default(key: str) -> str:
     return f"(default {value})"
 
 
+def _opt(name: str, *flags: str) -> Any:
+    """A `kwstool train` option for TrainConfig field ``name``: help and default from the field's
+    metadata; None (not given) means the default for a new run, the stored value on --resume."""
+    from kwstool.model.config import FIELDS
+
+    f = FIELDS[name]
+    dashed = "--" + name.replace("_", "-")
+    if f.type in ("bool", bool):
+        decls = (f"{dashed}/--no-{name.replace('_', '-')}",)
+    else:
+        decls = (dashed, *flags)
+    return typer.Option(None, *decls, help=f"{f.metadata['help']} {_default(name)}")
+
+
+#: Options of `kwstool train` that are not TrainConfig fields (checked by tests/model).
+TRAIN_EXTRA_OPTIONS = (
+    "data",
+    "out",
+    "preset",
+    "threads",
+    "resume",
+    "overwrite",
+    "no_progress",
+    "as_json",
+)
+
+
 @app.command()
 def train(
     data: Path = typer.Argument(..., help="Prepared data folder (`kwstool prepare` output)."),
     out: Path = typer.Option(..., "--out", "-o", help="Run folder to write (or to resume)."),
-    model: Optional[str] = typer.Option(
-        None, "--model", "-m",
-        help=f"tiny_conv, ds_cnn, tc_resnet or bc_resnet {_default('model')}."),
-    epochs: Optional[int] = typer.Option(
-        None, "--epochs", help=f"Maximum epochs {_default('epochs')}."),
-    batch_size: Optional[int] = typer.Option(
-        None, "--batch-size", help=f"Clips per step {_default('batch_size')}."),
-    lr: Optional[float] = typer.Option(
-        None, "--lr", help=f"Peak learning rate of AdamW: warm-up, then cosine decay "
-                           f"{_default('lr')}."),
-    seed: Optional[int] = typer.Option(
-        None, "--seed", help=f"Same seed, same weights on the same machine {_default('seed')}."),
-    patience: Optional[int] = typer.Option(
-        None, "--patience", help=f"Stop after this many epochs without a better validation "
-                                 f"accuracy {_default('patience')}."),
-    noise_prob: Optional[float] = typer.Option(
-        None, "--noise-prob", help=f"Share of clips mixed with background noise "
-                                   f"{_default('noise_prob')}."),
-    noise_volume: Optional[float] = typer.Option(
-        None, "--noise-volume", help=f"Maximum noise volume {_default('noise_volume')}."),
-    time_shift_ms: Optional[float] = typer.Option(
-        None, "--time-shift-ms", help=f"Maximum random time shift either way "
-                                      f"{_default('time_shift_ms')}."),
-    speed_perturb: Optional[float] = typer.Option(
-        None, "--speed-perturb", help=f"Random speed change of up to +- this fraction "
-                                      f"{_default('speed_perturb')}."),
-    spec_augment: Optional[bool] = typer.Option(
-        None, "--spec-augment/--no-spec-augment",
-        help=f"SpecAugment time/frequency masking {_default('spec_augment')}."),
-    class_balance: Optional[bool] = typer.Option(
-        None, "--class-balance/--no-class-balance",
-        help=f"Weight the loss so every label counts the same {_default('class_balance')}."),
-    weight_decay: Optional[float] = typer.Option(
-        None, "--weight-decay", help=f"AdamW weight decay {_default('weight_decay')}."),
-    label_smoothing: Optional[float] = typer.Option(
-        None, "--label-smoothing", help=f"{_default('label_smoothing')}"),
+    preset: str | None = typer.Option(
+        None,
+        "--preset",
+        help="Named recipe, e.g. 'full' for the whole Speech Commands set "
+        "(see docs/SCALING.md); explicit options override it.",
+    ),
+    model: str | None = _opt("model", "-m"),
+    epochs: int | None = _opt("epochs"),
+    batch_size: int | None = _opt("batch_size"),
+    lr: float | None = _opt("lr"),
+    seed: int | None = _opt("seed"),
+    patience: int | None = _opt("patience"),
+    warmup_epochs: int | None = _opt("warmup_epochs"),
+    noise_prob: float | None = _opt("noise_prob"),
+    noise_volume: float | None = _opt("noise_volume"),
+    time_shift_ms: float | None = _opt("time_shift_ms"),
+    speed_perturb: float | None = _opt("speed_perturb"),
+    spec_augment: bool | None = _opt("spec_augment"),
+    class_balance: bool | None = _opt("class_balance"),
+    stream_windows: float | None = _opt("stream_windows"),
+    hard_negatives: bool | None = _opt("hard_negatives"),
+    weight_decay: float | None = _opt("weight_decay"),
+    label_smoothing: float | None = _opt("label_smoothing"),
+    threads: int | None = typer.Option(None, "--threads", help="CPU threads (default: all cores)."),
     resume: bool = typer.Option(False, "--resume", help="Continue the interrupted run in --out."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace the run already in --out."),
     no_progress: bool = typer.Option(False, "--no-progress", help="No per-epoch output."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
 ) -> None:
     """Train a keyword model; augmentation (shift, noise, masking) runs through our front end."""
+    from kwstool.model.config import FIELD_NAMES
+    from kwstool.model.config import preset as preset_values
     from kwstool.model.train import train as do_train
 
+    given = {k: v for k, v in locals().items() if k in FIELD_NAMES}
+    values = (
+        dict(preset_values(preset), **{k: v for k, v in given.items() if v is not None})
+        if preset
+        else given
+    )
     try:
-        result = do_train(data, out, model=model, epochs=epochs, batch_size=batch_size, lr=lr,
-                          seed=seed, resume=resume, overwrite=overwrite, patience=patience,
-                          noise_prob=noise_prob, noise_volume=noise_volume,
-                          time_shift_ms=time_shift_ms, spec_augment=spec_augment,
-                          weight_decay=weight_decay, label_smoothing=label_smoothing,
-                          class_balance=class_balance, speed_perturb=speed_perturb,
-                          progress=not (no_progress or as_json))
+        result = do_train(
+            data,
+            out,
+            resume=resume,
+            overwrite=overwrite,
+            threads=threads,
+            progress=not (no_progress or as_json),
+            **values,
+        )
     except KeyboardInterrupt:
-        err_console.print(f"[bold red]interrupted[/]; the last finished epoch is saved, continue "
-                          f"with `kwstool train {data} --out {out} --resume`", highlight=False,
-                          soft_wrap=True)
+        err_console.print(
+            f"[bold red]interrupted[/]; the last finished epoch is saved, continue "
+            f"with `kwstool train {data} --out {out} --resume`",
+            highlight=False,
+            soft_wrap=True,
+        )
         raise typer.Exit(130) from None
     if as_json:
         sys.stdout.write(json.dumps(result.to_dict(), indent=2) + "\n")
         return
     how = "stopped early" if result.stopped_early else "finished"
-    console.print(f"{result.model}: best validation accuracy {result.best_val_accuracy:.4f} at "
-                  f"epoch {result.best_epoch} ({how} after {result.epochs_run} epochs); "
-                  f"{out / 'best.keras'}", highlight=False)
+    console.print(
+        f"{result.model}: best validation accuracy {result.best_val_accuracy:.4f} at "
+        f"epoch {result.best_epoch} ({how} after {result.epochs_run} epochs); "
+        f"{out / 'best.keras'}",
+        highlight=False,
+    )
 
 
 def _print_plain(text: str) -> None:
@@ -100,18 +132,28 @@ def _print_plain(text: str) -> None:
 
 def _print_quantize(q) -> None:
     acc = q.accuracy
-    fmt = lambda v: "-" if v is None else f"{v:.4f}"  # noqa: E731
+    fmt = lambda v: "-" if v is None else f"{v:.4f}"
     parity = q.report.get("parity", {})
     _print_plain(f"wrote {q.tflite_path} ({q.model_bytes} bytes) and {q.json_path}")
-    _print_plain(f"  input scale {q.input['scale']:g} zero point {q.input['zero_point']}, output "
-         f"scale {q.output['scale']:g} zero point {q.output['zero_point']}")
+    _print_plain(
+        f"  input scale {q.input['scale']:g} zero point {q.input['zero_point']}, output "
+        f"scale {q.output['scale']:g} zero point {q.output['zero_point']}"
+    )
     _print_plain(f"  TFLite-Micro arena {q.arena_bytes} bytes; ops: {', '.join(q.ops)}")
-    _print_plain(f"  TFLite-Micro vs LiteRT: {parity.get('identical_clips')} of {q.compared} clips "
-         f"identical" + ("" if q.tflm_matches_litert else
-                         f", max difference {parity.get('max_abs_diff')} (rounding ties)"))
-    _print_plain(f"  top-1 float: validation {fmt(acc['float']['validation'])} test "
-         f"{fmt(acc['float']['test'])}; int8: validation {fmt(acc['int8']['validation'])} "
-         f"test {fmt(acc['int8']['test'])}")
+    _print_plain(
+        f"  TFLite-Micro vs LiteRT: {parity.get('identical_clips')} of {q.compared} clips "
+        f"identical"
+        + (
+            ""
+            if q.tflm_matches_litert
+            else f", max difference {parity.get('max_abs_diff')} (rounding ties)"
+        )
+    )
+    _print_plain(
+        f"  top-1 float: validation {fmt(acc['float']['validation'])} test "
+        f"{fmt(acc['float']['test'])}; int8: validation {fmt(acc['int8']['validation'])} "
+        f"test {fmt(acc['int8']['test'])}"
+    )
 
 
 def _print_evaluation(r) -> None:
@@ -125,11 +167,18 @@ def _print_evaluation(r) -> None:
     for col in ("precision", "recall", "F1", "support"):
         table.add_column(col, justify="right")
     for c in r.per_class:
-        table.add_row(c.label, format_score(c.precision), format_score(c.recall),
-                      format_score(c.f1), str(c.support))
+        table.add_row(
+            c.label,
+            format_score(c.precision),
+            format_score(c.recall),
+            format_score(c.f1),
+            str(c.support),
+        )
     console.print(table)
-    console.print(f"top-1 {r.top1:.4f} on {r.count} clips, macro F1 {format_score(r.macro_f1)}",
-                  highlight=False)
+    console.print(
+        f"top-1 {r.top1:.4f} on {r.count} clips, macro F1 {format_score(r.macro_f1)}",
+        highlight=False,
+    )
     for bad in r.skipped:
         err_console.print(f"[yellow]skipped[/] {bad['file']}: {bad['reason']}", highlight=False)
     for path in (r.json_path, r.png_path):
@@ -140,10 +189,16 @@ def _print_evaluation(r) -> None:
 @app.command()
 def quantize(
     run: Path = typer.Argument(..., help="Run folder written by `kwstool train` (best.keras)."),
-    data: Optional[Path] = typer.Option(None, "--data", help="Prepared data (default: the folder "
-                                        "named in RUN/config.json)."),
-    strict: bool = typer.Option(False, "--strict", help="Require bit-identical TFLite-Micro and "
-                                "LiteRT outputs (no rounding-tie differences)."),
+    data: Path | None = typer.Option(
+        None,
+        "--data",
+        help="Prepared data (default: the folder named in RUN/config.json).",
+    ),
+    strict: bool = typer.Option(
+        False,
+        "--strict",
+        help="Require bit-identical TFLite-Micro and LiteRT outputs (no rounding-tie differences).",
+    ),
 ) -> None:
     """Convert the trained model to int8 TFLite, check it in TFLite-Micro and LiteRT, measure it."""
     from kwstool.model.quantize import quantize as do_quantize
@@ -156,21 +211,31 @@ def quantize(
 @app.command()
 def evaluate(
     model: Path = typer.Argument(..., help="int8 .tflite (labels from quantize.json beside it)."),
-    data: Path = typer.Argument(..., help="Prepared data folder, or a folder with one subfolder "
-                                "of WAVs per label (_silence_, _unknown_ included)."),
+    data: Path = typer.Argument(
+        ...,
+        help="Prepared data folder, or a folder with one subfolder "
+        "of WAVs per label (_silence_, _unknown_ included).",
+    ),
     split: str = typer.Option("test", "--split", help="Split of prepared data."),
-    runtime: str = typer.Option("litert", "--runtime", help="litert, or tflm (the board's "
-                                "interpreter)."),
-    labels: Optional[str] = typer.Option(None, "--labels", help="Comma-separated labels overriding "
-                                         "quantize.json, e.g. silence,unknown,yes,no."),
-    json_out: Optional[Path] = typer.Option(None, "--json", help="Write the figures as JSON here."),
-    png: Optional[Path] = typer.Option(None, "--png", help="Confusion-matrix PNG (default: "
-                                       "confusion.png beside the model)."),
+    runtime: str = typer.Option(
+        "litert", "--runtime", help="litert, or tflm (the board's interpreter)."
+    ),
+    labels: str | None = typer.Option(
+        None,
+        "--labels",
+        help="Comma-separated labels overriding quantize.json, e.g. silence,unknown,yes,no.",
+    ),
+    json_out: Path | None = typer.Option(None, "--json", help="Write the figures as JSON here."),
+    png: Path | None = typer.Option(
+        None,
+        "--png",
+        help="Confusion-matrix PNG (default: confusion.png beside the model).",
+    ),
 ) -> None:
     """Top-1, per-class precision/recall/F1 and a confusion matrix of an int8 model."""
-    from kwstool.model.evaluate import evaluate as do_evaluate
-
     import os
+
+    from kwstool.model.evaluate import evaluate as do_evaluate
 
     model_file = model / "model_int8.tflite" if model.is_dir() else model
     png_out = png
@@ -178,40 +243,68 @@ def evaluate(
         beside = model_file.with_name("confusion.png")
         png_out = beside if os.access(beside.parent, os.W_OK) else Path("confusion.png")
     with console.status("evaluating"):
-        result = do_evaluate(model, data, runtime=runtime, json_out=json_out, png_out=png_out,
-                             split=split, labels=labels)
+        result = do_evaluate(
+            model,
+            data,
+            runtime=runtime,
+            json_out=json_out,
+            png_out=png_out,
+            split=split,
+            labels=labels,
+        )
     _print_evaluation(result)
 
 
 @app.command("run")
 def run_all(
-    source: Optional[str] = typer.Argument(None, help="Data source as for `kwstool prepare` "
-                                           "(default: the shipped demo dataset, offline)."),
-    work_dir: Optional[Path] = typer.Option(None, "--work-dir", "-w", help="Where everything goes "
-                                            "(default: runs/<source name>)."),
-    words: Optional[str] = typer.Option(None, "--words", help="Keywords, comma-separated "
-                                        "(demo default: yes,no)."),
-    model: Optional[str] = typer.Option(None, "--model", help="tiny_conv, ds_cnn or bc_resnet."),
-    epochs: Optional[int] = typer.Option(None, "--epochs", help="Training epochs (demo: 40)."),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Training batch size "
-                                             "(demo: 16)."),
-    export_dir: Optional[Path] = typer.Option(None, "--export-dir", help="Export folder (default: "
-                                              "WORK_DIR/export; firmware/src/model replaces the "
-                                              "firmware's shipped model)."),
+    source: str | None = typer.Argument(
+        None,
+        help="Data source as for `kwstool prepare` (default: the shipped demo dataset, offline).",
+    ),
+    work_dir: Path | None = typer.Option(
+        None,
+        "--work-dir",
+        "-w",
+        help="Where everything goes (default: runs/<source name>).",
+    ),
+    words: str | None = typer.Option(
+        None, "--words", help="Keywords, comma-separated (demo default: yes,no)."
+    ),
+    model: str | None = typer.Option(None, "--model", help="ds_tcn (default), bc_resnet, tc_resnet, ds_cnn or tiny_conv."),
+    epochs: int | None = typer.Option(None, "--epochs", help="Training epochs (demo: 40)."),
+    batch_size: int | None = typer.Option(
+        None, "--batch-size", help="Training batch size (demo: 16)."
+    ),
+    export_dir: Path | None = typer.Option(
+        None,
+        "--export-dir",
+        help="Export folder (default: "
+        "WORK_DIR/export; firmware/src/model replaces the "
+        "firmware's shipped model).",
+    ),
     board: str = typer.Option("nano33ble", "--board", help="nano33ble or esp32dev."),
     seed: int = typer.Option(0, "--seed", help="Seed for splits, training and calibration."),
 ) -> None:
     """Prepare -> train -> quantize -> export -> evaluate in one go (the demo needs no network)."""
     from kwstool.pipeline import run as do_run
 
-    result = do_run(source, work_dir, words=words, model=model, epochs=epochs,
-                    batch_size=batch_size, export_dir=export_dir, board=board, seed=seed,
-                    log=lambda m: console.print(f"[bold cyan]{m}[/]", highlight=False))
+    result = do_run(
+        source,
+        work_dir,
+        words=words,
+        model=model,
+        epochs=epochs,
+        batch_size=batch_size,
+        export_dir=export_dir,
+        board=board,
+        seed=seed,
+        log=lambda m: console.print(f"[bold cyan]{m}[/]", highlight=False),
+    )
     _print_quantize(result.quantize)
     print_export(result.export)
     _print_evaluation(result.evaluation)
     stages = ", ".join(f"{k} {v:.0f}s" for k, v in result.stage_seconds.items())
-    console.print(f"done in {result.seconds:.0f}s ({stages}); everything is in {result.work_dir}",
-                  highlight=False)
-
-
+    console.print(
+        f"done in {result.seconds:.0f}s ({stages}); everything is in {result.work_dir}",
+        highlight=False,
+    )

@@ -21,7 +21,6 @@ from kwstool.core.contract import CLIP_SAMPLES, SAMPLE_RATE
 from kwstool.errors import KwsError
 
 
-
 def _to_float_mono(data: np.ndarray) -> np.ndarray:
     """Scale any WAV sample type to float64 in [-1, 1) and mix channels down."""
     if data.dtype == np.uint8:
@@ -46,7 +45,9 @@ def _float_to_int16(x: np.ndarray) -> np.ndarray:
 def to_int16_mono_16k(data: np.ndarray, rate: int) -> np.ndarray:
     """Convert decoded WAV samples at ``rate`` to 16 kHz mono int16 (no length change)."""
     if data.dtype == np.int16 and data.ndim == 1 and rate == SAMPLE_RATE:
-        return data.copy()  # the common case stays bit-exact without a float round trip
+        return np.array(
+            data, copy=True
+        )  # the common case stays bit-exact without a float round trip
     x = _to_float_mono(data)
     if rate != SAMPLE_RATE:
         from scipy.signal import resample_poly
@@ -67,12 +68,12 @@ def fit_length(samples: np.ndarray, clip_samples: int | None = CLIP_SAMPLES) -> 
     return out
 
 
-def skipped_entry(path: str | os.PathLike, exc: KwsError) -> dict:
+def skipped_entry(path: str | os.PathLike[str], exc: KwsError) -> dict[str, str]:
     """The record of a clip a folder run skipped: its path and the error without the path prefix."""
     return {"file": str(path), "reason": str(exc).split(": ", 1)[-1]}
 
 
-def load_wav(path: str | os.PathLike, clip_samples: int | None = CLIP_SAMPLES) -> np.ndarray:
+def load_wav(path: str | os.PathLike[str], clip_samples: int | None = CLIP_SAMPLES) -> np.ndarray:
     """Read ``path`` as 16 kHz mono int16, padded or cut to ``clip_samples``.
 
     Raises :class:`KwsError` naming the file when it is missing, empty, not a WAV, or undecodable.
@@ -101,13 +102,15 @@ def load_wav(path: str | os.PathLike, clip_samples: int | None = CLIP_SAMPLES) -
     if rate <= 0:
         raise KwsError(f"{p}: WAV header gives sample rate {rate}; the file is damaged")
     if data.dtype not in (np.uint8, np.int16, np.int32, np.float32, np.float64):
-        raise KwsError(f"{p}: unsupported sample format {data.dtype}; use 8/16/24/32-bit PCM or float WAV")
+        raise KwsError(
+            f"{p}: unsupported sample format {data.dtype}; use 8/16/24/32-bit PCM or float WAV"
+        )
     if data.dtype.kind == "f" and not np.all(np.isfinite(data)):
         raise KwsError(f"{p}: float WAV contains NaN or infinite samples; the file is damaged")
     return fit_length(to_int16_mono_16k(data, rate), clip_samples)
 
 
-def save_wav(path: str | os.PathLike, samples: np.ndarray, rate: int = SAMPLE_RATE) -> None:
+def save_wav(path: str | os.PathLike[str], samples: np.ndarray, rate: int = SAMPLE_RATE) -> None:
     """Write int16 mono samples as a 16-bit PCM WAV, atomically."""
     from scipy.io import wavfile
 

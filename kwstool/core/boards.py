@@ -7,20 +7,21 @@ from dataclasses import dataclass
 
 from kwstool.errors import KwsError
 
+
 @dataclass(frozen=True)
 class Board:
     """Memory budget of a board: what the model (flash) and the arena (RAM) may use."""
 
     name: str
     description: str
-    flash_bytes: int          # flash the application image may occupy
+    flash_bytes: int  # flash the application image may occupy
     flash_note: str
-    flash_reserve: int        # firmware besides the model: core, TFLM kernels, front end, app
-    ram_bytes: int            # RAM for static data, heap and stacks
-    ram_reserve: int          # RAM for everything but the tensor arena
-    cpu: str                  # the core that runs the model
-    clock_mhz: int            # its clock
-    microphone: str           # what the firmware's audio provider reads
+    flash_reserve: int  # firmware besides the model: core, TFLM kernels, front end, app
+    ram_bytes: int  # RAM for static data, heap and stacks
+    ram_reserve: int  # RAM for everything but the tensor arena
+    cpu: str  # the core that runs the model
+    clock_mhz: int  # its clock
+    microphone: str  # what the firmware's audio provider reads
 
     @property
     def model_budget(self) -> int:
@@ -36,19 +37,29 @@ KIB = 1024
 #: ESP-NN), our front end, audio DMA buffers, serial buffers and stacks all need room.
 BOARDS: dict[str, Board] = {
     "nano33ble": Board(
-        name="nano33ble", description="Arduino Nano 33 BLE (Sense), nRF52840",
+        name="nano33ble",
+        description="Arduino Nano 33 BLE (Sense), nRF52840",
         flash_bytes=1024 * KIB - 64 * KIB,
         flash_note="1 MiB flash less the 64 KiB bootloader",
-        flash_reserve=384 * KIB, ram_bytes=256 * KIB, ram_reserve=96 * KIB,
-        cpu="Cortex-M4F (CMSIS-NN kernels)", clock_mhz=64,
-        microphone="on-board MP34DT05 PDM microphone (Sense)"),
+        flash_reserve=384 * KIB,
+        ram_bytes=256 * KIB,
+        ram_reserve=96 * KIB,
+        cpu="Cortex-M4F (CMSIS-NN kernels)",
+        clock_mhz=64,
+        microphone="on-board MP34DT05 PDM microphone (Sense)",
+    ),
     "esp32dev": Board(
-        name="esp32dev", description="ESP32 dev board (ESP32-WROOM-32, 4 MiB flash)",
+        name="esp32dev",
+        description="ESP32 dev board (ESP32-WROOM-32, 4 MiB flash)",
         flash_bytes=1280 * KIB,
         flash_note="the 1.25 MiB app partition of the default 4 MiB partition table",
-        flash_reserve=512 * KIB, ram_bytes=320 * KIB, ram_reserve=160 * KIB,
-        cpu="Xtensa LX6 (ESP-NN kernels)", clock_mhz=240,
-        microphone="INMP441 I2S MEMS microphone"),
+        flash_reserve=512 * KIB,
+        ram_bytes=320 * KIB,
+        ram_reserve=160 * KIB,
+        cpu="Xtensa LX6 (ESP-NN kernels)",
+        clock_mhz=240,
+        microphone="INMP441 I2S MEMS microphone",
+    ),
 }
 
 

@@ -3,6 +3,10 @@
 ``firmware/lib/kws_frontend/kws_frontend.h`` defines the sample rate, window, stride, channel
 count and clip length; ``kwstool._native`` (compiled from that header) exposes them and this
 module names them for the rest of the package. Nothing else in ``kwstool/`` types these numbers.
+
+:data:`FRONTEND_HASH` is the SHA-256 of the front end's C sources (code and parameters),
+computed by ``setup.py`` (:mod:`kwstool.core.srchash`) and compiled into ``_native``. Every
+artifact holding features records it; one recorded with another hash is refused.
 """
 
 from __future__ import annotations
@@ -26,3 +30,5 @@ NUM_FRAMES: int = _native.CLIP_FRAMES
 CLIP_SAMPLES: int = _native.CLIP_SAMPLES
 #: Shape of one clip's features: (time frames, mel channels).
 SHAPE: tuple[int, int] = (NUM_FRAMES, NUM_CHANNELS)
+#: SHA-256 (hex) of ``firmware/lib/kws_frontend/*.c|h`` that ``_native`` was built from.
+FRONTEND_HASH: str = _native.FRONTEND_HASH

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import os
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import numpy as np
-
 
 from kwstool import _native
 from kwstool.core.contract import (
     CLIP_SAMPLES,
+    FRONTEND_HASH,
     NUM_CHANNELS,
     NUM_FRAMES,
     SAMPLE_RATE,
@@ -27,8 +28,9 @@ from kwstool.core.contract import (
     WINDOW_SAMPLES,
 )
 
-#: Stored in every artifact (prepared data, runs, exported headers) so no stage guesses.
-FEATURE_PARAMS = {
+#: Stored in every artifact (prepared data, runs, exported headers) so no stage guesses. Every
+#: value comes from the C header (through ``_native``); ``frontend_hash`` covers the C code too.
+FEATURE_PARAMS: dict[str, Any] = {
     "frontend": "micro_frontend",
     "sample_rate": SAMPLE_RATE,
     "clip_samples": CLIP_SAMPLES,
@@ -36,14 +38,23 @@ FEATURE_PARAMS = {
     "stride_ms": STRIDE_MS,
     "num_channels": NUM_CHANNELS,
     "num_frames": NUM_FRAMES,
-    "lower_band_hz": 125,
-    "upper_band_hz": 7500,
-    "noise_reduction": {"smoothing_bits": 10, "even_smoothing": 0.025, "odd_smoothing": 0.06,
-                        "min_signal_remaining": 0.05},
-    "pcan": {"strength": 0.95, "offset": 80.0, "gain_bits": 21},
-    "log_scale_shift": 6,
+    "lower_band_hz": _native.LOWER_BAND_HZ,
+    "upper_band_hz": _native.UPPER_BAND_HZ,
+    "noise_reduction": {
+        "smoothing_bits": _native.NOISE_SMOOTHING_BITS,
+        "even_smoothing": _native.NOISE_EVEN_SMOOTHING,
+        "odd_smoothing": _native.NOISE_ODD_SMOOTHING,
+        "min_signal_remaining": _native.NOISE_MIN_SIGNAL_REMAINING,
+    },
+    "pcan": {
+        "strength": _native.PCAN_STRENGTH,
+        "offset": _native.PCAN_OFFSET,
+        "gain_bits": _native.PCAN_GAIN_BITS,
+    },
+    "log_scale_shift": _native.LOG_SCALE_SHIFT,
     "dtype": "int8",
     "int8_mapping": "clamp(((v * 256) + 333) / 666 - 128, -128, 127)",
+    "frontend_hash": FRONTEND_HASH,
 }
 
 _THREADS = max(1, min(8, os.cpu_count() or 1))
@@ -58,7 +69,7 @@ def _clips(audio: np.ndarray, frames: int) -> np.ndarray:
 
 
 def compute(samples: np.ndarray, threads: int | None = None) -> np.ndarray:
-    """Features of one clip ``(16000,)`` -> ``(49, 40)`` or a batch ``(B, 16000)`` -> ``(B, 49, 40)``.
+    """Features of one clip ``(16000,)`` -> ``(49, 40)``, a batch ``(B, 16000)`` -> ``(B, 49, 40)``.
 
     Samples must be int16 at 16 kHz. Each clip starts from a fresh front-end state, as on the
     board after a reset and as TensorFlow's op does per call. Large batches run on ``threads``
@@ -68,7 +79,8 @@ def compute(samples: np.ndarray, threads: int | None = None) -> np.ndarray:
     if x.dtype != np.int16:
         raise TypeError(f"features.compute needs int16 samples, got {x.dtype}")
     if x.ndim == 1:
-        return _clips(x[None, :], NUM_FRAMES)[0]
+        one: np.ndarray = _clips(x[None, :], NUM_FRAMES)[0]
+        return one
     if x.ndim != 2:
         raise ValueError(f"expected (samples,) or (batch, samples), got shape {x.shape}")
     n = x.shape[0]

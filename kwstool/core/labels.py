@@ -10,8 +10,12 @@ BACKGROUND_NOISE = "_background_noise_"
 DEFAULT_WORDS = ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go")
 #: The 35 words of Speech Commands v0.02 (v0.01 has the first 30): recognises an archive folder.
 SPEECH_COMMANDS_WORDS = frozenset(
-    "yes no up down left right on off stop go zero one two three four five six seven eight nine "
-    "bed bird cat dog happy house marvin sheila tree wow backward forward follow learn visual".split()
+    [
+        *("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go"),
+        *("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"),
+        *("bed", "bird", "cat", "dog", "happy", "house", "marvin", "sheila", "tree", "wow"),
+        *("backward", "forward", "follow", "learn", "visual"),
+    ]
 )
 
 

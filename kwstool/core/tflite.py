@@ -1,12 +1,13 @@
 """TFLite flatbuffers on the host: what a model holds, and running it as the board would.
 
 * :func:`model_info`: operators and input/output tensors read from the flatbuffer;
-* :data:`TFLM_RESOLVER_METHODS` / :func:`resolver_methods`: the ``MicroMutableOpResolver``
-  method the firmware calls for each operator;
+* :data:`TFLM_RESOLVER_METHODS` / :func:`resolver_methods` (from :mod:`kwstool.core.resolver`):
+  the ``MicroMutableOpResolver`` method the firmware calls for each operator;
 * :func:`run_tflm` (the TFLite-Micro interpreter, the board's arithmetic) and
   :func:`run_litert` (LiteRT's reference kernels, which TFLM and CMSIS-NN are bit-exact ports of);
 * :func:`measure_arena`: the TFLite-Micro arena the model needs;
-* :func:`load_report`: ``quantize.json`` beside a ``.tflite``, checked to describe that file.
+* :func:`load_report` (from :mod:`kwstool.core.artifacts`, re-exported): ``quantize.json``
+  beside a ``.tflite``, validated and checked to describe that file.
 
 Shared by the model, deploy and stream stages (a floor below them).
 """
@@ -14,136 +15,38 @@ Shared by the model, deploy and stream stages (a floor below them).
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import io
-import json
 import os
 import re
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
+from kwstool.core.artifacts import (
+    REPORT_FILE as REPORT_FILE,  # re-exported for the stages
+)
+from kwstool.core.artifacts import load_report as load_report
+from kwstool.core.artifacts import read_report as read_report
+from kwstool.core.records import read_json as read_json
+from kwstool.core.resolver import TFLM_RESOLVER_METHODS as TFLM_RESOLVER_METHODS
+from kwstool.core.resolver import resolver_methods as resolver_methods
 from kwstool.errors import KwsError
 
 MODEL_FILE = "model_int8.tflite"
-REPORT_FILE = "quantize.json"
 _ARENA_CEILING = 64 * 1024 * 1024
-
-
-# TFLite builtin operator -> tflite::MicroMutableOpResolver method registering its kernel.
-# Only operators TFLite-Micro has a kernel for appear here; the test suite checks every entry
-# against the kernels compiled into the installed tflite-micro package.
-TFLM_RESOLVER_METHODS: dict[str, str] = {
-    "ABS": "AddAbs",
-    "ADD": "AddAdd",
-    "ADD_N": "AddAddN",
-    "ARG_MAX": "AddArgMax",
-    "ARG_MIN": "AddArgMin",
-    "ASSIGN_VARIABLE": "AddAssignVariable",
-    "AVERAGE_POOL_2D": "AddAveragePool2D",
-    "BATCH_MATMUL": "AddBatchMatMul",
-    "BATCH_TO_SPACE_ND": "AddBatchToSpaceNd",
-    "BROADCAST_ARGS": "AddBroadcastArgs",
-    "BROADCAST_TO": "AddBroadcastTo",
-    "CALL_ONCE": "AddCallOnce",
-    "CAST": "AddCast",
-    "CEIL": "AddCeil",
-    "CONCATENATION": "AddConcatenation",
-    "CONV_2D": "AddConv2D",
-    "COS": "AddCos",
-    "CUMSUM": "AddCumSum",
-    "DEPTH_TO_SPACE": "AddDepthToSpace",
-    "DEPTHWISE_CONV_2D": "AddDepthwiseConv2D",
-    "DEQUANTIZE": "AddDequantize",
-    "DIV": "AddDiv",
-    "ELU": "AddElu",
-    "EMBEDDING_LOOKUP": "AddEmbeddingLookup",
-    "EQUAL": "AddEqual",
-    "EXP": "AddExp",
-    "EXPAND_DIMS": "AddExpandDims",
-    "FILL": "AddFill",
-    "FLOOR": "AddFloor",
-    "FLOOR_DIV": "AddFloorDiv",
-    "FLOOR_MOD": "AddFloorMod",
-    "FULLY_CONNECTED": "AddFullyConnected",
-    "GATHER": "AddGather",
-    "GATHER_ND": "AddGatherNd",
-    "GREATER": "AddGreater",
-    "GREATER_EQUAL": "AddGreaterEqual",
-    "HARD_SWISH": "AddHardSwish",
-    "IF": "AddIf",
-    "L2_NORMALIZATION": "AddL2Normalization",
-    "L2_POOL_2D": "AddL2Pool2D",
-    "LEAKY_RELU": "AddLeakyRelu",
-    "LESS": "AddLess",
-    "LESS_EQUAL": "AddLessEqual",
-    "LOG": "AddLog",
-    "LOG_SOFTMAX": "AddLogSoftmax",
-    "LOGICAL_AND": "AddLogicalAnd",
-    "LOGICAL_NOT": "AddLogicalNot",
-    "LOGICAL_OR": "AddLogicalOr",
-    "LOGISTIC": "AddLogistic",
-    "MAX_POOL_2D": "AddMaxPool2D",
-    "MAXIMUM": "AddMaximum",
-    "MEAN": "AddMean",
-    "MINIMUM": "AddMinimum",
-    "MIRROR_PAD": "AddMirrorPad",
-    "MUL": "AddMul",
-    "NEG": "AddNeg",
-    "NOT_EQUAL": "AddNotEqual",
-    "PACK": "AddPack",
-    "PAD": "AddPad",
-    "PADV2": "AddPadV2",
-    "PRELU": "AddPrelu",
-    "QUANTIZE": "AddQuantize",
-    "READ_VARIABLE": "AddReadVariable",
-    "REDUCE_MAX": "AddReduceMax",
-    "RELU": "AddRelu",
-    "RELU6": "AddRelu6",
-    "RESHAPE": "AddReshape",
-    "RESIZE_BILINEAR": "AddResizeBilinear",
-    "RESIZE_NEAREST_NEIGHBOR": "AddResizeNearestNeighbor",
-    "REVERSE_V2": "AddReverseV2",
-    "ROUND": "AddRound",
-    "RSQRT": "AddRsqrt",
-    "SELECT_V2": "AddSelectV2",
-    "SHAPE": "AddShape",
-    "SIN": "AddSin",
-    "SLICE": "AddSlice",
-    "SOFTMAX": "AddSoftmax",
-    "SPACE_TO_BATCH_ND": "AddSpaceToBatchNd",
-    "SPACE_TO_DEPTH": "AddSpaceToDepth",
-    "SPLIT": "AddSplit",
-    "SPLIT_V": "AddSplitV",
-    "SQRT": "AddSqrt",
-    "SQUARE": "AddSquare",
-    "SQUARED_DIFFERENCE": "AddSquaredDifference",
-    "SQUEEZE": "AddSqueeze",
-    "STRIDED_SLICE": "AddStridedSlice",
-    "SUB": "AddSub",
-    "SUM": "AddSum",
-    "SVDF": "AddSvdf",
-    "TANH": "AddTanh",
-    "TRANSPOSE": "AddTranspose",
-    "TRANSPOSE_CONV": "AddTransposeConv",
-    "UNIDIRECTIONAL_SEQUENCE_LSTM": "AddUnidirectionalSequenceLSTM",
-    "UNPACK": "AddUnpack",
-    "VAR_HANDLE": "AddVarHandle",
-    "WHILE": "AddWhile",
-    "ZEROS_LIKE": "AddZerosLike",
-}
 
 
 @dataclass
 class ModelInfo:
     """Facts read from a .tflite flatbuffer without running it."""
 
-    ops: list[str]                 # builtin operator names in opcode-table order, e.g. CONV_2D
-    input_shape: tuple[int, ...]   # e.g. (1, 49, 40, 1)
-    input_dtype: str               # "int8"
+    ops: list[str]  # builtin operator names in opcode-table order, e.g. CONV_2D
+    input_shape: tuple[int, ...]  # e.g. (1, 49, 40, 1)
+    input_dtype: str  # "int8"
     input_scale: float
     input_zero_point: int
     output_shape: tuple[int, ...]
@@ -155,8 +58,10 @@ class ModelInfo:
 # --- flatbuffer inspection ---------------------------------------------------------------------
 def _check_tflite_bytes(data: bytes, where: str) -> None:
     if len(data) < 8 or data[4:8] != b"TFL3":
-        raise KwsError(f"{where}: not a TFLite flatbuffer (no 'TFL3' identifier); "
-                       f"pass the model_int8.tflite written by `kwstool quantize`")
+        raise KwsError(
+            f"{where}: not a TFLite flatbuffer (no 'TFL3' identifier); "
+            f"pass the model_int8.tflite written by `kwstool quantize`"
+        )
 
 
 def model_info(tflite: bytes, where: str = "model") -> ModelInfo:
@@ -168,8 +73,9 @@ def model_info(tflite: bytes, where: str = "model") -> ModelInfo:
     try:
         model = runtime.convert_bytearray_to_object(bytearray(tflite))
         names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
-        type_names = {v: k.lower() for k, v in vars(schema.TensorType).items()
-                      if not k.startswith("_")}
+        type_names = {
+            v: k.lower() for k, v in vars(schema.TensorType).items() if not k.startswith("_")
+        }
         ops = []
         for oc in model.operatorCodes or []:
             code = runtime.get_builtin_code_from_operator_code(oc)
@@ -180,8 +86,10 @@ def model_info(tflite: bytes, where: str = "model") -> ModelInfo:
                 ops.append(names.get(code, f"BUILTIN_{code}"))
         graph = model.subgraphs[0]
         if len(graph.inputs) != 1 or len(graph.outputs) != 1:
-            raise KwsError(f"{where}: model has {len(graph.inputs)} inputs and "
-                           f"{len(graph.outputs)} outputs; kwstool needs exactly one of each")
+            raise KwsError(
+                f"{where}: model has {len(graph.inputs)} inputs and "
+                f"{len(graph.outputs)} outputs; kwstool needs exactly one of each"
+            )
 
         def tensor(idx: int) -> tuple[tuple[int, ...], str, float, int]:
             t = graph.tensors[idx]
@@ -197,22 +105,20 @@ def model_info(tflite: bytes, where: str = "model") -> ModelInfo:
     except KwsError:
         raise
     except Exception as exc:  # malformed flatbuffer
-        raise KwsError(f"{where}: damaged TFLite flatbuffer ({type(exc).__name__}); "
-                       f"re-run `kwstool quantize`") from None
-    return ModelInfo(ops=ops, input_shape=ishape, input_dtype=itype, input_scale=iscale,
-                     input_zero_point=izp, output_shape=oshape, output_dtype=otype,
-                     output_scale=oscale, output_zero_point=ozp)
-
-
-def resolver_methods(ops: Sequence[str], where: str = "model") -> list[str]:
-    """MicroMutableOpResolver methods for ``ops`` (sorted, unique); unknown op -> KwsError."""
-    methods = set()
-    for op in ops:
-        if op not in TFLM_RESOLVER_METHODS:
-            raise KwsError(f"{where}: uses operator {op}, which TFLite-Micro has no kernel for; "
-                           f"change the layer that produces it in the model")
-        methods.add(TFLM_RESOLVER_METHODS[op])
-    return sorted(methods)
+        raise KwsError(
+            f"{where}: damaged TFLite flatbuffer ({type(exc).__name__}); re-run `kwstool quantize`"
+        ) from None
+    return ModelInfo(
+        ops=ops,
+        input_shape=ishape,
+        input_dtype=itype,
+        input_scale=iscale,
+        input_zero_point=izp,
+        output_shape=oshape,
+        output_dtype=otype,
+        output_scale=oscale,
+        output_zero_point=ozp,
+    )
 
 
 # --- running models ----------------------------------------------------------------------------
@@ -249,14 +155,17 @@ def to_model_input(features: np.ndarray, info: ModelInfo, raw: bool = False) -> 
     n = x.shape[0]
     per_clip = int(np.prod(info.input_shape[1:]))
     if int(np.prod(x.shape[1:])) != per_clip:
-        raise KwsError(f"model input {info.input_shape} does not take features of shape "
-                       f"{x.shape[1:]}; the model was made for other features")
+        raise KwsError(
+            f"model input {info.input_shape} does not take features of shape "
+            f"{x.shape[1:]}; the model was made for other features"
+        )
     if raw or (info.input_scale in (0.0, 1.0) and info.input_zero_point == 0):
         q = x.astype(np.int8)
     else:
-        q = np.clip(np.round(x.astype(np.float64) / info.input_scale) + info.input_zero_point,
-                    -128, 127).astype(np.int8)
-    return q.reshape((n, 1) + tuple(info.input_shape[1:]))
+        q = np.clip(
+            np.round(x.astype(np.float64) / info.input_scale) + info.input_zero_point, -128, 127
+        ).astype(np.int8)
+    return q.reshape((n, 1, *info.input_shape[1:]))
 
 
 def run_litert(tflite: bytes, inputs: np.ndarray) -> np.ndarray:
@@ -268,8 +177,11 @@ def run_litert(tflite: bytes, inputs: np.ndarray) -> np.ndarray:
     """
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
-    interp = Interpreter(model_content=tflite, num_threads=1,
-                         experimental_op_resolver_type=OpResolverType.BUILTIN_REF)
+    interp = Interpreter(
+        model_content=tflite,
+        num_threads=1,
+        experimental_op_resolver_type=OpResolverType.BUILTIN_REF,
+    )
     interp.allocate_tensors()
     i = interp.get_input_details()[0]["index"]
     o = interp.get_output_details()[0]
@@ -281,7 +193,7 @@ def run_litert(tflite: bytes, inputs: np.ndarray) -> np.ndarray:
     return out
 
 
-def _tflm_interpreter(tflite: bytes, arena_bytes: int, where: str):
+def _tflm_interpreter(tflite: bytes, arena_bytes: int, where: str) -> Any:
     from tflite_micro.python.tflite_micro import runtime
 
     with captured_stderr() as err:
@@ -292,16 +204,21 @@ def _tflm_interpreter(tflite: bytes, arena_bytes: int, where: str):
     text = err.getvalue()
     missing = re.search(r"Didn't find op for builtin opcode '([^']+)'", text)
     if missing:
-        raise KwsError(f"{where}: uses operator {missing.group(1)}, which the TFLite-Micro "
-                       f"interpreter has no kernel for; change the layer that produces it in "
-                       f"the model")
+        raise KwsError(
+            f"{where}: uses operator {missing.group(1)}, which the TFLite-Micro "
+            f"interpreter has no kernel for; change the layer that produces it in "
+            f"the model"
+        )
     last = next((ln.strip() for ln in reversed(text.splitlines()) if ln.strip()), "no message")
-    raise KwsError(f"{where}: TFLite-Micro could not load the model with a {arena_bytes}-byte "
-                   f"arena ({last}); re-run `kwstool quantize`")
+    raise KwsError(
+        f"{where}: TFLite-Micro could not load the model with a {arena_bytes}-byte "
+        f"arena ({last}); re-run `kwstool quantize`"
+    )
 
 
-def run_tflm(tflite: bytes, inputs: np.ndarray, arena_bytes: int | None = None,
-             where: str = "model") -> np.ndarray:
+def run_tflm(
+    tflite: bytes, inputs: np.ndarray, arena_bytes: int | None = None, where: str = "model"
+) -> np.ndarray:
     """int8 outputs ``(N, labels)`` of the TFLite-Micro interpreter, one clip per invoke."""
     arena = arena_bytes or max(2 * 1024 * 1024, 10 * len(tflite))
     interp = _tflm_interpreter(tflite, arena, where)
@@ -316,10 +233,12 @@ def run_tflm(tflite: bytes, inputs: np.ndarray, arena_bytes: int | None = None,
         except RuntimeError:
             failed = True
     if failed:
-        last = next((ln.strip() for ln in reversed(err.getvalue().splitlines()) if ln.strip()),
-                    "no message")
-        raise KwsError(f"{where}: TFLite-Micro failed to run the model ({last}); "
-                       f"re-run `kwstool quantize`")
+        last = next(
+            (ln.strip() for ln in reversed(err.getvalue().splitlines()) if ln.strip()), "no message"
+        )
+        raise KwsError(
+            f"{where}: TFLite-Micro failed to run the model ({last}); re-run `kwstool quantize`"
+        )
     return np.stack(rows) if rows else np.empty((0, 0), dtype=np.int8)
 
 
@@ -357,8 +276,10 @@ def recorded_arena(tflite: bytes, sample: np.ndarray, where: str = "model") -> i
         interp.print_allocations()
     found = re.search(r"Arena allocation total (\d+) bytes", err.getvalue())
     if not found:
-        raise KwsError(f"{where}: the installed tflite-micro did not report its arena use; "
-                       f"install the version pinned in pyproject.toml")
+        raise KwsError(
+            f"{where}: the installed tflite-micro did not report its arena use; "
+            f"install the version pinned in pyproject.toml"
+        )
     return int(found.group(1))
 
 
@@ -382,8 +303,10 @@ def measure_arena(tflite: bytes, sample: np.ndarray, where: str = "model") -> tu
         while not _arena_fits(model_file, sample_file, hi):
             lo, hi = hi, 2 * hi
             if hi > _ARENA_CEILING:
-                raise KwsError(f"{where}: TFLite-Micro cannot run the model even with a "
-                               f"{_ARENA_CEILING}-byte arena; the model is far too large")
+                raise KwsError(
+                    f"{where}: TFLite-Micro cannot run the model even with a "
+                    f"{_ARENA_CEILING}-byte arena; the model is far too large"
+                )
         lo, hi = lo // 16 * 16, (hi + 15) // 16 * 16
         while hi - lo > 16:
             mid = (lo + hi) // 32 * 16
@@ -392,29 +315,3 @@ def measure_arena(tflite: bytes, sample: np.ndarray, where: str = "model") -> tu
             else:
                 lo = mid
         return hi, True
-
-
-#: Largest output difference (int8 steps) accepted between TFLite-Micro and LiteRT; see
-#: :func:`check_parity`.
-
-
-def read_json(path: Path, hint: str) -> dict:
-    """A JSON file as a dict; a missing or unreadable file is a one-line KwsError with ``hint``."""
-    if not path.exists():
-        raise KwsError(f"{path}: not found; {hint}")
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise KwsError(f"{path}: unreadable JSON ({exc}); {hint}") from None
-
-
-def load_report(tflite_path: str | os.PathLike) -> dict:
-    """``quantize.json`` beside a .tflite, checked to describe that very file."""
-    p = Path(tflite_path)
-    report = read_json(p.with_name(REPORT_FILE), f"run `kwstool quantize` on the run folder "
-                        f"holding {p.name}, or pass --labels")
-    data = p.read_bytes()
-    if report.get("model_sha256") and report["model_sha256"] != hashlib.sha256(data).hexdigest():
-        raise KwsError(f"{p.with_name(REPORT_FILE)}: describes a different {p.name} (checksum "
-                       f"differs); re-run `kwstool quantize`")
-    return report

@@ -1,4 +1,8 @@
-"""The data stage: sources -> speaker-disjoint splits -> cached features (``kwstool prepare``)."""
+"""The data stage: sources -> speaker-disjoint splits -> cached features (``kwstool prepare``).
+
+Also the custom-wake-word helpers: :mod:`kwstool.data.record` (``kwstool record``) and
+:mod:`kwstool.data.synth` (``kwstool synth``).
+"""
 
 from kwstool.data.prepared import (
     PreparedData,

@@ -23,6 +23,8 @@ import numpy as np
 
 from kwstool.core.boards import BOARDS, Board, arena_margin, arena_total
 from kwstool.deploy.profile import LATENCY_MARGIN
+from kwstool.core.calibration import load_calibration
+from kwstool.core.recognizer import RECOGNIZER_DEFAULTS
 from kwstool.errors import KwsError
 
 HEADER_FILE = "kws_model_data.h"
@@ -31,11 +33,8 @@ DEFAULT_OUT = Path("firmware") / "src" / "model"
 #: The feature parameters the header states (the firmware static-asserts them).
 FEATURE_KEYS = ("sample_rate", "window_ms", "stride_ms", "num_channels", "num_frames")
 
-#: micro_speech's RecognizeCommands defaults, in time: the threshold is on the averaged score
-#: * 255 (one value for every label unless ``thresholds`` names some), and micro_speech's
-#: "minimum 3 results" at the default period of 100 ms is 200 ms of coverage.
-RECOGNIZER_DEFAULTS = {"average_window_ms": 1000, "threshold": 200, "suppression_ms": 1500,
-                       "minimum_coverage_ms": 200}
+#: micro_speech's RecognizeCommands defaults, in time (kwstool.core.recognizer, shared with
+#: `kwstool listen` and `stream-eval`).
 #: The live loop runs the model every this many ms of audio unless export is told otherwise:
 #: the smallest multiple of the stride >= 100 ms (kws_recognizer covers 50..3000 ms windows).
 MIN_DEFAULT_PERIOD_MS = 100
@@ -354,7 +353,9 @@ def export(run_dir: str | os.PathLike, out_dir: str | os.PathLike = DEFAULT_OUT,
     timing = check_timing(tflite, target.name, str(tflite_path), stride, inference_period_ms,
                           force)
 
-    header = render_header(report, model_name, sha256, len(tflite), target, dict(recognizer or {}),
+    # stream-eval --calibrate's per-label thresholds (RUN/calibration.json), then the caller's
+    rec = {**(load_calibration(tflite_path) or {}), **(recognizer or {})}
+    header = render_header(report, model_name, sha256, len(tflite), target, rec,
                            timing["period_ms"], timing)
     source = render_source(tflite, list(report["labels"]), model_name, sha256)
     out = Path(out_dir)

@@ -41,6 +41,8 @@ class HardNegatives:
     pool: np.ndarray = field(default_factory=lambda: np.empty((0, NUM_FRAMES, NUM_CHANNELS), np.int8))
     history: list[dict[str, Any]] = field(default_factory=list)
 
+    needs_model = True  # train() calls it (rng, epoch, model)
+
     @property
     def per_epoch(self) -> int:
         """Examples one call returns once the pool is full (for the learning-rate schedule)."""

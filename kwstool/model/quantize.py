@@ -2,13 +2,9 @@
 
 ``quantize(run_dir)`` reads ``best.keras`` from a run folder (``kwstool train`` output) and
 
-1. converts it with :class:`tf.lite.TFLiteConverter` to a full-integer int8 model (int8 input and
-   output, int8 builtin kernels only). The representative set is drawn (seeded) from the training
-   split; its first sample carries one feature value -128 and one 127, so the input tensor's
-   calibrated range is exactly the int8 feature range: scale 1.0, zero point 0 (the board then
-   feeds its int8 features unchanged). The actual values are read back and recorded. The
-   batch is fixed at 1 (no shape arithmetic in the graph) and tensor names are stripped
-   (:func:`strip_names`; often a third of the file, never read by TFLite-Micro).
+1. converts it to a full-integer int8 model (:mod:`kwstool.model.convert`: int8 input and
+   output, int8 builtin kernels only, input range pinned to scale 1.0 / zero point 0, names
+   stripped); the actual input/output quantization is read back and recorded.
 2. lists the model's operators from the flatbuffer and maps each to the
    ``tflite::MicroMutableOpResolver`` method the firmware calls; an operator TFLite-Micro has no
    kernel for is a one-line error naming it.
@@ -25,236 +21,196 @@
 5. computes top-1 accuracy on validation and test: float (Keras) and int8 (TFLite-Micro's
    outputs, i.e. the board's arithmetic).
 
-It writes ``model_int8.tflite`` and then ``quantize.json`` (the commit point), both atomically.
-The interpreter helpers it uses live a floor below, in :mod:`kwstool.core.tflite`.
+It writes ``model_int8.tflite`` and then ``quantize.json`` (the commit point, a
+:class:`~kwstool.core.artifacts.QuantizeReport`), both atomically. The interpreter helpers it
+uses live a floor below, in :mod:`kwstool.core.tflite`.
 """
 
 from __future__ import annotations
 
-import contextlib
+import dataclasses
 import hashlib
-import io
 import os
-import warnings
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from kwstool.core.artifacts import (
+    ArenaMeasurement,
+    JsonDict,
+    Parity,
+    QuantizeReport,
+    Representative,
+    RunConfig,
+    TensorSpec,
+    load_config,
+)
 from kwstool.core.tflite import (
     MODEL_FILE,
     REPORT_FILE,
-    captured_stderr,
+    ModelInfo,
     load_report,
     measure_arena,
     model_info,
-    read_json,
     resolver_methods,
     run_litert,
     run_tflm,
     to_model_input,
 )
-from kwstool.core import tfenv
 from kwstool.errors import KwsError
+from kwstool.model.convert import (
+    REPRESENTATIVE_COUNT,
+    convert,
+    float_outputs,
+    load_keras,
+    representative_features,
+    strip_names,
+)
+from kwstool.model.parity import check_parity, compare_outputs
 
-__all__ = ["MODEL_FILE", "REPORT_FILE", "load_report", "quantize", "convert"]
+if TYPE_CHECKING:
+    from kwstool.data.prepared import PreparedData
+
+__all__ = [
+    "MODEL_FILE",
+    "REPORT_FILE",
+    "REPRESENTATIVE_COUNT",
+    "QuantizeResult",
+    "convert",
+    "load_report",
+    "quantize",
+    "representative_features",
+    "strip_names",
+]
 
 KERAS_FILE = "best.keras"
+CHECKED_SPLITS = ("validation", "test")
+ARENA_METHOD = (
+    "TFLite-Micro recording allocator total after one invoke (host build, 64-bit), "
+    "confirmed in a child interpreter"
+)
 
-#: Representative samples drawn from the training split (plus the range-setting first one).
-REPRESENTATIVE_COUNT = 300
 
 # --- results -----------------------------------------------------------------------------------
 @dataclass
 class QuantizeResult:
-    """What ``quantize`` wrote and measured (``quantize.json`` holds the same figures)."""
+    """What ``quantize`` wrote and measured: ``record`` is ``quantize.json``'s record."""
 
     run_dir: Path
     tflite_path: Path
     json_path: Path
-    model_bytes: int
-    arena_bytes: int
-    ops: list[str]
-    resolver_methods: list[str]
-    input: dict
-    output: dict
-    labels: list[str]
-    accuracy: dict
-    tflm_matches_litert: bool
-    compared: int
-    report: dict = field(repr=False, default_factory=dict)
+    record: QuantizeReport
+
+    @property
+    def report(self) -> JsonDict:
+        """``quantize.json`` as written (a plain dict)."""
+        return self.record.to_dict()
+
+    @property
+    def model_bytes(self) -> int:
+        return self.record.model_bytes
+
+    @property
+    def arena_bytes(self) -> int:
+        return self.record.arena_bytes
+
+    @property
+    def ops(self) -> list[str]:
+        return self.record.ops
+
+    @property
+    def input(self) -> JsonDict:
+        return dataclasses.asdict(self.record.input)
+
+    @property
+    def output(self) -> JsonDict:
+        return dataclasses.asdict(self.record.output)
+
+    @property
+    def accuracy(self) -> dict[str, dict[str, float | None]]:
+        return self.record.accuracy
+
+    @property
+    def tflm_matches_litert(self) -> bool:
+        return self.record.tflm_matches_litert
+
+    @property
+    def compared(self) -> int:
+        return self.record.parity.clips
 
 
-PARITY_MAX_LSB = 1
-ROUNDING_NOTE = ("LiteRT's PyPI build requantizes some layers (seen in FULLY_CONNECTED) with a "
-                 "single rounding step where TFLite-Micro, like CMSIS-NN on the board, rounds "
-                 "twice; the two can differ by one step at a rounding tie")
+# --- the steps ---------------------------------------------------------------------------------
+@dataclass
+class _Job:
+    """What one quantize run works from: the run's config and the prepared data it names."""
+
+    run: Path
+    config: RunConfig
+    data_dir: Path
+    data: PreparedData
 
 
-def compare_outputs(tflm: np.ndarray, litert: np.ndarray) -> dict:
-    """Agreement figures of two int8 output arrays ``(N, labels)``."""
-    diff = np.abs(tflm.astype(np.int32) - litert.astype(np.int32))
-    same_clip = ~np.any(diff, axis=1)
-    same_top1 = np.argmax(tflm, axis=1) == np.argmax(litert, axis=1)
-    stats = {
-        "clips": int(len(tflm)),
-        "identical_clips": int(np.sum(same_clip)),
-        "max_abs_diff": int(diff.max()) if diff.size else 0,
-        "top1_agreement": round(float(np.mean(same_top1)), 6) if len(tflm) else 1.0,
-    }
-    if stats["identical_clips"] != stats["clips"]:
-        stats["note"] = (f"{stats['clips'] - stats['identical_clips']} of {stats['clips']} clips "
-                         f"differ by at most {stats['max_abs_diff']} int8 step(s): {ROUNDING_NOTE}")
-    return stats
+def _open_job(run_dir: str | os.PathLike[str], data_dir: str | os.PathLike[str] | None) -> _Job:
+    """The run's validated ``config.json`` and its prepared data, checked to belong together."""
+    from kwstool.data import load_prepared
+
+    run = Path(run_dir)
+    keras_path = run / KERAS_FILE
+    if not keras_path.exists():
+        raise KwsError(f"{keras_path}: not found; train a model into {run} first (`kwstool train`)")
+    config = load_config(run)
+    data_path = Path(data_dir) if data_dir is not None else Path(config.data.path)
+    data = load_prepared(data_path)
+    if list(data.labels) != config.labels:
+        raise KwsError(
+            f"{data_path}: labels {list(data.labels)} differ from the model's "
+            f"{config.labels} in {run / 'config.json'}; pass the data the model was "
+            f"trained on"
+        )
+    if data.manifest.get("features") != config.features:
+        raise KwsError(
+            f"{data_path}: features differ from those the model in {run} was trained "
+            f"on; re-run `kwstool prepare --force` with this kwstool"
+        )
+    return _Job(run=run, config=config, data_dir=data_path, data=data)
 
 
-def check_parity(stats: dict, strict: bool, where: str) -> None:
-    """Fail unless TFLite-Micro and LiteRT agree.
-
-    Bit-identical outputs pass. Otherwise a difference of at most :data:`PARITY_MAX_LSB` int8
-    step passes (and is recorded) unless ``strict``: that is the known requantization-rounding
-    difference between the two builds, not a portability problem. Anything larger fails.
-    """
-    if stats["identical_clips"] == stats["clips"]:
-        return
-    differ = stats["clips"] - stats["identical_clips"]
-    if strict or stats["max_abs_diff"] > PARITY_MAX_LSB:
-        raise KwsError(f"{where}: TFLite-Micro and LiteRT outputs differ on {differ} of "
-                       f"{stats['clips']} clips (max difference {stats['max_abs_diff']}); "
-                       + ("the int8 model does not run the same in TFLite-Micro, report this "
-                          "with the run folder" if stats["max_abs_diff"] > PARITY_MAX_LSB
-                          else "only rounding ties (re-run without --strict to accept them)"))
+def _convert_checked(model: Any, rep: np.ndarray, where: str) -> tuple[bytes, ModelInfo]:
+    """int8 TFLite bytes and their facts; the tensors must be int8 and every op in TFLite-Micro."""
+    tflite = convert(model, rep)
+    info = model_info(tflite, where)
+    resolver_methods(info.ops, where)
+    if info.input_dtype != "int8" or info.output_dtype != "int8":
+        raise KwsError(
+            f"{where}: converter produced {info.input_dtype} input / "
+            f"{info.output_dtype} output, expected int8; re-run `kwstool quantize`"
+        )
+    return tflite, info
 
 
-# --- conversion --------------------------------------------------------------------------------
-def representative_features(train_features: np.ndarray, count: int = REPRESENTATIVE_COUNT,
-                            seed: int = 0) -> np.ndarray:
-    """A seeded draw of ``count`` training clips; the first gets one -128 and one 127 value.
-
-    Those two extreme values make the calibrated input range exactly -128..127 (scale 1.0, zero
-    point 0) without shifting the ranges the rest of the network sees.
-    """
-    feats = np.asarray(train_features)
-    if len(feats) == 0:
-        raise KwsError("training split is empty; cannot draw a representative set")
-    rng = np.random.default_rng(seed)
-    idx = rng.choice(len(feats), size=min(count, len(feats)), replace=False)
-    rep = feats[np.sort(idx)].astype(np.int8).copy()
-    rep[0, 0, 0] = -128
-    rep[0, 0, 1] = 127
-    return rep
-
-
-def convert(model, representative: np.ndarray) -> bytes:
-    """Full-integer int8 TFLite bytes of a Keras ``model`` calibrated on ``representative``,
-    names stripped (:func:`strip_names`)."""
-    tfenv.quiet()
-    import tensorflow as tf
-
-    shape = (1,) + tuple(int(d) for d in model.input_shape[1:])
-    rep = np.asarray(representative, dtype=np.float32)
-
-    def dataset():
-        for x in rep:
-            yield [x.reshape(shape)]
-
-    # A fixed batch of 1 (as on the board) keeps shape arithmetic for a dynamic batch
-    # (SHAPE/STRIDED_SLICE/PACK) out of the graph.
-    import keras
-
-    fixed_input = keras.Input(batch_shape=shape, name="features")
-    fixed = keras.Model(fixed_input, model(fixed_input, training=False), name=model.name)
-    converter = tf.lite.TFLiteConverter.from_keras_model(fixed)
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    converter.representative_dataset = dataset
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    converter.inference_input_type = tf.int8
-    converter.inference_output_type = tf.int8
-    # The Keras exporter prints its signature and the converter its settings: keep them quiet.
-    with contextlib.redirect_stdout(io.StringIO()), captured_stderr(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # "Statistics for quantized inputs were expected": fine
-        try:
-            tflite = bytes(converter.convert())
-        except Exception as exc:
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            raise KwsError(f"TFLite converter failed ({first[:300]}); the model uses a layer "
-                           f"without an int8 TFLite kernel, change it in the model") from None
-    return strip_names(tflite)
-
-
-def strip_names(tflite: bytes) -> bytes:
-    """The model without its tensor/subgraph names and signatures (often a third of the file).
-
-    TFLite-Micro never reads these strings; on the board they would only take flash. The
-    flatbuffer is rebuilt with every weight buffer 16-byte aligned, as the converter writes it;
-    that is checked, and the original is returned should any buffer end up misaligned.
-    """
-    import flatbuffers
-    from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema
-
-    class AlignedBuffer(schema.BufferT):
-        def Pack(self, builder):  # noqa: N802 - flatbuffers' naming
-            data = None
-            if self.data is not None and len(self.data):
-                payload = np.asarray(self.data, dtype=np.uint8).tobytes()
-                builder.StartVector(1, len(payload), 16)
-                builder.head -= len(payload)
-                builder.Bytes[builder.head:builder.head + len(payload)] = payload
-                data = builder.EndVector()
-            schema.BufferStart(builder)
-            if data is not None:
-                schema.BufferAddData(builder, data)
-            schema.BufferAddOffset(builder, self.offset)
-            schema.BufferAddSize(builder, self.size)
-            return schema.BufferEnd(builder)
-
-    model = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(bytearray(tflite), 0))
-    model.description = None
-    model.signatureDefs = None
-    for graph in model.subgraphs:
-        graph.name = None
-        for tensor in graph.tensors:
-            tensor.name = None
-    for i, buf in enumerate(model.buffers or []):
-        aligned = AlignedBuffer()
-        aligned.data, aligned.offset, aligned.size = buf.data, buf.offset, buf.size
-        model.buffers[i] = aligned
-    builder = flatbuffers.Builder(len(tflite))
-    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
-    out = bytearray(builder.Output())
-    base = np.frombuffer(out, dtype=np.uint8).__array_interface__["data"][0]
-    check = schema.Model.GetRootAsModel(out, 0)
-    for i in range(check.BuffersLength()):
-        buf = check.Buffers(i)
-        if buf.DataLength() and (buf.DataAsNumpy().__array_interface__["data"][0] - base) % 16:
-            return tflite
-    return bytes(out)
-
-
-def _load_keras(path: Path):
-    tfenv.quiet()
-    import keras
-
-    from kwstool.model.zoo import register_custom_layers
-
-    try:
-        return keras.models.load_model(path, compile=False, custom_objects=register_custom_layers())
-    except Exception as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise KwsError(f"{path}: cannot load the Keras model ({first[:200]}); "
-                       f"re-run `kwstool train`") from None
-
-
-def float_outputs(model, features: np.ndarray, batch: int = 256) -> np.ndarray:
-    """Float model outputs for int8 features (fed as their float values)."""
-    shape = tuple(int(d) for d in model.input_shape[1:])
-    out = []
-    for s in range(0, len(features), batch):
-        x = np.asarray(features[s:s + batch], dtype=np.float32).reshape((-1,) + shape)
-        out.append(np.asarray(model(x, training=False)))
-    n_out = int(model.output_shape[-1])
-    return np.concatenate(out) if out else np.empty((0, n_out), dtype=np.float32)
+def _run_both(
+    tflite: bytes,
+    inputs: dict[str, np.ndarray],
+    strict: bool,
+    where: str,
+    say: Callable[[str], None],
+) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """TFLite-Micro's outputs per split, and their agreement with LiteRT (checked)."""
+    say("running LiteRT (int8, reference kernels) on validation and test")
+    litert = {name: run_litert(tflite, x) for name, x in inputs.items()}
+    say("running TFLite-Micro on the same clips")
+    tflm = {name: run_tflm(tflite, x, where=where) for name, x in inputs.items()}
+    parity = compare_outputs(
+        np.concatenate([tflm[s] for s in CHECKED_SPLITS]),
+        np.concatenate([litert[s] for s in CHECKED_SPLITS]),
+    )
+    check_parity(parity, strict, where)
+    if parity["identical_clips"] != parity["clips"]:
+        say(f"note: {parity['note']}")
+    return tflm, parity
 
 
 def _top1(scores: np.ndarray, labels: np.ndarray) -> float | None:
@@ -263,18 +219,98 @@ def _top1(scores: np.ndarray, labels: np.ndarray) -> float | None:
     return round(float(np.mean(np.argmax(scores, axis=1) == labels)), 6)
 
 
+def _accuracy(
+    model: Any, data: PreparedData, tflm: dict[str, np.ndarray]
+) -> dict[str, dict[str, float | None]]:
+    """Top-1 of the float (Keras) model and of the int8 model (TFLite-Micro) per checked split."""
+    accuracy: dict[str, dict[str, float | None]] = {"float": {}, "int8": {}}
+    for name in CHECKED_SPLITS:
+        split = data.split(name)
+        y = np.asarray(split.labels, dtype=np.int64)
+        accuracy["float"][name] = _top1(float_outputs(model, split.features), y)
+        accuracy["int8"][name] = _top1(tflm[name].astype(np.int32), y)
+    return accuracy
+
+
+def _tensor(shape: tuple[int, ...], dtype: str, scale: float, zero_point: int) -> TensorSpec:
+    return TensorSpec(shape=list(shape), dtype=dtype, scale=scale, zero_point=zero_point)
+
+
+def build_report(
+    job: _Job,
+    tflite: bytes,
+    info: ModelInfo,
+    arena: tuple[int, bool],
+    rep_count: int,
+    accuracy: dict[str, dict[str, float | None]],
+    parity: dict[str, Any],
+) -> QuantizeReport:
+    """The ``quantize.json`` record of a converted, checked and measured model."""
+    from tflite_micro.python.tflite_micro import _version as tflm_version
+
+    from kwstool import __version__
+    from kwstool.deploy.profile import latency_report
+
+    return QuantizeReport(
+        kwstool_version=__version__,
+        model=job.config.model,
+        model_file=MODEL_FILE,
+        model_bytes=len(tflite),
+        model_sha256=hashlib.sha256(tflite).hexdigest(),
+        arena_bytes=arena[0],
+        arena_measurement=ArenaMeasurement(method=ARENA_METHOD, verified_minimal=arena[1]),
+        ops=list(info.ops),
+        op_resolver=resolver_methods(info.ops),
+        input=_tensor(info.input_shape, info.input_dtype, info.input_scale, info.input_zero_point),
+        output=_tensor(
+            info.output_shape, info.output_dtype, info.output_scale, info.output_zero_point
+        ),
+        input_spans_int8=info.input_scale == 1.0 and info.input_zero_point == 0,
+        labels=list(job.config.labels),
+        features=dict(job.config.features),
+        data_dir=str(job.data_dir),
+        representative=Representative(
+            split="train",
+            count=rep_count,
+            seed=job.config.seed,
+            range_sample="first clip holds one -128 and one 127",
+        ),
+        accuracy=accuracy,
+        tflm_matches_litert=parity["identical_clips"] == parity["clips"],
+        parity=Parity(
+            **parity,
+            litert_kernels="reference (BUILTIN_REF)",
+            tflite_micro_version=str(tflm_version.__version__),
+        ),
+        latency=latency_report(tflite, MODEL_FILE),
+    )
+
+
+def _write(run: Path, tflite: bytes, report: QuantizeReport) -> tuple[Path, Path]:
+    """``model_int8.tflite``, then ``quantize.json`` (the commit point), both atomically."""
+    from kwstool.fileio import write_bytes
+
+    tflite_path, json_path = run / MODEL_FILE, run / REPORT_FILE
+    try:
+        write_bytes(tflite_path, tflite)
+        report.to_json(json_path)  # last: the commit point
+    except OSError as exc:
+        raise KwsError(
+            f"{run}: cannot write {MODEL_FILE}/{REPORT_FILE} ({exc.strerror or exc}); "
+            f"make the run folder writable"
+        ) from None
+    return tflite_path, json_path
+
+
 # --- the command -------------------------------------------------------------------------------
-def _config_data_dir(config: dict) -> Path | None:
-    """The prepared-data folder a run was trained on (``config.json`` ``data.path``)."""
-    value = config.get("data")
-    if isinstance(value, dict):
-        value = value.get("path")
-    return Path(value) if isinstance(value, str) and value else None
-
-
-def quantize(run_dir: str | os.PathLike, data_dir: str | os.PathLike | None = None, *,
-             representative_count: int = REPRESENTATIVE_COUNT, strict: bool = False,
-             log: Callable[[str], None] | None = None) -> QuantizeResult:
+def quantize(
+    run_dir: str | os.PathLike[str],
+    data_dir: str | os.PathLike[str] | None = None,
+    *,
+    representative_count: int = REPRESENTATIVE_COUNT,
+    strict: bool = False,
+    log: Callable[[str], None] | None = None,
+) -> QuantizeResult:
     """Convert ``run_dir/best.keras`` to int8 TFLite, check it in TFLM and LiteRT, measure it.
 
     ``data_dir`` defaults to the prepared-data folder named in ``run_dir/config.json``. Every
@@ -283,121 +319,36 @@ def quantize(run_dir: str | os.PathLike, data_dir: str | os.PathLike | None = No
     TFLite-Micro's (the board's arithmetic). Writes ``model_int8.tflite`` and ``quantize.json``
     into ``run_dir``.
     """
-    from kwstool import __version__
-    from kwstool.data import load_prepared
-    from kwstool.fileio import write_bytes, write_json
-
     say = log or (lambda _msg: None)
-    run = Path(run_dir)
-    keras_path = run / KERAS_FILE
-    if not keras_path.exists():
-        raise KwsError(f"{keras_path}: not found; train a model into {run} first (`kwstool train`)")
-    config = read_json(run / "config.json", f"train a model into {run} first (`kwstool train`)")
-    if data_dir is None:
-        data_dir = _config_data_dir(config)
-        if data_dir is None:
-            raise KwsError(f"{run / 'config.json'}: names no prepared-data folder; "
-                           f"pass it with `kwstool quantize {run} --data DATA`")
-    data_dir = Path(data_dir)
-    data = load_prepared(data_dir)
-    labels = list(config.get("labels") or data.labels)
-    if list(data.labels) != labels:
-        raise KwsError(f"{data_dir}: labels {list(data.labels)} differ from the model's {labels} "
-                       f"in {run / 'config.json'}; pass the data the model was trained on")
-    features_params = config.get("features") or data.manifest.get("features")
-    if data.manifest.get("features") and features_params != data.manifest.get("features"):
-        raise KwsError(f"{data_dir}: features differ from those the model in {run} was trained "
-                       f"on; re-run `kwstool prepare` with this kwstool")
-    seed = int(config.get("seed", 0) or 0)
-
+    job = _open_job(run_dir, data_dir)
+    keras_path = job.run / KERAS_FILE
     say(f"loading {keras_path}")
-    model = _load_keras(keras_path)
-    if int(model.output_shape[-1]) != len(labels):
-        raise KwsError(f"{keras_path}: model has {model.output_shape[-1]} outputs but the run has "
-                       f"{len(labels)} labels; re-run `kwstool train`")
-    train = data.split("train")
-    rep = representative_features(train.features, representative_count, seed)
+    model = load_keras(keras_path)
+    if int(model.output_shape[-1]) != len(job.config.labels):
+        raise KwsError(
+            f"{keras_path}: model has {model.output_shape[-1]} outputs but the run has "
+            f"{len(job.config.labels)} labels; re-run `kwstool train`"
+        )
+    rep = representative_features(
+        job.data.split("train").features, representative_count, job.config.seed
+    )
     say(f"converting to int8 TFLite ({len(rep)} representative clips)")
-    tflite = convert(model, rep)
-    where = str(run / MODEL_FILE)
-    info = model_info(tflite, where)
-    methods = resolver_methods(info.ops, where)
-    if info.input_dtype != "int8" or info.output_dtype != "int8":
-        raise KwsError(f"{where}: converter produced {info.input_dtype} input / "
-                       f"{info.output_dtype} output, expected int8; re-run `kwstool quantize`")
-
-    splits = {name: data.split(name) for name in ("validation", "test")}
-    inputs = {name: to_model_input(s.features, info) for name, s in splits.items()}
+    where = str(job.run / MODEL_FILE)
+    tflite, info = _convert_checked(model, rep, where)
+    inputs = {s: to_model_input(job.data.split(s).features, info) for s in CHECKED_SPLITS}
     if sum(len(x) for x in inputs.values()) == 0:
-        raise KwsError(f"{data_dir}: validation and test splits are empty; nothing to check the "
-                       f"model on, prepare more data")
-    say("running LiteRT (int8, reference kernels) on validation and test")
-    litert = {name: run_litert(tflite, x) for name, x in inputs.items()}
-    say("running TFLite-Micro on the same clips")
-    tflm = {name: run_tflm(tflite, x, where=where) for name, x in inputs.items()}
-    parity = compare_outputs(np.concatenate([tflm["validation"], tflm["test"]]),
-                             np.concatenate([litert["validation"], litert["test"]]))
-    check_parity(parity, strict, where)
-    if parity["identical_clips"] != parity["clips"]:
-        say(f"note: {parity['note']}")
+        raise KwsError(
+            f"{job.data_dir}: validation and test splits are empty; nothing to check "
+            f"the model on, prepare more data"
+        )
+    tflm, parity = _run_both(tflite, inputs, strict, where, say)
     say("measuring the TFLite-Micro arena")
     sample = inputs["validation"][0] if len(inputs["validation"]) else inputs["test"][0]
-    arena, arena_minimal = measure_arena(tflite, sample, where)
-
+    arena = measure_arena(tflite, sample, where)
     say("float accuracy (Keras)")
-    accuracy: dict = {"float": {}, "int8": {}}
-    for name, s in splits.items():
-        y = np.asarray(s.labels, dtype=np.int64)
-        accuracy["float"][name] = _top1(float_outputs(model, s.features), y)
-        accuracy["int8"][name] = _top1(tflm[name].astype(np.int32), y)
-
-    from tflite_micro.python.tflite_micro import _version as tflm_version
-
-    from kwstool.deploy.profile import latency_report
-
-    report = {
-        "format": 1,
-        "kwstool_version": __version__,
-        "model": config.get("model"),
-        "model_file": MODEL_FILE,
-        "model_bytes": len(tflite),
-        "model_sha256": hashlib.sha256(tflite).hexdigest(),
-        "arena_bytes": arena,
-        "arena_measurement": {
-            "method": "TFLite-Micro recording allocator total after one invoke (host build, "
-                      "64-bit), confirmed in a child interpreter",
-            "verified_minimal": arena_minimal},
-        "ops": list(info.ops),
-        "op_resolver": methods,
-        "input": {"shape": list(info.input_shape), "dtype": info.input_dtype,
-                  "scale": info.input_scale, "zero_point": info.input_zero_point},
-        "output": {"shape": list(info.output_shape), "dtype": info.output_dtype,
-                   "scale": info.output_scale, "zero_point": info.output_zero_point},
-        "input_spans_int8": info.input_scale == 1.0 and info.input_zero_point == 0,
-        "labels": labels,
-        "features": features_params,
-        "data_dir": str(data_dir),
-        "representative": {"split": "train", "count": int(len(rep)), "seed": seed,
-                           "range_sample": "first clip holds one -128 and one 127"},
-        "accuracy": accuracy,
-        "tflm_matches_litert": parity["identical_clips"] == parity["clips"],
-        "parity": {**parity, "litert_kernels": "reference (BUILTIN_REF)",
-                   "tflite_micro_version": tflm_version.__version__},
-        "latency": latency_report(tflite, where),
-    }
-    tflite_path = run / MODEL_FILE
-    json_path = run / REPORT_FILE
-    try:
-        write_bytes(tflite_path, tflite)
-        write_json(json_path, report)  # last: the commit point
-    except OSError as exc:
-        raise KwsError(f"{run}: cannot write {MODEL_FILE}/{REPORT_FILE} ({exc.strerror or exc}); "
-                       f"make the run folder writable") from None
-    return QuantizeResult(run_dir=run, tflite_path=tflite_path, json_path=json_path,
-                          model_bytes=len(tflite), arena_bytes=arena, ops=list(info.ops),
-                          resolver_methods=methods, input=report["input"], output=report["output"],
-                          labels=labels, accuracy=accuracy,
-                          tflm_matches_litert=report["tflm_matches_litert"],
-                          compared=parity["clips"], report=report)
-
-
+    accuracy = _accuracy(model, job.data, tflm)
+    report = build_report(job, tflite, info, arena, len(rep), accuracy, parity)
+    tflite_path, json_path = _write(job.run, tflite, report)
+    return QuantizeResult(
+        run_dir=job.run, tflite_path=tflite_path, json_path=json_path, record=report
+    )

@@ -108,6 +108,10 @@ class StreamWindows:
         if len(self.keyword_idx) == 0:
             raise ValueError("stream windows need voiced keyword clips in the training split")
 
+    @property
+    def per_epoch(self) -> int:
+        return self.count
+
     def __call__(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         feats: list[np.ndarray] = []
         labels: list[int] = []

@@ -41,7 +41,8 @@ Models:
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
+from typing import Any
 
 from kwstool.core import tfenv
 from kwstool.core.contract import SHAPE
@@ -55,7 +56,7 @@ DEFAULT_MODEL = "ds_tcn"
 BN_MOMENTUM = 0.9
 
 
-def _layers():
+def _layers() -> Any:
     # Imported lazily so `import kwstool.model.zoo` (and the CLI's --help) does not load TensorFlow.
     tfenv.quiet()
     import keras
@@ -63,29 +64,32 @@ def _layers():
     return keras, keras.layers
 
 
-def _input(batch_size: int | None):
+def _input(batch_size: int | None) -> Any:
     keras, layers = _layers()
     inputs = keras.Input(shape=INPUT_SHAPE, batch_size=batch_size, name="features")
     return inputs, layers.Rescaling(INPUT_SCALE, name="input_scale")(inputs)
 
 
-def _bn(name: str):
+def _bn(name: str) -> Any:
     """BatchNorm with momentum 0.9: the moving statistics settle within a few hundred steps,
     which matters on small keyword datasets (Keras' default 0.99 needs thousands)."""
     _, layers = _layers()
     return layers.BatchNormalization(momentum=BN_MOMENTUM, name=name)
 
 
-def _conv_bn_relu(x, filters: int, kernel, strides=(1, 1), name: str = "conv"):
+def _conv_bn_relu(
+    x: Any, filters: int, kernel: Any, strides: Any = (1, 1), name: str = "conv"
+) -> Any:
     """Conv (no bias) -> BatchNorm -> ReLU: the converter folds the BN into the conv."""
     _, layers = _layers()
-    x = layers.Conv2D(filters, kernel, strides=strides, padding="same", use_bias=False,
-                      name=f"{name}")(x)
+    x = layers.Conv2D(
+        filters, kernel, strides=strides, padding="same", use_bias=False, name=f"{name}"
+    )(x)
     x = _bn(name=f"{name}_bn")(x)
     return layers.ReLU(name=f"{name}_relu")(x)
 
 
-def _global_average(x, name: str = "pool"):
+def _global_average(x: Any, name: str = "pool") -> Any:
     """Average over time and frequency to a 1x1 map (one AVERAGE_POOL_2D).
 
     Not GlobalAveragePooling2D, whose MEAN op would be one more int8 kernel that has to match
@@ -95,7 +99,7 @@ def _global_average(x, name: str = "pool"):
     return layers.AveragePooling2D(pool_size=tuple(x.shape[1:3]), name=name)(x)
 
 
-def _classifier(x, num_labels: int, dropout: float, name: str = "classifier"):
+def _classifier(x: Any, num_labels: int, dropout: float, name: str = "classifier") -> Any:
     """The fully connected output layer, written as a convolution over the whole map, + softmax.
 
     A ``Conv2D`` whose kernel covers the whole (time, frequency) map is exactly a dense layer on
@@ -113,21 +117,22 @@ def _classifier(x, num_labels: int, dropout: float, name: str = "classifier"):
 
 
 # --- tiny_conv ---------------------------------------------------------------------------------
-def tiny_conv(num_labels: int, batch_size: int | None = None):
+def tiny_conv(num_labels: int, batch_size: int | None = None) -> Any:
     """micro_speech's "tiny_conv": conv 8@10x8 stride 2 + ReLU, dropout, fully connected.
 
     About 4k weights per label (25x20x8 inputs to the final layer), a few hundred kMACs.
     """
     keras, layers = _layers()
     inputs, x = _input(batch_size)
-    x = layers.Conv2D(8, (10, 8), strides=(2, 2), padding="same", activation="relu",
-                      name="conv")(x)
+    x = layers.Conv2D(8, (10, 8), strides=(2, 2), padding="same", activation="relu", name="conv")(x)
     outputs = _classifier(x, num_labels, dropout=0.5)  # over the whole 25x20x8 map
     return keras.Model(inputs, outputs, name="tiny_conv")
 
 
 # --- ds_cnn ------------------------------------------------------------------------------------
-def ds_cnn(num_labels: int, batch_size: int | None = None, filters: int = 64, blocks: int = 4):
+def ds_cnn(
+    num_labels: int, batch_size: int | None = None, filters: int = 64, blocks: int = 4
+) -> Any:
     """Hello Edge DS-CNN, "small" (MLPerf Tiny): conv 64@10x4 stride 2, 4 x (DW 3x3 + PW 1x1).
 
     Each stage is conv -> BN -> ReLU. With 40 mel channels the feature map is 25x20x64; the head
@@ -147,12 +152,12 @@ def ds_cnn(num_labels: int, batch_size: int | None = None, filters: int = 64, bl
     return keras.Model(inputs, outputs, name="ds_cnn")
 
 
-def _frequency_stride_layer():
+def _frequency_stride_layer() -> Any:
     """The Keras layer class behind :func:`FrequencyStride` (built lazily: no TF at import)."""
     import keras
 
     @keras.saving.register_keras_serializable(package="kwstool")
-    class FrequencyStrideLayer(keras.layers.Layer):
+    class FrequencyStrideLayer(keras.layers.Layer):  # type: ignore[misc]  # keras is untyped
         """Keep every ``stride``-th frequency bin of a stride-1 "same" convolution's output.
 
         ``conv(stride=(1, s))`` equals ``conv(stride=1)`` sampled at ``offset::s`` along
@@ -162,7 +167,7 @@ def _frequency_stride_layer():
         TFLite-Micro support; the slice becomes one cheap STRIDED_SLICE op.
         """
 
-        def __init__(self, stride: int, kernel: int, **kwargs):
+        def __init__(self, stride: int, kernel: int, **kwargs: Any) -> None:
             super().__init__(**kwargs)
             self.stride = int(stride)
             self.kernel = int(kernel)
@@ -172,23 +177,23 @@ def _frequency_stride_layer():
             pad_total = max((out - 1) * self.stride + self.kernel - width, 0)
             return (self.kernel - 1) // 2 - pad_total // 2
 
-        def call(self, x):
+        def call(self, x: Any) -> Any:
             return x[:, :, self._offset(int(x.shape[2])) :: self.stride, :]
 
-        def compute_output_shape(self, input_shape):
+        def compute_output_shape(self, input_shape: Any) -> Any:
             width = input_shape[2]
             return (*input_shape[:2], -(-width // self.stride), input_shape[3])
 
-        def get_config(self):
+        def get_config(self) -> dict[str, Any]:
             return {**super().get_config(), "stride": self.stride, "kernel": self.kernel}
 
     return FrequencyStrideLayer
 
 
-_FREQUENCY_STRIDE = None
+_FREQUENCY_STRIDE: Any = None
 
 
-def register_custom_layers() -> dict:
+def register_custom_layers() -> dict[str, Any]:
     """Create (once) and register kwstool's custom Keras layers; call before loading a model."""
     global _FREQUENCY_STRIDE
     if _FREQUENCY_STRIDE is None:
@@ -196,7 +201,7 @@ def register_custom_layers() -> dict:
     return {"FrequencyStrideLayer": _FREQUENCY_STRIDE}
 
 
-def FrequencyStride(stride: int, kernel: int, name: str):  # noqa: N802 - a layer factory
+def FrequencyStride(stride: int, kernel: int, name: str) -> Any:  # noqa: N802 - a layer factory
     """A ``FrequencyStrideLayer`` (see :func:`_frequency_stride_layer`)."""
     return register_custom_layers()["FrequencyStrideLayer"](stride, kernel, name=name)
 
@@ -210,7 +215,9 @@ def FrequencyStride(stride: int, kernel: int, name: str):  # noqa: N802 - a laye
 BC_RESNET_STAGES = ((8, 1, 1, 1), (12, 1, 2, 1), (16, 2, 2, 2), (20, 2, 1, 2))
 
 
-def _bc_block(x, channels: int, freq_stride: int, dilation: int, dropout: float, name: str):
+def _bc_block(
+    x: Any, channels: int, freq_stride: int, dilation: int, dropout: float, name: str
+) -> Any:
     """One broadcasted-residual block (time on axis 1, frequency on axis 2).
 
     ``f2``: a depthwise 1x3 convolution along frequency (after a 1x1 conv when the block changes
@@ -234,8 +241,9 @@ def _bc_block(x, channels: int, freq_stride: int, dilation: int, dropout: float,
         f2 = FrequencyStride(freq_stride, kernel=3, name=f"{name}_fstride")(f2)
 
     f1 = layers.AveragePooling2D(pool_size=(1, f2.shape[2]), name=f"{name}_favg")(f2)
-    f1 = layers.DepthwiseConv2D((3, 1), dilation_rate=(dilation, 1), padding="same",
-                                use_bias=False, name=f"{name}_tdw")(f1)
+    f1 = layers.DepthwiseConv2D(
+        (3, 1), dilation_rate=(dilation, 1), padding="same", use_bias=False, name=f"{name}_tdw"
+    )(f1)
     f1 = _bn(name=f"{name}_tbn")(f1)
     f1 = layers.ReLU(name=f"{name}_trelu")(f1)
     f1 = layers.Conv2D(channels, (1, 1), name=f"{name}_tpw")(f1)
@@ -249,8 +257,14 @@ def _bc_block(x, channels: int, freq_stride: int, dilation: int, dropout: float,
     return layers.ReLU(name=f"{name}_relu")(x)
 
 
-def bc_resnet(num_labels: int, batch_size: int | None = None, width: float = 1.5,
-              dropout: float = 0.1, stages=BC_RESNET_STAGES, stem: int | None = 16):
+def bc_resnet(
+    num_labels: int,
+    batch_size: int | None = None,
+    width: float = 1.5,
+    dropout: float = 0.1,
+    stages: Any = BC_RESNET_STAGES,
+    stem: int | None = 16,
+) -> Any:
     """BC-ResNet for 49x40 features, sized for a microcontroller.
 
     Stem: conv 16@5x5 stride 2x2 (time and frequency: a 25x20 map) -> BN -> ReLU. Then the
@@ -261,18 +275,18 @@ def bc_resnet(num_labels: int, batch_size: int | None = None, width: float = 1.5
     """
     keras, layers = _layers()
     inputs, x = _input(batch_size)
-    stem = stem or int(round(2 * stages[0][0] * width))
+    stem = stem or round(2 * stages[0][0] * width)
     x = _conv_bn_relu(x, stem, (5, 5), strides=(2, 2), name="stem")
     for s, (channels, blocks, freq_stride, dilation) in enumerate(stages, start=1):
-        c = int(round(channels * width))
+        c = round(channels * width)
         for b in range(blocks):
-            x = _bc_block(x, c, freq_stride if b == 0 else 1, dilation, dropout,
-                          name=f"s{s}b{b}")
-    x = layers.DepthwiseConv2D((1, x.shape[2]), padding="valid", use_bias=False,
-                               name="head_freq_dw")(x)
+            x = _bc_block(x, c, freq_stride if b == 0 else 1, dilation, dropout, name=f"s{s}b{b}")
+    x = layers.DepthwiseConv2D(
+        (1, x.shape[2]), padding="valid", use_bias=False, name="head_freq_dw"
+    )(x)
     x = _bn(name="head_freq_bn")(x)
     x = layers.ReLU(name="head_freq_relu")(x)
-    x = _conv_bn_relu(x, int(round(32 * width)), (1, 1), name="head_pw")
+    x = _conv_bn_relu(x, round(32 * width), (1, 1), name="head_pw")
     x = _global_average(x)
     outputs = _classifier(x, num_labels, dropout=0.0)
     return keras.Model(inputs, outputs, name="bc_resnet")
@@ -283,23 +297,31 @@ def bc_resnet(num_labels: int, batch_size: int | None = None, width: float = 1.5
 TC_RESNET_BLOCKS = ((24, 2), (32, 2), (48, 2))
 
 
-def _tc_block(x, channels: int, stride: int, kernel: int, name: str):
+def _tc_block(x: Any, channels: int, stride: int, kernel: int, name: str) -> Any:
     """TC-ResNet block: two k x 1 temporal convs (BN, ReLU) plus a shortcut, added, ReLU."""
     _, layers = _layers()
     shortcut = x
     x = _conv_bn_relu(x, channels, (kernel, 1), strides=(stride, 1), name=f"{name}_conv1")
-    x = layers.Conv2D(channels, (kernel, 1), padding="same", use_bias=False,
-                      name=f"{name}_conv2")(x)
+    x = layers.Conv2D(channels, (kernel, 1), padding="same", use_bias=False, name=f"{name}_conv2")(
+        x
+    )
     x = _bn(name=f"{name}_conv2_bn")(x)
     if stride != 1 or shortcut.shape[-1] != channels:
-        shortcut = _conv_bn_relu(shortcut, channels, (1, 1), strides=(stride, 1),
-                                 name=f"{name}_short")
+        shortcut = _conv_bn_relu(
+            shortcut, channels, (1, 1), strides=(stride, 1), name=f"{name}_short"
+        )
     x = layers.Add(name=f"{name}_add")([x, shortcut])
     return layers.ReLU(name=f"{name}_relu")(x)
 
 
-def tc_resnet(num_labels: int, batch_size: int | None = None, width: float = 0.75,
-              kernel: int = 9, blocks=TC_RESNET_BLOCKS, dropout: float = 0.0):
+def tc_resnet(
+    num_labels: int,
+    batch_size: int | None = None,
+    width: float = 0.75,
+    kernel: int = 9,
+    blocks: Any = TC_RESNET_BLOCKS,
+    dropout: float = 0.0,
+) -> Any:
     """TC-ResNet8 (Choi et al., "Temporal Convolution for Real-time Keyword Spotting on Mobile
     Devices", 2019): the 40 mel channels are the input channels of 1-D convolutions over time.
 
@@ -310,26 +332,27 @@ def tc_resnet(num_labels: int, batch_size: int | None = None, width: float = 0.7
     """
     keras, layers = _layers()
     inputs, x = _input(batch_size)
-    x = layers.Conv2D(int(round(16 * width)), (3, INPUT_SHAPE[1]), padding="valid",
-                      use_bias=False, name="conv0")(x)
+    x = layers.Conv2D(
+        round(16 * width), (3, INPUT_SHAPE[1]), padding="valid", use_bias=False, name="conv0"
+    )(x)
     x = _bn(name="conv0_bn")(x)
     x = layers.ReLU(name="conv0_relu")(x)
     for i, (channels, stride) in enumerate(blocks, start=1):
-        x = _tc_block(x, int(round(channels * width)), stride, kernel, name=f"block{i}")
+        x = _tc_block(x, round(channels * width), stride, kernel, name=f"block{i}")
     x = _global_average(x)
     outputs = _classifier(x, num_labels, dropout=dropout)
     return keras.Model(inputs, outputs, name="tc_resnet")
 
 
 # --- registry ----------------------------------------------------------------------------------
-def ds_tcn(num_labels: int, batch_size: int | None = None, **kwargs):
+def ds_tcn(num_labels: int, batch_size: int | None = None, **kwargs: Any) -> Any:
     """The default model: see :mod:`kwstool.model.ds_tcn`."""
     from kwstool.model.ds_tcn import ds_tcn as build
 
     return build(num_labels, batch_size=batch_size, **kwargs)
 
 
-MODELS: dict[str, Callable] = {
+MODELS: dict[str, Callable[..., Any]] = {
     "ds_tcn": ds_tcn,
     "tiny_conv": tiny_conv,
     "ds_cnn": ds_cnn,
@@ -345,7 +368,7 @@ def check_name(name: str) -> str:
     return name
 
 
-def build_model(name: str, num_labels: int, batch_size: int | None = None, **kwargs):
+def build_model(name: str, num_labels: int, batch_size: int | None = None, **kwargs: Any) -> Any:
     """Build the (uncompiled) Keras model ``name`` for ``num_labels`` classes.
 
     ``batch_size=1`` gives the inference graph that is saved for conversion: with a static batch

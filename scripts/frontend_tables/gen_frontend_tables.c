@@ -15,19 +15,23 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#define SAMPLE_RATE 16000
-#define WINDOW_MS 30
-#define NUM_CHANNELS 40
-#define FFT_SIZE 512
+/* The parameters (band edges, PCAN curve, noise smoothing bits) come from the front end's header,
+ * so the tables and the code that uses them cannot disagree. */
+#include "../../firmware/lib/kws_frontend/kws_frontend.h"
+
+#define SAMPLE_RATE KWS_FRONTEND_SAMPLE_RATE
+#define WINDOW_MS KWS_FRONTEND_WINDOW_MS
+#define NUM_CHANNELS KWS_FRONTEND_NUM_CHANNELS
+#define FFT_SIZE KWS_FRONTEND_FFT_SIZE
 #define SPECTRUM_SIZE (FFT_SIZE / 2 + 1)
-#define LOWER_HZ 125.0f
-#define UPPER_HZ 7500.0f
+#define LOWER_HZ ((float)KWS_FRONTEND_LOWER_BAND_HZ)
+#define UPPER_HZ ((float)KWS_FRONTEND_UPPER_BAND_HZ)
 #define WINDOW_BITS 12
 #define FILTERBANK_BITS 12
-#define PCAN_STRENGTH 0.95f
-#define PCAN_OFFSET 80.0f
-#define PCAN_GAIN_BITS 21
-#define NOISE_SMOOTHING_BITS 10
+#define PCAN_STRENGTH ((float)KWS_FRONTEND_PCAN_STRENGTH)
+#define PCAN_OFFSET ((float)KWS_FRONTEND_PCAN_OFFSET)
+#define PCAN_GAIN_BITS KWS_FRONTEND_PCAN_GAIN_BITS
+#define NOISE_SMOOTHING_BITS KWS_FRONTEND_NOISE_SMOOTHING_BITS
 #define WDF_BITS 32 /* wide dynamic function intervals */
 #define Q15_MAX 32767
 
@@ -35,7 +39,10 @@ static float mel(float hz) { return 1127.0 * log1p(hz / 700.0); }
 
 static int msb32(uint32_t x) {
   int n = 0;
-  while (x) { ++n; x >>= 1; }
+  while (x) {
+    ++n;
+    x >>= 1;
+  }
   return n;
 }
 
@@ -48,7 +55,7 @@ static void print_array(const char *type, const char *name, const long *v, int n
 static void window_table(void) {
   const int size = WINDOW_MS * SAMPLE_RATE / 1000;
   const float arg = M_PI * 2.0 / size;
-  long v[480];
+  long v[KWS_FRONTEND_WINDOW_SAMPLES];
   for (int i = 0; i < size; ++i)
     v[i] = (long)floor(((1 << WINDOW_BITS) * (0.5 - 0.5 * cos(arg * (i + 0.5)))) + 0.5);
   print_array("int16_t", "kws_window_q12", v, size);

@@ -20,8 +20,14 @@ def tf_microfrontend(samples: np.ndarray) -> np.ndarray:
     from tensorflow.lite.experimental.microfrontend.python.ops import audio_microfrontend_op
 
     return audio_microfrontend_op.audio_microfrontend(
-        tf.constant(samples, dtype=tf.int16), sample_rate=16000, window_size=30, window_step=20,
-        num_channels=40, out_scale=1, out_type=tf.uint16).numpy()
+        tf.constant(samples, dtype=tf.int16),
+        sample_rate=16000,
+        window_size=30,
+        window_step=20,
+        num_channels=40,
+        out_scale=1,
+        out_type=tf.uint16,
+    ).numpy()
 
 
 def generated_signals() -> dict[str, np.ndarray]:
@@ -45,6 +51,7 @@ def generated_signals() -> dict[str, np.ndarray]:
     return sig
 
 
+@pytest.mark.slow  # imports TensorFlow
 @pytest.mark.parametrize("name,samples", list(generated_signals().items()))
 def test_bit_exact_with_tensorflow_on_generated_signals(name, samples):
     ref = tf_microfrontend(samples)
@@ -53,6 +60,7 @@ def test_bit_exact_with_tensorflow_on_generated_signals(name, samples):
     assert np.array_equal(ours, ref), f"{name}: {(ours != ref).sum()} values differ"
 
 
+@pytest.mark.slow
 def test_bit_exact_with_tensorflow_on_real_speech_subset():
     folder = shared_path("speech_commands_test_dev")
     files = sorted(folder.rglob("*.wav"))[::25]  # 110 clips spread over all twelve folders
@@ -63,6 +71,7 @@ def test_bit_exact_with_tensorflow_on_real_speech_subset():
         assert np.array_equal(features.compute(samples), ref), f.name
 
 
+@pytest.mark.slow
 def test_micro_speech_model_hears_yes_and_no():
     from ai_edge_litert.interpreter import Interpreter
 

@@ -57,13 +57,18 @@ def test_evaluate_label_tree_with_unknown_word_and_silence(quantized_run, label_
     from kwstool.model.evaluate import evaluate
 
     run, _ = quantized_run
-    r = evaluate(run / "model_int8.tflite", label_tree, json_out=tmp_path / "e.json",
-                 png_out=tmp_path / "cm.png")
+    r = evaluate(
+        run / "model_int8.tflite",
+        label_tree,
+        json_out=tmp_path / "e.json",
+        png_out=tmp_path / "cm.png",
+    )
     assert r.labels == LABELS and r.split is None and r.runtime == "litert"
     assert r.count == 15  # 5 yes + 4 no (+1 broken) + 3 up + 1 _unknown_ + 2 _silence_
     assert [c.support for c in r.per_class] == [2, 4, 5, 4]  # up/ counts as _unknown_
-    assert r.skipped == [{"file": str(label_tree / "no" / "broken.wav"),
-                          "reason": r.skipped[0]["reason"]}]
+    assert r.skipped == [
+        {"file": str(label_tree / "no" / "broken.wav"), "reason": r.skipped[0]["reason"]}
+    ]
     assert r.skipped[0]["reason"].startswith("not a readable WAV file")
     assert int(r.confusion.sum()) == 15
     assert r.top1 == round(float(np.trace(r.confusion)) / 15, 6)
@@ -96,6 +101,33 @@ def test_evaluate_prepared_split_matches_quantize_record(quantized_run, demo_dat
         assert r.top1 == q.accuracy["int8"][split]
 
 
+def test_model_from_another_front_end_or_old_report_is_refused(quantized_run, label_tree, tmp_path):
+    """quantize.json is validated: another front end's features or a missing field is refused."""
+    from kwstool.model.evaluate import evaluate
+
+    run, _ = quantized_run
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    report = json.loads((copy / "quantize.json").read_text())
+    report["features"]["frontend_hash"] = "e" * 64
+    (copy / "quantize.json").write_text(json.dumps(report))
+    with pytest.raises(
+        KwsError,
+        match=r"quantize.json: features were computed by another C front "
+        r"end \(hash eeeeeeeeeeee, .*re-run `kwstool prepare "
+        r"--force`, then `kwstool train` and `kwstool quantize`$",
+    ):
+        evaluate(copy, label_tree)
+    del report["labels"]
+    (copy / "quantize.json").write_text(json.dumps(report))
+    with pytest.raises(
+        KwsError,
+        match=r"quantize.json: field 'labels' missing; re-run `kwstool "
+        r"quantize`$",
+    ):
+        evaluate(copy, label_tree)
+
+
 def test_labels_override_for_a_foreign_model(quantized_run, label_tree, tmp_path):
     """--labels works without quantize.json; silence/unknown mean _silence_/_unknown_."""
     from kwstool.model.evaluate import evaluate, parse_labels
@@ -120,12 +152,19 @@ def test_micro_speech_model_with_labels_override(tmp_path):
     from kwstool.model.evaluate import evaluate
 
     ms = shared_path("micro_speech")
-    for label, name in (("yes", "yes_1000ms.wav"), ("no", "no_1000ms.wav"),
-                        ("_silence_", "silence_1000ms.wav")):
+    for label, name in (
+        ("yes", "yes_1000ms.wav"),
+        ("no", "no_1000ms.wav"),
+        ("_silence_", "silence_1000ms.wav"),
+    ):
         (tmp_path / label).mkdir()
         shutil.copy(ms / name, tmp_path / label / name)
-    r = evaluate(ms / "micro_speech_quantized.tflite", tmp_path, labels="silence,unknown,yes,no",
-                 runtime="tflm")
+    r = evaluate(
+        ms / "micro_speech_quantized.tflite",
+        tmp_path,
+        labels="silence,unknown,yes,no",
+        runtime="tflm",
+    )
     assert r.confusion.tolist() == [[1, 0, 0, 0], [0, 0, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]]
 
 
@@ -147,8 +186,11 @@ def test_evaluate_errors(quantized_run, label_tree, tmp_path):
         evaluate(model, tmp_path / "nowhere")
     with pytest.raises(KwsError, match=r"has _silence_ clips but the model has no _silence_"):
         evaluate(model, label_tree, labels="unknown,x,yes,no")
-    with pytest.raises(KwsError, match=r"label '_unknown_' is not one of the model's .* no "
-                                       r"_unknown_ class"):
+    with pytest.raises(
+        KwsError,
+        match=r"label '_unknown_' is not one of the model's .* no "
+        r"_unknown_ class",
+    ):
         evaluate(model, label_tree, labels="silence,x,yes,no")
 
 
@@ -156,8 +198,17 @@ def test_cli_evaluate(quantized_run, label_tree, tmp_path, capsys):
     from kwstool.cli import main
 
     run, _ = quantized_run
-    code = main(["evaluate", str(run / "model_int8.tflite"), str(label_tree), "--json",
-                 str(tmp_path / "r.json"), "--png", str(tmp_path / "r.png")])
+    code = main(
+        [
+            "evaluate",
+            str(run / "model_int8.tflite"),
+            str(label_tree),
+            "--json",
+            str(tmp_path / "r.json"),
+            "--png",
+            str(tmp_path / "r.png"),
+        ]
+    )
     assert code == 0
     out = capsys.readouterr().out
     saved = json.loads((tmp_path / "r.json").read_text())

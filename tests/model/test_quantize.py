@@ -12,9 +12,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import DEMO, LABELS, TINY_METHODS, TINY_OPS, WORDS, make_run, prepare_demo, tiny_model  # noqa: F401
+
 from kwstool.errors import KwsError
+
 
 # --- quantize ------------------------------------------------------------------------------------
 def test_quantize_writes_int8_model_checked_in_tflm(quantized_run, demo_data):
@@ -49,14 +50,22 @@ def test_quantize_writes_int8_model_checked_in_tflm(quantized_run, demo_data):
     # The tiny model learned something, and int8 stays close to float.
     assert report["accuracy"]["float"]["test"] > 0.5
     assert abs(report["accuracy"]["int8"]["test"] - report["accuracy"]["float"]["test"]) <= 0.05
+    # quantize.json is a typed, versioned record carrying the front end's hash
+    from kwstool.core.artifacts import QuantizeReport
+    from kwstool.core.contract import FRONTEND_HASH
+
+    assert (report["schema"], report["version"]) == ("kwstool.quantize_report", 2)
+    assert QuantizeReport.from_json(run / "quantize.json").to_dict() == report
+    assert report["features"]["frontend_hash"] == FRONTEND_HASH
 
 
 def test_stripped_model_is_aligned_and_runs_the_same(quantized_run, demo_data, monkeypatch):
     """Names stripped, every weight buffer 16-byte aligned, outputs unchanged."""
     from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema
 
-    from kwstool.model import quantize as qmod
+    from kwstool.core.tflite import model_info, run_tflm, to_model_input
     from kwstool.data import load_prepared
+    from kwstool.model import convert as qmod
 
     run, _ = quantized_run
     tflite = (run / "model_int8.tflite").read_bytes()
@@ -66,23 +75,26 @@ def test_stripped_model_is_aligned_and_runs_the_same(quantized_run, demo_data, m
     graph = model.Subgraphs(0)
     assert {graph.Tensors(i).Name() for i in range(graph.TensorsLength())} == {None}
     assert model.SignatureDefsLength() == 0
-    offsets = [model.Buffers(i).DataAsNumpy().__array_interface__["data"][0] - base
-               for i in range(model.BuffersLength()) if model.Buffers(i).DataLength()]
+    offsets = [
+        model.Buffers(i).DataAsNumpy().__array_interface__["data"][0] - base
+        for i in range(model.BuffersLength())
+        if model.Buffers(i).DataLength()
+    ]
     assert offsets and all(o % 16 == 0 for o in offsets)
     assert qmod.strip_names(tflite) == tflite  # idempotent
     # The converter's own output (names kept) is larger and computes the same.
     data = load_prepared(demo_data)
     rep = qmod.representative_features(data.split("train").features, seed=0)
     monkeypatch.setattr(qmod, "strip_names", lambda b: b)
-    named = qmod.convert(qmod._load_keras(run / "best.keras"), rep)
+    named = qmod.convert(qmod.load_keras(run / "best.keras"), rep)
     assert len(tflite) < len(named)
-    x = qmod.to_model_input(data.split("test").features, qmod.model_info(tflite))
-    assert np.array_equal(qmod.run_tflm(tflite, x), qmod.run_tflm(named, x))
+    x = to_model_input(data.split("test").features, model_info(tflite))
+    assert np.array_equal(run_tflm(tflite, x), run_tflm(named, x))
 
 
 def test_tflm_outputs_identical_to_litert_on_every_clip(quantized_run, demo_data):
-    from kwstool.data import load_prepared
     from kwstool.core.tflite import model_info, run_litert, run_tflm, to_model_input
+    from kwstool.data import load_prepared
 
     run, q = quantized_run
     tflite = (run / "model_int8.tflite").read_bytes()
@@ -122,6 +134,7 @@ def test_quantize_twice_gives_identical_bytes(quantized_run, tmp_path):
     assert again.accuracy == q.accuracy
 
 
+@pytest.mark.slow
 def test_same_seed_training_gives_identical_tflite(demo_data, tmp_path):
     """`kwstool train` with the same seed twice, then quantize: identical .tflite bytes."""
     from kwstool.model.quantize import quantize
@@ -136,13 +149,24 @@ def test_same_seed_training_gives_identical_tflite(demo_data, tmp_path):
     assert blobs[0] == blobs[1]
 
 
-@pytest.mark.parametrize("delta,strict,outcome", [
-    (1, False, "accepted"),  # a rounding tie: recorded, not an error
-    (1, True, r"differ on 1 of \d+ clips \(max difference 1\); only rounding ties \(re-run "
-              r"without --strict to accept them\)$"),
-    (3, False, r"differ on 1 of \d+ clips \(max difference 3\); the int8 model does not run "
-               r"the same in TFLite-Micro, report this with the run folder$"),
-])
+@pytest.mark.parametrize(
+    "delta,strict,outcome",
+    [
+        (1, False, "accepted"),  # a rounding tie: recorded, not an error
+        (
+            1,
+            True,
+            r"differ on 1 of \d+ clips \(max difference 1\); only rounding ties \(re-run "
+            r"without --strict to accept them\)$",
+        ),
+        (
+            3,
+            False,
+            r"differ on 1 of \d+ clips \(max difference 3\); the int8 model does not run "
+            r"the same in TFLite-Micro, report this with the run folder$",
+        ),
+    ],
+)
 def test_interpreter_disagreement(quantized_run, tmp_path, monkeypatch, delta, strict, outcome):
     from kwstool.model import quantize as qmod
 
@@ -168,8 +192,9 @@ def test_interpreter_disagreement(quantized_run, tmp_path, monkeypatch, delta, s
         assert result.tflm_matches_litert is False
         assert parity["identical_clips"] == parity["clips"] - 1 == q.compared - 1
         assert parity["max_abs_diff"] == 1
-        assert parity["note"].startswith(f"1 of {q.compared} clips differ by at most 1 int8 "
-                                         f"step(s)")
+        assert parity["note"].startswith(
+            f"1 of {q.compared} clips differ by at most 1 int8 step(s)"
+        )
     else:
         with pytest.raises(KwsError, match=outcome):
             qmod.quantize(copy, strict=strict)
@@ -201,11 +226,16 @@ def test_operator_without_tflm_kernel_is_named(quantized_run):
     assert ops == ["CONV_2D", "DEPTHWISE_CONV_2D", "MEAN", "RESHAPE", "TOPK_V2"]
     with pytest.raises(KwsError) as exc:
         resolver_methods(ops, "m.tflite")
-    assert str(exc.value) == ("m.tflite: uses operator TOPK_V2, which TFLite-Micro has no kernel "
-                              "for; change the layer that produces it in the model")
+    assert str(exc.value) == (
+        "m.tflite: uses operator TOPK_V2, which TFLite-Micro has no kernel "
+        "for; change the layer that produces it in the model"
+    )
     # The interpreter itself refuses it too, and the message names the operator.
-    with pytest.raises(KwsError, match=r"^m.tflite: uses operator TOPK_V2, which the TFLite-Micro "
-                                       r"interpreter has no kernel for"):
+    with pytest.raises(
+        KwsError,
+        match=r"^m.tflite: uses operator TOPK_V2, which the TFLite-Micro "
+        r"interpreter has no kernel for",
+    ):
         _tflm_interpreter(patched, 1 << 20, "m.tflite")
 
 
@@ -233,8 +263,38 @@ def test_quantize_without_training_is_a_clear_error(tmp_path):
 
     with pytest.raises(KwsError) as exc:
         quantize(tmp_path / "nothing")
-    assert str(exc.value) == (f"{tmp_path / 'nothing' / 'best.keras'}: not found; train a model "
-                              f"into {tmp_path / 'nothing'} first (`kwstool train`)")
+    assert str(exc.value) == (
+        f"{tmp_path / 'nothing' / 'best.keras'}: not found; train a model "
+        f"into {tmp_path / 'nothing'} first (`kwstool train`)"
+    )
+
+
+def test_run_from_another_front_end_is_refused(quantized_run, tmp_path):
+    """A run trained on another C front end's features is refused before converting."""
+    from kwstool.core.contract import FRONTEND_HASH
+    from kwstool.model.quantize import quantize
+
+    run, _ = quantized_run
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    config = json.loads((copy / "config.json").read_text())
+    config["features"]["frontend_hash"] = "0" * 64
+    (copy / "config.json").write_text(json.dumps(config))
+    with pytest.raises(KwsError) as exc:
+        quantize(copy)
+    assert str(exc.value) == (
+        f"{copy / 'config.json'}: features were computed by another C front end (hash "
+        f"000000000000, this kwstool {FRONTEND_HASH[:12]}); re-run `kwstool prepare --force`, "
+        f"then `kwstool train`"
+    )
+    del config["data"]
+    (copy / "config.json").write_text(json.dumps(config))
+    with pytest.raises(
+        KwsError,
+        match=r"config.json: field 'data' missing; re-run `kwstool "
+        r"train`$",
+    ):
+        quantize(copy)
 
 
 def test_cli_quantize(quantized_run, tmp_path, capsys):

@@ -15,8 +15,10 @@ import numpy as np
 import pytest
 from wavgen import write_wav
 
-from kwstool.model import train as train_mod
 from kwstool.errors import KwsError
+from kwstool.model import augment as augment_mod
+from kwstool.model import epochs as epochs_mod
+from kwstool.model import train as train_mod
 from kwstool.model.train import Augmenter, train
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -37,7 +39,10 @@ def make_source(root: Path) -> Path:
             write_wav(root / word / f"{s:08x}_nohash_0.wav", (x * 32767).astype(np.int16))
     (root / "_background_noise_").mkdir()
     noise = 0.1 * rng.standard_normal(16000 * 5)
-    write_wav(root / "_background_noise_" / "white_noise.wav", (noise * 32767).astype(np.int16))
+    write_wav(
+        root / "_background_noise_" / "white_noise.wav",
+        (noise * 32767).astype(np.int16),
+    )
     return root
 
 
@@ -54,7 +59,7 @@ def tiny_data(tmp_path_factory) -> Path:
 
 def quick(data: Path, run: Path, **kwargs):
     """A fast tiny_conv run (batch 8) unless the caller overrides something."""
-    args = dict(model="tiny_conv", epochs=2, batch_size=8, progress=False)
+    args = {"model": "tiny_conv", "epochs": 2, "batch_size": 8, "progress": False}
     args.update(kwargs)
     return train(data, run, **args)
 
@@ -72,7 +77,9 @@ def best_weights(run: Path) -> list[np.ndarray]:
 
 
 def without_seconds(history: list[dict]) -> list[dict]:
-    return [{k: v for k, v in row.items() if k != "seconds"} for row in history]
+    return [
+        {k: v for k, v in row.items() if k not in ("seconds", "clips_per_s")} for row in history
+    ]
 
 
 # --- run folder ----------------------------------------------------------------------------------
@@ -85,9 +92,16 @@ def test_train_writes_the_run_folder(tiny_data, tmp_path):
     result = quick(tiny_data, run, epochs=3, seed=5)
 
     assert sorted(p.name for p in run.iterdir()) == [
-        "best.keras", "checkpoint", "config.json", "history.json", "training_curve.png"]
-    assert sorted(p.name for p in (run / "checkpoint").iterdir()) == ["epoch_0003.npz",
-                                                                      "state.json"]
+        "best.keras",
+        "checkpoint",
+        "config.json",
+        "history.json",
+        "training_curve.png",
+    ]
+    assert sorted(p.name for p in (run / "checkpoint").iterdir()) == [
+        "epoch_0003.npz",
+        "state.json",
+    ]
     assert (run / "training_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
     data = load_prepared(tiny_data)
@@ -95,8 +109,9 @@ def test_train_writes_the_run_folder(tiny_data, tmp_path):
     assert config["model"] == "tiny_conv"
     assert config["labels"] == data.labels == ["_silence_", "_unknown_", "yes", "no"]
     assert config["seed"] == 5
-    assert config["hyperparameters"] == dict(train_mod.DEFAULTS, model="tiny_conv", epochs=3,
-                                             batch_size=8, seed=5)
+    assert config["hyperparameters"] == dict(
+        train_mod.DEFAULTS, model="tiny_conv", epochs=3, batch_size=8, seed=5
+    )
     assert config["data"]["path"] == str(tiny_data.resolve())
     assert config["data"]["inputs_hash"] == data.manifest["inputs_hash"]
     assert config["data"]["train_count"] == len(data.split("train").labels)
@@ -116,8 +131,7 @@ def test_train_writes_the_run_folder(tiny_data, tmp_path):
 
     best = keras.models.load_model(run / "best.keras", compile=False)
     assert best.input_shape == (1, 49, 40, 1)  # static batch: clean TFLite conversion
-    probs = best.predict(data.split("validation").features[..., None].astype(np.float32),
-                         verbose=0)
+    probs = best.predict(data.split("validation").features[..., None].astype(np.float32), verbose=0)
     assert probs.shape == (len(data.split("validation").labels), 4)
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
     # best.keras reproduces the best epoch's validation accuracy
@@ -156,15 +170,15 @@ def test_resume_after_interrupt_equals_uninterrupted_run(tiny_data, tmp_path, mo
     full = quick(tiny_data, tmp_path / "full", epochs=4, seed=1)
 
     calls = {"n": 0}
-    real_features = Augmenter.features
+    real_dataset = train_mod.epoch_dataset
 
-    def interrupted(self, rng, order=None):
+    def interrupted(*args, **kwargs):
         calls["n"] += 1
         if calls["n"] == 3:  # Ctrl-C while epoch 3 is being prepared
             raise KeyboardInterrupt
-        return real_features(self, rng, order)
+        return real_dataset(*args, **kwargs)
 
-    monkeypatch.setattr(Augmenter, "features", interrupted)
+    monkeypatch.setattr(train_mod, "epoch_dataset", interrupted)
     with pytest.raises(KeyboardInterrupt):
         quick(tiny_data, tmp_path / "cut", epochs=4, seed=1)
     monkeypatch.undo()
@@ -201,7 +215,9 @@ def test_overwrite_replaces_a_run(tiny_data, tmp_path):
     result = quick(tiny_data, tmp_path / "run", epochs=1, overwrite=True)
     assert result.epochs_run == 1
     assert sorted(p.name for p in (tmp_path / "run" / "checkpoint").iterdir()) == [
-        "epoch_0001.npz", "state.json"]
+        "epoch_0001.npz",
+        "state.json",
+    ]
 
 
 # --- augmentation --------------------------------------------------------------------------------
@@ -214,8 +230,14 @@ def train_split(tiny_data):
 
 
 def augmenter(data, split, **kwargs) -> Augmenter:
-    args = dict(noise=data.background_noise, silence_index=0, noise_prob=0.0, noise_volume=0.1,
-                time_shift_ms=0.0, spec_augment=False)
+    args = {
+        "noise": data.background_noise,
+        "silence_index": 0,
+        "noise_prob": 0.0,
+        "noise_volume": 0.1,
+        "time_shift_ms": 0.0,
+        "spec_augment": False,
+    }
     args.update(kwargs)
     return Augmenter(split.audio, split.labels, **args)
 
@@ -227,8 +249,10 @@ def test_augmenter_without_augmentation_gives_the_cached_features(train_split):
     assert x.shape == (len(split.labels), 49, 40, 1) and x.dtype == np.float32
     assert np.array_equal(x[..., 0], split.features.astype(np.float32))
     order = np.array([3, 1, 2])
-    assert np.array_equal(aug.features(np.random.default_rng(0), order)[..., 0],
-                          split.features[order].astype(np.float32))
+    assert np.array_equal(
+        aug.features(np.random.default_rng(0), order)[..., 0],
+        split.features[order].astype(np.float32),
+    )
 
 
 def test_silence_clips_always_get_noise(train_split):
@@ -260,11 +284,15 @@ def test_time_shift_moves_audio_and_fills_zeros(train_split):
     for row, s in zip(shifted, shifts):
         expected = np.zeros(16000, np.float32)
         if s >= 0:
-            expected[s:] = clips[0, :16000 - s]
+            expected[s:] = clips[0, : 16000 - s]
         else:
-            expected[:16000 + s] = clips[0, -s:]
+            expected[: 16000 + s] = clips[0, -s:]
         assert np.array_equal(row, expected)
     assert shifts.min() < -800 and shifts.max() > 800
+
+
+def _contiguous(idx: np.ndarray, most: int) -> bool:
+    return len(idx) <= most and (len(idx) == 0 or idx[-1] - idx[0] == len(idx) - 1)
 
 
 def test_spec_augment_masks_one_band_and_one_span_with_the_clip_mean(train_split):
@@ -272,11 +300,23 @@ def test_spec_augment_masks_one_band_and_one_span_with_the_clip_mean(train_split
     aug = augmenter(data, split, spec_augment=True, silence_index=None)
     x = aug.features(np.random.default_rng(5))[..., 0]
     clean = split.features.astype(np.float32)
-    limit = train_mod.FREQ_MASK_MAX * 49 + train_mod.TIME_MASK_MAX * 40
+    masked_clips = 0
     for masked, original in zip(x, clean):
+        at_mean = np.isclose(masked, original.mean())
         diff = masked != original
-        assert diff.sum() <= limit
-        assert np.allclose(masked[diff], original.mean())
+        assert np.all(at_mean[diff])  # every change is to the clip mean
+        # the changes lie in whole channels (a band) and whole frames (a span), nowhere else
+        band = np.flatnonzero(at_mean.all(axis=0) & diff.any(axis=0))
+        span = np.flatnonzero(at_mean.all(axis=1) & diff.any(axis=1))
+        assert _contiguous(band, augment_mod.FREQ_MASK_MAX)
+        assert _contiguous(span, augment_mod.TIME_MASK_MAX)
+        outside = diff.copy()
+        outside[:, band] = False
+        outside[span, :] = False
+        assert not outside.any()
+        masked_clips += bool(len(band) or len(span))
+    # widths are drawn from 0..5 each, so all but ~1/36 of the clips get a mask
+    assert masked_clips >= 0.8 * len(x)
 
 
 def test_speed_perturbation_stretches_each_clip_about_its_centre(train_split):
@@ -315,7 +355,8 @@ def error(data, run, **kwargs) -> str:
 def test_missing_data_folder_is_a_clear_error(tmp_path):
     missing = tmp_path / "nope"
     assert error(missing, tmp_path / "run") == (
-        f"{missing}: no such folder; create it with `kwstool prepare`")
+        f"{missing}: no such folder; create it with `kwstool prepare`"
+    )
     assert not (tmp_path / "run").exists()
 
 
@@ -328,30 +369,37 @@ def test_folder_without_prepared_data_is_a_clear_error(tmp_path):
 
 def test_unknown_model_is_a_clear_error(tiny_data, tmp_path):
     assert error(tiny_data, tmp_path / "run", model="resnet50") == (
-        "unknown model 'resnet50'; choose one of: bc_resnet, ds_cnn, ds_tcn, tc_resnet, tiny_conv")
+        "unknown model 'resnet50'; choose one of: bc_resnet, ds_cnn, ds_tcn, tc_resnet, tiny_conv"
+    )
 
 
 def test_out_of_range_hyperparameter_is_a_clear_error(tiny_data, tmp_path):
     assert error(tiny_data, tmp_path / "run", epochs=0) == (
-        "epochs=0 is out of range; it must be an integer >= 1")
+        "epochs=0 is out of range; it must be an integer >= 1"
+    )
     assert error(tiny_data, tmp_path / "run", noise_prob=1.5) == (
-        "noise_prob=1.5 is out of range; it must be between 0 and 1")
+        "noise_prob=1.5 is out of range; it must be between 0 and 1"
+    )
 
 
 def test_run_folder_conflicts_are_clear_errors(tiny_data, tmp_path):
     run = tmp_path / "run"
     assert error(tiny_data, run, resume=True) == (
-        f"{run}: no config.json, so there is no run to resume; start it without --resume")
+        f"{run}: no config.json, so there is no run to resume; start it without --resume"
+    )
     quick(tiny_data, run, epochs=1)
     assert error(tiny_data, run) == (
         f"{run} already holds a training run; continue it with --resume, replace it with "
-        f"--overwrite, or choose another output folder")
+        f"--overwrite, or choose another output folder"
+    )
     assert error(tiny_data, run, resume=True, epochs=5) == (
         f"{run} was started with epochs=1, not 5; drop that option to resume, or start a new "
-        f"run in another folder")
+        f"run in another folder"
+    )
     assert error(tiny_data, run, resume=True, overwrite=True) == (
         "--resume continues the run in the output folder and --overwrite replaces it; pass "
-        "only one of them")
+        "only one of them"
+    )
 
 
 def test_resume_with_other_data_is_a_clear_error(tiny_data, tmp_path):
@@ -362,8 +410,10 @@ def test_resume_with_other_data_is_a_clear_error(tiny_data, tmp_path):
     run = tmp_path / "run"
     quick(tiny_data, run, epochs=1)
     msg = error(other, run, resume=True, model=None, epochs=None, batch_size=None)
-    assert msg == (f"{other} is not the prepared data {run} was trained on "
-                   f"({tiny_data.resolve()}); resume with that data")
+    assert msg == (
+        f"{other} is not the prepared data {run} was trained on "
+        f"({tiny_data.resolve()}); resume with that data"
+    )
 
 
 # --- command line --------------------------------------------------------------------------------
@@ -371,8 +421,24 @@ def test_cli_train(tiny_data, tmp_path, capsys):
     from kwstool.cli import main
 
     run = tmp_path / "run"
-    assert main(["train", str(tiny_data), "--out", str(run), "--model", "tiny_conv",
-                 "--epochs", "2", "--batch-size", "8", "--json"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                str(tiny_data),
+                "--out",
+                str(run),
+                "--model",
+                "tiny_conv",
+                "--epochs",
+                "2",
+                "--batch-size",
+                "8",
+                "--json",
+            ]
+        )
+        == 0
+    )
     out = json.loads(capsys.readouterr().out)
     assert out["model"] == "tiny_conv" and out["epochs_run"] == 2 and out["run_dir"] == str(run)
 
@@ -382,4 +448,160 @@ def test_cli_train(tiny_data, tmp_path, capsys):
     assert main(["train", str(tiny_data), "--out", str(tmp_path / "x"), "--model", "nope"]) == 2
     err = capsys.readouterr().err
     assert err.strip().splitlines() == [
-        "error: unknown model 'nope'; choose one of: bc_resnet, ds_cnn, ds_tcn, tc_resnet, tiny_conv"]
+        "error: unknown model 'nope'; choose one of: bc_resnet, ds_cnn, ds_tcn, tc_resnet, tiny_conv"
+    ]
+
+
+# --- configuration -------------------------------------------------------------------------------
+def test_every_config_field_has_a_cli_option_and_vice_versa():
+    import typer.main
+
+    from kwstool.cli import model as cli_model
+    from kwstool.cli.app import app
+    from kwstool.model.config import FIELD_NAMES, FIELDS
+
+    command = typer.main.get_command(app).commands["train"]
+    params = {p.name: p for p in command.params}
+    assert set(params) - set(cli_model.TRAIN_EXTRA_OPTIONS) == set(FIELD_NAMES)
+    assert set(cli_model.TRAIN_EXTRA_OPTIONS) <= set(params)
+    for name in FIELD_NAMES:
+        assert params[name].default is None  # not given: default for a new run, stored on resume
+        assert FIELDS[name].metadata["help"] in params[name].help
+        assert "--" + name.replace("_", "-") in params[name].opts
+    # `kwstool run` passes its training options through under the same names
+    run_params = {p.name for p in typer.main.get_command(app).commands["run"].params}
+    assert {"model", "epochs", "batch_size", "seed"} <= run_params & set(FIELD_NAMES)
+
+
+def test_config_validation_names_the_field():
+    from kwstool.model.config import TrainConfig
+
+    with pytest.raises(
+        KwsError,
+        match=r"^warmup_epochs=-1 is out of range; it must be an "
+        r"integer >= 0$",
+    ):
+        TrainConfig(warmup_epochs=-1).validate()
+    with pytest.raises(KwsError, match=r"^x.json: spec_augment='yes' is not true/false$"):
+        TrainConfig.from_dict({"spec_augment": "yes"}, "x.json")
+    with pytest.raises(KwsError, match=r"^x.json: unknown hyper-parameter 'colour'"):
+        TrainConfig.from_dict({"colour": 1}, "x.json")
+    assert TrainConfig.from_dict({"epochs": 3}) == TrainConfig(epochs=3)
+
+
+def test_train_takes_a_config_and_stores_it(tiny_data, tmp_path):
+    from kwstool.model.config import SCHEMA_VERSION, TrainConfig
+
+    cfg = TrainConfig(model="tiny_conv", epochs=1, batch_size=8, seed=2)
+    train(tiny_data, tmp_path / "run", cfg, progress=False)
+    stored = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert stored["hyperparameters"] == cfg.to_dict()
+    assert stored["schema_version"] == SCHEMA_VERSION
+
+
+def test_corrupt_config_json_is_a_one_line_error_naming_file_and_field(tiny_data, tmp_path):
+    run = tmp_path / "run"
+    quick(tiny_data, run, epochs=1)
+    cfg_path = run / "config.json"
+    stored = json.loads(cfg_path.read_text())
+    stored["hyperparameters"]["lr"] = 5
+    cfg_path.write_text(json.dumps(stored))
+    assert error(tiny_data, run, resume=True, model=None, epochs=None, batch_size=None) == (
+        f"{cfg_path}: lr=5 is out of range; it must be between 0 and 1"
+    )
+
+
+def test_full_preset_is_a_valid_config():
+    from kwstool.model.config import PRESETS, TrainConfig, preset
+
+    cfg = TrainConfig().replace(**preset("full"))
+    assert cfg.batch_size == PRESETS["full"]["batch_size"] and cfg.epochs >= 30
+    with pytest.raises(KwsError, match="unknown preset 'fast'; choose one of: full"):
+        preset("fast")
+
+
+# --- hooks: extra examples, selection score ------------------------------------------------------
+def test_extra_examples_are_mixed_into_each_epoch(train_split):
+    data, split = train_split
+    aug = augmenter(data, split, silence_index=None)
+    y = np.asarray(split.labels, dtype=np.int64)
+    n, m = len(y), 11
+    extra_x = np.full((m, 49, 40), 77, np.int8)
+    extra_y = np.full(m, 3, np.int64)
+    rng = np.random.default_rng(0)
+    ep = epochs_mod.Epoch(rng.permutation(n + m), rng, extra_x, extra_y)
+    batches = list(epochs_mod.batches(aug, y, np.ones(4, np.float32), ep, batch_size=8))
+    x = np.concatenate([b[0] for b in batches])[..., 0]
+    labels = np.concatenate([b[1] for b in batches]).argmax(1)
+    assert len(x) == n + m
+    extra_rows = np.all(x == 77, axis=(1, 2))
+    assert extra_rows.sum() == m and np.all(labels[extra_rows] == 3)
+    assert np.array_equal(np.flatnonzero(extra_rows), np.flatnonzero(ep.order >= n))
+    # the clips are the clean cached features in the shuffled order
+    assert np.array_equal(x[~extra_rows], split.features[ep.order[ep.order < n]])
+
+
+def test_train_calls_extra_examples_each_epoch_with_a_seeded_rng(tiny_data, tmp_path):
+    draws = []
+
+    def extra(rng):
+        draws.append(rng.integers(1 << 30))
+        return np.zeros((5, 49, 40), np.int8), np.zeros(5, np.int64)
+
+    result = quick(tiny_data, tmp_path / "a", epochs=2, extra_examples=extra)
+    n = json.loads((tmp_path / "a" / "config.json").read_text())["data"]["train_count"]
+    assert [row["examples"] for row in result.history] == [n + 5, n + 5]
+    quick(tiny_data, tmp_path / "b", epochs=2, extra_examples=extra)
+    assert draws[:2] == draws[2:] and draws[0] != draws[1]
+    quick(tiny_data, tmp_path / "c", epochs=2)
+    a, c = checkpoint_arrays(tmp_path / "a"), checkpoint_arrays(tmp_path / "c")
+    assert not all(np.array_equal(a[k], c[k]) for k in a)  # the extras were trained on
+
+    def bad(rng):
+        return np.zeros((5, 49, 40), np.float32), np.zeros(5, np.int64)
+
+    assert error(tiny_data, tmp_path / "d", extra_examples=bad) == (
+        "extra_examples gave features float32 (5, 49, 40); they must be int8 (M, 49, 40)"
+    )
+
+
+def test_select_decides_the_best_epoch_and_early_stopping(tiny_data, tmp_path):
+    calls = []
+
+    def select(model):
+        calls.append(model.count_params())
+        return -float(len(calls))  # every epoch scores worse than the one before
+
+    result = quick(tiny_data, tmp_path / "run", epochs=10, lr=0.01, patience=2, select=select)
+    assert len(calls) == 3 and result.best_epoch == 1 and result.epochs_run == 3
+    assert result.best_score == -1.0 and result.stopped_early
+    assert [row["score"] for row in result.history] == [-1.0, -2.0, -3.0]
+
+
+def test_cli_preset_full_with_explicit_overrides(tiny_data, tmp_path, capsys):
+    from kwstool.cli import main
+    from kwstool.model.config import PRESETS
+
+    run = tmp_path / "run"
+    args = ["train", str(tiny_data), "--out", str(run), "--preset", "full", "--model",
+            "tiny_conv", "--epochs", "1", "--json"]  # fmt: skip
+    assert main(args) == 0
+    hp = json.loads((run / "config.json").read_text())["hyperparameters"]
+    assert hp["model"] == "tiny_conv" and hp["epochs"] == 1  # explicit options win
+    for key in ("batch_size", "lr", "warmup_epochs", "label_smoothing", "patience"):
+        assert hp[key] == PRESETS["full"][key]
+    capsys.readouterr()
+    assert main(["train", str(tiny_data), "--out", str(tmp_path / "x"), "--preset", "huge"]) == 2
+    assert capsys.readouterr().err.strip() == ("error: unknown preset 'huge'; choose one of: full")
+
+
+def test_read_rows_of_a_memory_mapped_array_equals_indexing(tmp_path):
+    from kwstool.model.augment import read_rows
+
+    a = np.random.default_rng(0).integers(-32768, 32767, size=(50, 16000), dtype=np.int16)
+    np.save(tmp_path / "a.npy", a)
+    mm = np.load(tmp_path / "a.npy", mmap_mode="r")
+    idx = np.array([7, 3, 49, 3, 0, 12])
+    out = read_rows(mm, idx)
+    assert out.dtype == np.int16 and np.array_equal(out, a[idx])
+    assert np.array_equal(read_rows(a, idx), a[idx])  # plain arrays: indexing

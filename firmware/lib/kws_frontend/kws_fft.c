@@ -78,7 +78,8 @@ static void fft_recursive(kws_cpx16 *out, const int16_t *time, unsigned start, u
       out[q].i = time[2 * idx + 1];
     }
   } else {
-    for (unsigned q = 0; q < 4; ++q) fft_recursive(out + q * m, time, start + q * stride, stride * 4, m);
+    for (unsigned q = 0; q < 4; ++q)
+      fft_recursive(out + q * m, time, start + q * stride, stride * 4, m);
   }
   radix4_stage(out, stride, m);
 }
@@ -103,7 +104,8 @@ void kws_fft_real512(const int16_t *time, kws_cpx16 *work, kws_cpx16 *bins) {
     fnk = cpx_scale(fnk, half);
     const kws_cpx16 sum = cpx_add(fk, fnk);
     const kws_cpx16 diff = cpx_sub(fk, fnk);
-    const kws_cpx16 tw = cpx_mul(diff, kws_fft_real_twiddle_re[k - 1], kws_fft_real_twiddle_im[k - 1]);
+    const kws_cpx16 tw =
+        cpx_mul(diff, kws_fft_real_twiddle_re[k - 1], kws_fft_real_twiddle_im[k - 1]);
     /* bins k and N-k are written after both inputs were read (work and bins are distinct) */
     bins[k].r = kws_wrap16(((int32_t)sum.r + tw.r) >> 1);
     bins[k].i = kws_wrap16(((int32_t)sum.i + tw.i) >> 1);

@@ -10,7 +10,10 @@ static inline int kws_msb32(uint32_t x) {
   return x ? 32 - __builtin_clz(x) : 0;
 #else
   int n = 0;
-  while (x) { ++n; x >>= 1; }
+  while (x) {
+    ++n;
+    x >>= 1;
+  }
   return n;
 #endif
 }

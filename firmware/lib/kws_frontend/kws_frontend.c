@@ -15,22 +15,25 @@
 #define FILTERBANK_BITS 12
 
 /* Noise reduction: per-channel running noise estimate, subtracted with a floor. */
-#define NOISE_BITS 14            /* fixed-point bits of the smoothing coefficients */
-#define NOISE_SMOOTHING_BITS 10  /* extra precision of the estimate */
-#define NOISE_EVEN_SMOOTHING 409 /* 0.025 in Q14, truncated */
-#define NOISE_ODD_SMOOTHING 983  /* 0.06 in Q14, truncated */
-#define NOISE_MIN_REMAINING 819  /* 0.05 in Q14, truncated */
+#define NOISE_BITS 14 /* fixed-point bits of the smoothing coefficients */
+#define NOISE_SMOOTHING_BITS KWS_FRONTEND_NOISE_SMOOTHING_BITS
+/* The coefficients in Q14, truncated (0.025 -> 409, 0.06 -> 983, 0.05 -> 819); folded at
+ * compile time, no floating point at run time. */
+#define NOISE_Q14(x) ((uint32_t)((x) * (double)(1u << NOISE_BITS)))
+#define NOISE_EVEN_SMOOTHING NOISE_Q14(KWS_FRONTEND_NOISE_EVEN_SMOOTHING)
+#define NOISE_ODD_SMOOTHING NOISE_Q14(KWS_FRONTEND_NOISE_ODD_SMOOTHING)
+#define NOISE_MIN_REMAINING NOISE_Q14(KWS_FRONTEND_NOISE_MIN_SIGNAL_REMAINING)
 
 /* PCAN (per-channel amplitude normalisation) */
 #define PCAN_SNR_BITS 12
 #define PCAN_OUTPUT_BITS 6
-#define PCAN_GAIN_BITS 21
+#define PCAN_GAIN_BITS KWS_FRONTEND_PCAN_GAIN_BITS
 
 /* Log scale */
 #define LOG_SCALE_BITS 16
 #define LOG_SEGMENT_BITS 7
 #define LOG_LN2_Q16 45426 /* ln(2) in Q16 */
-#define LOG_OUTPUT_SHIFT 6
+#define LOG_OUTPUT_SHIFT KWS_FRONTEND_LOG_SCALE_SHIFT
 
 /* The FFT's 1/512 scaling leaves this many bits to restore before the log (512 = 2^9):
  * msb(512) - 1 - FILTERBANK_BITS / 2. */
@@ -124,11 +127,13 @@ static void noise_reduction(kws_frontend_state *s, uint32_t *signal) {
     const uint32_t smoothing = (i & 1) ? NOISE_ODD_SMOOTHING : NOISE_EVEN_SMOOTHING;
     const uint32_t keep = (1u << NOISE_BITS) - smoothing;
     const uint32_t scaled = signal[i] << NOISE_SMOOTHING_BITS;
-    uint32_t estimate = (uint32_t)(((uint64_t)scaled * smoothing +
-                                    (uint64_t)s->noise_estimate[i] * keep) >> NOISE_BITS);
+    uint32_t estimate =
+        (uint32_t)(((uint64_t)scaled * smoothing + (uint64_t)s->noise_estimate[i] * keep) >>
+                   NOISE_BITS);
     s->noise_estimate[i] = estimate;
     if (estimate > scaled) estimate = scaled;
-    const uint32_t floor_value = (uint32_t)(((uint64_t)signal[i] * NOISE_MIN_REMAINING) >> NOISE_BITS);
+    const uint32_t floor_value =
+        (uint32_t)(((uint64_t)signal[i] * NOISE_MIN_REMAINING) >> NOISE_BITS);
     const uint32_t subtracted = (scaled - estimate) >> NOISE_SMOOTHING_BITS;
     signal[i] = subtracted > floor_value ? subtracted : floor_value;
   }

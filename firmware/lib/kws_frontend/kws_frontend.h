@@ -33,6 +33,26 @@ extern "C" {
 #define KWS_FRONTEND_CLIP_FRAMES 49     /* 1 + (16000 - 480) / 320 */
 #define KWS_FRONTEND_CLIP_FEATURES (KWS_FRONTEND_CLIP_FRAMES * KWS_FRONTEND_NUM_CHANNELS)
 
+/*
+ * The remaining parameters of the micro frontend (TensorFlow's audio_microfrontend defaults).
+ * kws_frontend.c and scripts/frontend_tables/gen_frontend_tables.c use these; kwstool._native
+ * exposes them and kwstool.core.frontend.FEATURE_PARAMS records them in every artifact. Changing
+ * any of them changes the front-end hash, which invalidates prepared features and trained models.
+ */
+#define KWS_FRONTEND_LOWER_BAND_HZ 125  /* mel filterbank lower edge */
+#define KWS_FRONTEND_UPPER_BAND_HZ 7500 /* mel filterbank upper edge */
+/* Noise reduction: per-channel running noise estimate, subtracted with a floor. */
+#define KWS_FRONTEND_NOISE_SMOOTHING_BITS 10 /* extra precision of the estimate */
+#define KWS_FRONTEND_NOISE_EVEN_SMOOTHING 0.025
+#define KWS_FRONTEND_NOISE_ODD_SMOOTHING 0.06
+#define KWS_FRONTEND_NOISE_MIN_SIGNAL_REMAINING 0.05
+/* PCAN (per-channel amplitude normalisation) gain curve */
+#define KWS_FRONTEND_PCAN_STRENGTH 0.95
+#define KWS_FRONTEND_PCAN_OFFSET 80.0
+#define KWS_FRONTEND_PCAN_GAIN_BITS 21
+/* Log scale: output = ln(signal) * 2^shift */
+#define KWS_FRONTEND_LOG_SCALE_SHIFT 6
+
 typedef struct {
   int16_t r;
   int16_t i;
@@ -45,7 +65,7 @@ typedef struct {
   uint32_t noise_estimate[KWS_FRONTEND_NUM_CHANNELS];
   /* Scratch reused for every frame (kept here so stack use stays small and known). */
   union {
-    int16_t time[KWS_FRONTEND_FFT_SIZE];          /* windowed, scaled FFT input */
+    int16_t time[KWS_FRONTEND_FFT_SIZE];           /* windowed, scaled FFT input */
     kws_cpx16 bins[KWS_FRONTEND_FFT_SIZE / 2 + 1]; /* FFT output, DC .. Nyquist */
   } fft;
   kws_cpx16 fft_work[KWS_FRONTEND_FFT_SIZE / 2];

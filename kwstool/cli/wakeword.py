@@ -1,0 +1,113 @@
+"""`kwstool record` and `kwstool synth`: clips of your own wake word (see docs/WAKEWORD.md)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import typer
+
+from kwstool.cli.app import app, console, err_console
+
+
+class _ConsoleUI:
+    """The guided session on the terminal: prompt, countdown, a level meter, verdicts."""
+
+    WIDTH = 36  # characters of the level meter
+
+    def prompt(self, index: int, count: int, word: str) -> None:
+        console.print(
+            f"\n[bold]take {index}/{count}[/]: say [bold cyan]{word.replace('_', ' ')}"
+            f"[/] after the countdown",
+            highlight=False,
+        )
+
+    def countdown(self, n: int) -> None:
+        console.print(f"  {n}...", end="", highlight=False)
+        if n == 1:
+            console.print(" [bold green]speak![/]", highlight=False)
+
+    def level(self, db: float) -> None:
+        filled = max(0, min(self.WIDTH, int((db + 60.0) / 60.0 * self.WIDTH)))
+        colour = "red" if db > -1.0 else "green" if db > -35.0 else "yellow"
+        bar = f"[{colour}]{'#' * filled}[/]{'.' * (self.WIDTH - filled)}"
+        console.print(f"\r  level {bar} {db:6.1f} dBFS", end="", highlight=False)
+
+    def rejected(self, reason: str) -> None:
+        console.print(f"\n  [yellow]rejected[/]: {reason}; again", highlight=False)
+
+    def saved(self, path: Path) -> None:
+        console.print(f"\n  [green]saved[/] {path}", highlight=False)
+
+
+@app.command()
+def record(
+    word: str = typer.Argument(..., help="The keyword, as its folder name (e.g. hey_lamp)."),
+    count: int = typer.Option(
+        20, "--count", "-n", help="Good takes to record (microphone; --wav keeps every good one)."
+    ),
+    out: Path = typer.Option(
+        Path("recordings"), "--out", "-o", help="Folder of label folders; clips go to OUT/WORD/."
+    ),
+    speaker: str | None = typer.Option(
+        None, "--speaker", help="Who speaks (file prefix SPEAKER_nohash_K) [default: login]."
+    ),
+    wav: Path | None = typer.Option(
+        None, "--wav", help="Split this recording of the word said repeatedly instead."
+    ),
+    seconds: float = typer.Option(2.0, "--seconds", help="Length of one take."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
+) -> None:
+    """Record your own keyword clips: guided microphone takes, or split one long recording."""
+    from kwstool.data import record as rec
+
+    if wav is not None:
+        result = rec.split_recording(wav, word, out, speaker)
+    else:
+        with rec.Microphone() as mic:
+            console.print(f"microphone: {mic.name} ({mic.rate} Hz)", highlight=False)
+            result = rec.record_session(
+                mic, word, count, out, speaker, take_seconds=seconds, ui=_ConsoleUI()
+            )
+    if as_json:
+        sys.stdout.write(json.dumps(result.to_dict(), indent=2) + "\n")
+        return
+    for reason in result.rejected if wav is not None else []:
+        err_console.print(f"[yellow]rejected[/] take at {reason}", highlight=False)
+    console.print(
+        f"wrote {len(result.saved)} clip(s) of {word} by {result.speaker} to "
+        f"{result.folder} ({len(result.rejected)} take(s) rejected)",
+        highlight=False,
+    )
+
+
+@app.command()
+def synth(
+    word: str = typer.Argument(..., help="The keyword, as its folder name (e.g. hey_lamp)."),
+    count: int = typer.Option(200, "--count", "-n", help="Clips to make."),
+    out: Path = typer.Option(
+        Path("synth"), "--out", "-o", help="Folder of label folders; clips go to OUT/WORD/."
+    ),
+    seed: int = typer.Option(0, "--seed", help="Seed of the voice order and augmentation."),
+    noise: Path | None = typer.Option(
+        None, "--noise", help="Folder of background-noise WAVs to mix in [default: pink noise]."
+    ),
+    text: str | None = typer.Option(
+        None, "--text", help="What to say [default: the word with '_' as spaces]."
+    ),
+    plain: bool = typer.Option(False, "--plain", help="No augmentation (only resample/centre)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
+) -> None:
+    """Make synthetic clips of a keyword with espeak-ng voices plus augmentation."""
+    from kwstool.data.synth import synth as run_synth
+
+    result = run_synth(word, count, out, seed=seed, noise_dir=noise, augmented=not plain, text=text)
+    if as_json:
+        sys.stdout.write(json.dumps(result.to_dict(), indent=2) + "\n")
+        return
+    console.print(
+        f"wrote {len(result.saved)} clip(s) of {word} in {len(set(result.voices))} "
+        f"voices to {result.folder}",
+        highlight=False,
+    )

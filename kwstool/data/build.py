@@ -1,0 +1,292 @@
+"""Selecting and decoding the clips of a scanned source into the rows of each split.
+
+Keywords are all kept; ``_unknown_`` and ``_silence_`` examples are drawn per split by rank
+(see :mod:`kwstool.data.prepared`); missing silence is filled with background-noise slices.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from kwstool.core.contract import CLIP_SAMPLES
+from kwstool.core.labels import SILENCE, UNKNOWN
+from kwstool.data.sources import Clip, Scan
+from kwstool.data.splits import noise_range
+from kwstool.data.store import SPLITS, Built, Progress
+from kwstool.errors import KwsError
+
+SILENCE_GAIN_RANGE = (0.1, 100.0)
+DECODE_CHUNK = 64  # files per decode task
+
+
+def rank(seed: int, name: str) -> bytes:
+    """Deterministic draw order of a candidate."""
+    return hashlib.sha1(f"{seed}:{name}".encode()).digest()
+
+
+def decode_all(
+    paths: Sequence[Path], progress: Progress, what: str = "decode clips"
+) -> list[np.ndarray | str]:
+    """Decode WAVs to (16000,) int16 in a thread pool; a failure gives its one-line reason."""
+    from kwstool.core.audio import load_wav
+
+    def work(chunk: Sequence[Path]) -> list:
+        out = []
+        for p in chunk:
+            try:
+                out.append(load_wav(p))
+            except KwsError as exc:
+                out.append(str(exc))
+        return out
+
+    chunks = [paths[i : i + DECODE_CHUNK] for i in range(0, len(paths), DECODE_CHUNK)]
+    results: list = []
+    workers = max(1, min(8, (os.cpu_count() or 1) * 2))
+    with progress.task(what, len(paths)) as advance, ThreadPoolExecutor(workers) as pool:
+        for part in pool.map(work, chunks):
+            results.extend(part)
+            advance(len(part))
+    return results
+
+
+# --- silence slices ------------------------------------------------------------------------------
+def _slice_gain(seed: int, line: str, peak: int) -> float:
+    """Log-uniform gain in SILENCE_GAIN_RANGE from the slice's name, capped below clipping."""
+    u = int.from_bytes(rank(seed, line)[:8], "big") / 2.0**64
+    lo, hi = SILENCE_GAIN_RANGE
+    gain = lo * (hi / lo) ** u
+    return min(gain, 32767.0 / peak) if peak else gain
+
+
+def silence_slices(
+    noise: dict[str, np.ndarray],
+    count: int,
+    split: str,
+    split_index: int,
+    validation_pct: float,
+    testing_pct: float,
+    seed: int,
+) -> tuple[list[str], np.ndarray]:
+    """``count`` 1 s slices of the noise recordings from ``split``'s time range."""
+    ranges = []
+    for rel, x in noise.items():
+        lo, hi = noise_range(len(x), split, validation_pct, testing_pct)
+        if hi - lo >= CLIP_SAMPLES:
+            ranges.append((rel, x, lo, hi - lo - CLIP_SAMPLES + 1))
+    if not ranges or count <= 0:
+        return [], np.zeros((0, CLIP_SAMPLES), np.int16)
+    rng = np.random.default_rng([seed, split_index, 7])
+    weights = np.array([r[3] for r in ranges], dtype=np.float64)
+    picks = rng.choice(len(ranges), size=count, p=weights / weights.sum())
+    lines, out = [], np.empty((count, CLIP_SAMPLES), np.int16)
+    for i, k in enumerate(picks):
+        rel, x, lo, positions = ranges[k]
+        offset = lo + int(rng.integers(positions))
+        seg = x[offset : offset + CLIP_SAMPLES].astype(np.float32)
+        line = f"#silence:{rel}@{offset}"
+        gain = _slice_gain(seed, line, int(np.abs(seg).max()))
+        out[i] = np.clip(np.round(seg * gain), -32768, 32767).astype(np.int16)
+        lines.append(line)
+    return lines, out
+
+
+# --- selection -----------------------------------------------------------------------------------
+def share_count(share: float, known: int) -> int:
+    return math.ceil(known * share / 100.0)
+
+
+def share_bases(
+    known: dict[str, int], validation_pct: float, testing_pct: float, warnings: list[str]
+) -> dict[str, float]:
+    """Keyword count per split that the silence/unknown shares are taken of.
+
+    Normally the split's own keyword count (TF's convention). A split that got no keyword clip
+    at all (every keyword speaker hashed elsewhere, as in small sets) uses the keyword count it
+    should have had, so it still gets silence/unknown examples instead of staying empty.
+    """
+    total = sum(known.values())
+    nominal = {
+        "train": 100.0 - validation_pct - testing_pct,
+        "validation": validation_pct,
+        "test": testing_pct,
+    }
+    out: dict[str, float] = {}
+    for s, n in known.items():
+        if n == 0 and total:
+            out[s] = total * nominal[s] / 100.0
+            warnings.append(
+                f"{s} has no keyword clips (no keyword speaker falls in it); it "
+                f"holds only {SILENCE}/{UNKNOWN} examples: add keyword recordings "
+                f"from more speakers"
+            )
+        else:
+            out[s] = n
+    return out
+
+
+class Split:
+    """Rows of one split while it is assembled: label index, file line, audio row."""
+
+    def __init__(self):
+        self.labels: list[int] = []
+        self.lines: list[str] = []
+        self.audio: list[np.ndarray] = []
+
+    def add(self, label: int, line: str, audio: np.ndarray) -> None:
+        self.labels.append(label)
+        self.lines.append(line)
+        self.audio.append(audio)
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray, list[str]]:
+        order = sorted(range(len(self.labels)), key=lambda i: (self.labels[i], self.lines[i]))
+        audio = np.empty((len(order), CLIP_SAMPLES), np.int16)
+        for j, i in enumerate(order):
+            audio[j] = self.audio[i]
+        labels = np.array([self.labels[i] for i in order], dtype=np.int16)
+        return audio, labels, [self.lines[i] for i in order]
+
+
+# --- the folder pipeline -------------------------------------------------------------------------
+def _pools(
+    scan: Scan, index: dict[str, int], seed: int
+) -> tuple[dict[str, list[Clip]], dict[str, list[Clip]], dict[str, list[Clip]]]:
+    """Keyword clips per split, and the ranked unknown and ``_silence_`` candidates."""
+    known: dict[str, list[Clip]] = {s: [] for s in SPLITS}
+    unknown_pool: dict[str, list[Clip]] = {s: [] for s in SPLITS}
+    silence_pool: dict[str, list[Clip]] = {s: [] for s in SPLITS}
+    for c in scan.clips:
+        if c.folder in index and c.folder not in (SILENCE, UNKNOWN):
+            known[c.split].append(c)
+        elif c.folder == SILENCE:
+            silence_pool[c.split].append(c)
+        else:
+            unknown_pool[c.split].append(c)
+    for pools in (unknown_pool, silence_pool):
+        for s in SPLITS:
+            pools[s].sort(key=lambda c: rank(seed, c.rel))
+    return known, unknown_pool, silence_pool
+
+
+def _decode_selected(
+    scan: Scan, jobs: list[Clip], pool_of: dict, progress: Progress
+) -> tuple[dict[str, np.ndarray], dict, list[dict]]:
+    """Decode ``jobs`` + the first ``want`` of each pool; refill from the pools when clips fail."""
+    decoded: dict[str, np.ndarray] = {}
+    skipped: list[dict] = []
+    taken = {key: 0 for key in pool_of}
+    good: dict = {key: [] for key in pool_of}
+    first = True
+    while True:
+        batch_pool: list[tuple[tuple, Clip]] = []
+        for key, (pool, want) in pool_of.items():
+            missing = want - len(good[key])
+            more = pool[taken[key] : taken[key] + max(0, missing)]
+            taken[key] += len(more)
+            batch_pool += [(key, c) for c in more]
+        batch = (jobs if first else []) + [c for _, c in batch_pool]
+        if not batch:
+            break
+        results = decode_all([c.file(scan.root) for c in batch], progress)
+        for c, r in zip(batch, results):
+            if isinstance(r, str):
+                skipped.append({"file": c.rel, "reason": r})
+            else:
+                decoded[c.rel] = r
+        for key, c in batch_pool:
+            if c.rel in decoded:
+                good[key].append(c)
+        first = False
+    return decoded, good, skipped
+
+
+def _load_noise(scan: Scan, skipped: list[dict]) -> dict[str, np.ndarray]:
+    from kwstool.core.audio import load_wav
+
+    noise: dict[str, np.ndarray] = {}
+    for c in scan.noise:
+        try:
+            noise[c.noise_key()] = load_wav(c.file(scan.root), clip_samples=None)
+        except KwsError as exc:
+            skipped.append({"file": c.rel, "reason": str(exc)})
+    return noise
+
+
+def _noise_line(scan: Scan) -> dict[str, str]:
+    """Noise key -> the name silence slices are recorded under (its path in the source)."""
+    return {c.noise_key(): c.rel for c in scan.noise}
+
+
+def build_from_scan(
+    scan: Scan,
+    words: list[str],
+    silence_share: float,
+    unknown_share: float,
+    validation_pct: float,
+    testing_pct: float,
+    seed: int,
+    progress: Progress,
+    rule: str,
+    unknown_min: int = 0,
+    where: str | None = None,
+) -> Built:
+    """Rows of every split from a scan whose clips carry their split (see module docs)."""
+    labels = [SILENCE, UNKNOWN, *words]
+    index = {w: i for i, w in enumerate(labels)}
+    folders = sorted({c.folder for c in scan.clips})
+    for w in words:
+        if w not in folders:
+            shown = ", ".join(f for f in folders if not f.startswith("_"))
+            raise KwsError(
+                f"word {w!r} has no clips in {where or scan.root} (no {w}/ folder "
+                f"with .wav files); its label folders are: {shown}; fix --words"
+            )
+    warnings: list[str] = []
+    if rule == "lists" and (validation_pct, testing_pct) != (10, 10):
+        warnings.append(
+            "validation_list.txt/testing_list.txt decide the splits; "
+            "--validation-pct/--testing-pct are ignored"
+        )
+    known, unknown_pool, silence_pool = _pools(scan, index, seed)
+    base = share_bases({s: len(known[s]) for s in SPLITS}, validation_pct, testing_pct, warnings)
+    want_unknown = {s: max(share_count(unknown_share, base[s]), unknown_min) for s in SPLITS}
+    want_silence = {s: share_count(silence_share, base[s]) for s in SPLITS}
+    pool_of = {("u", s): (unknown_pool[s], want_unknown[s]) for s in SPLITS}
+    pool_of |= {("s", s): (silence_pool[s], want_silence[s]) for s in SPLITS}
+    jobs = [c for s in SPLITS for c in known[s]]
+    decoded, good, skipped = _decode_selected(scan, jobs, pool_of, progress)
+    clips_decoded = len(decoded) + len(skipped)
+    noise = _load_noise(scan, skipped)
+    names = _noise_line(scan)
+    out: dict[str, tuple] = {}
+    for i, s in enumerate(SPLITS):
+        rows = Split()
+        for c in known[s]:
+            if c.rel in decoded:
+                rows.add(index[c.folder], c.rel, decoded.pop(c.rel))
+        for c in good[("u", s)]:
+            rows.add(index[UNKNOWN], c.rel, decoded.pop(c.rel))
+        for c in good[("s", s)]:
+            rows.add(index[SILENCE], c.rel, decoded.pop(c.rel))
+        short = want_silence[s] - len(good[("s", s)])
+        named = {names[k]: v for k, v in noise.items()}
+        lines, slices = silence_slices(named, short, s, i, validation_pct, testing_pct, seed)
+        for line, a in zip(lines, slices):
+            rows.add(index[SILENCE], line, a)
+        out[s] = rows.arrays()
+    skipped.sort(key=lambda d: d["file"])
+    return Built(
+        out,
+        noise,
+        skipped,
+        warnings,
+        len(scan.clips),
+        clips_decoded,
+        {"split_rule": rule, "source_kind": scan.kind},
+    )

@@ -1,0 +1,226 @@
+"""Speaker-grouped k-fold cross-validation of a training recipe (int8 figures, every clip once).
+
+A *pool* is a prepared folder (``kwstool prepare`` format) whose clips are all candidates; the
+splits it already has are ignored. Clips are grouped so that no group is split between train
+and test: speech clips by speaker (:func:`kwstool.data.speaker_of` on the file path), generated
+``_silence_`` slices (``#silence:<recording>@<offset>`` lines) by recording and by the split
+region prepare cut them from (its regions are disjoint time ranges of a recording, so slices of
+one region never overlap those of another). Groups are dealt to ``k`` folds, largest first, to
+the fold with the fewest clips (ties by a seeded hash), so folds are balanced and deterministic.
+
+Fold ``f``: test = the groups of fold ``f``; validation (best epoch, early stopping) = about
+:data:`VALIDATION_PCT` % of the other groups, chosen by a seeded hash; train = the rest. Each
+fold is trained with :func:`kwstool.model.train.train`, quantized to int8 and evaluated with
+LiteRT on its test clips. The result holds per-fold figures, their mean and standard deviation
+(top-1, macro-F1, per-class recall) and the pooled top-1 over all clips. Fold runs resume.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from kwstool import __version__
+from kwstool.errors import KwsError
+from kwstool.fileio import atomic_path, save_npy, write_json, write_text
+
+VALIDATION_PCT = 10.0
+SPLITS = ("train", "validation", "test")
+
+
+def group_of(line: str, source_split: str = "") -> str:
+    """Group key of one pooled file line (``<source>/<path>`` or ``<source>/#silence:...``)."""
+    from kwstool.data import speaker_of
+
+    source, _, rel = line.partition("/")
+    if rel.startswith("#silence:"):
+        recording = rel[len("#silence:") :].rsplit("@", 1)[0]
+        return f"silence:{source}/{recording}:{source_split}"
+    return f"speaker:{speaker_of(rel)}"
+
+
+def _rank(seed: int, key: str) -> int:
+    return int.from_bytes(hashlib.sha1(f"{seed}:{key}".encode()).digest()[:8], "big")
+
+
+def assign_folds(groups: list[str], k: int, seed: int) -> np.ndarray:
+    """Fold index of each clip: whole groups, largest first, to the emptiest fold."""
+    keys, counts = np.unique(np.asarray(groups, dtype=object), return_counts=True)
+    order = sorted(range(len(keys)), key=lambda i: (-counts[i], _rank(seed, str(keys[i]))))
+    sizes = np.zeros(k, dtype=np.int64)
+    fold_of: dict[str, int] = {}
+    for i in order:
+        f = int(np.argmin(sizes))
+        fold_of[str(keys[i])] = f
+        sizes[f] += counts[i]
+    return np.array([fold_of[g] for g in groups], dtype=np.int64)
+
+
+class Pool:
+    """All clips of one or more prepared folders (every split), with their groups."""
+
+    def __init__(self, sources: dict[str, Path]) -> None:
+        from kwstool.data import load_prepared
+
+        parts: dict[str, list[Any]] = {"audio": [], "features": [], "labels": [], "files": []}
+        self.groups: list[str] = []
+        first = None
+        for name, path in sources.items():
+            data = load_prepared(path)
+            first = first or data
+            if data.labels != first.labels:
+                raise KwsError(f"{path}: labels {data.labels} differ from {first.labels}")
+            for split in SPLITS:
+                sd = data.split(split)
+                lines = [f"{name}/{f}" for f in sd.files]
+                parts["audio"].append(np.asarray(sd.audio))
+                parts["features"].append(np.asarray(sd.features))
+                parts["labels"].append(np.asarray(sd.labels))
+                parts["files"] += lines
+                self.groups += [group_of(ln, split) for ln in lines]
+        if first is None:
+            raise KwsError("cross-validation needs at least one prepared source")
+        self.labels: list[str] = list(first.labels)
+        self.words = list(first.words)
+        self.features_params = first.manifest["features"]
+        self.noise = dict(first.background_noise)
+        self.audio = np.concatenate(parts["audio"])
+        self.features = np.concatenate(parts["features"])
+        self.y = np.concatenate(parts["labels"]).astype(np.int16)
+        self.files: list[str] = parts["files"]
+        self.hash = hashlib.sha256(
+            json.dumps({k: load_prepared(p).manifest["inputs_hash"] for k, p in sources.items()},
+                       sort_keys=True).encode()).hexdigest()  # fmt: skip
+
+    def fold_splits(self, folds: np.ndarray, f: int, seed: int) -> dict[str, np.ndarray]:
+        """Row indices of train/validation/test for fold ``f``: validation takes whole groups
+        of the other folds, in seeded-hash order, until it holds VALIDATION_PCT % of them."""
+        test = folds == f
+        groups = np.asarray(self.groups, dtype=object)
+        keys, counts = np.unique(groups[~test], return_counts=True)
+        want = max(1.0, counts.sum() * VALIDATION_PCT / 100.0)
+        chosen: set[str] = set()
+        taken = 0
+        for i in sorted(range(len(keys)), key=lambda i: _rank(seed, f"val{f}:{keys[i]}")):
+            if taken >= want:
+                break
+            chosen.add(str(keys[i]))
+            taken += int(counts[i])
+        val = ~test & np.array([g in chosen for g in self.groups], dtype=bool)
+        return {
+            "train": np.flatnonzero(~test & ~val),
+            "validation": np.flatnonzero(val),
+            "test": np.flatnonzero(test),
+        }
+
+    def write(self, out: Path, rows: dict[str, np.ndarray], tag: str) -> None:
+        """A prepared folder of the given rows (skipped when it is already there)."""
+        inputs_hash = hashlib.sha256(f"{self.hash}:{tag}".encode()).hexdigest()
+        manifest_path = out / "manifest.json"
+        old = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
+        if old.get("inputs_hash") == inputs_hash:
+            return
+        splits = {}
+        for split, idx in rows.items():
+            lab = self.y[idx]
+            save_npy(out / f"{split}_features.npy", self.features[idx])
+            save_npy(out / f"{split}_audio.npy", self.audio[idx])
+            save_npy(out / f"{split}_labels.npy", lab)
+            write_text(out / f"{split}_files.txt", "".join(self.files[i] + "\n" for i in idx))
+            per = np.bincount(lab.astype(np.int64), minlength=len(self.labels))
+            splits[split] = {
+                "count": len(idx),
+                "per_class": {n: int(per[i]) for i, n in enumerate(self.labels)},
+            }
+        with atomic_path(out / "background_noise.npz") as tmp, open(tmp, "wb") as fh:
+            np.savez(fh, **self.noise)  # type: ignore[arg-type]
+        write_json(manifest_path, {
+            "format": 1, "kwstool_version": __version__, "source": f"cross-validation {tag}",
+            "words": self.words, "labels": self.labels, "features": self.features_params,
+            "splits": splits, "inputs_hash": inputs_hash, "skipped": []})  # fmt: skip
+
+
+def _fold(
+    pool: Pool,
+    folds: np.ndarray,
+    f: int,
+    recipe: dict[str, Any],
+    work: Path,
+    seed: int,
+    progress: bool,
+) -> dict[str, Any]:
+    """Train, quantize and evaluate fold ``f``; cached in ``work/fold_F/result.json``."""
+    from kwstool.model.config import TrainConfig
+    from kwstool.model.evaluate import evaluate
+    from kwstool.model.quantize import quantize
+    from kwstool.model.train import train
+
+    fold_dir = work / f"fold_{f}"
+    cached = fold_dir / "result.json"
+    cfg = TrainConfig().replace(**recipe)
+    if cached.is_file():
+        result: dict[str, Any] = json.loads(cached.read_text())
+        if result.get("config") == cfg.to_dict():
+            return result
+    t0 = time.perf_counter()
+    pool.write(fold_dir / "data", pool.fold_splits(folds, f, seed), f"k{int(folds.max()) + 1}"
+               f"-fold{f}-seed{seed}")  # fmt: skip
+    run = fold_dir / "run"
+    resume = (run / "config.json").is_file()
+    tr = train(fold_dir / "data", run, None if resume else cfg, resume=resume, progress=progress)
+    quantize(run, fold_dir / "data")
+    ev = evaluate(run, fold_dir / "data", split="test", png_out=fold_dir / "confusion.png")
+    result = {"fold": f, "config": cfg.to_dict(), "test_count": ev.count, "top1": ev.top1,
+              "correct": int(np.trace(ev.confusion)), "macro_f1": ev.macro_f1,
+              "recall": {c.label: c.recall for c in ev.per_class}, "best_epoch": tr.best_epoch,
+              "epochs_run": tr.epochs_run, "seconds": round(time.perf_counter() - t0, 1)}  # fmt: skip
+    write_json(cached, result)
+    return result
+
+
+def _mean_std(values: list[float | None]) -> dict[str, float | None]:
+    v = np.array([x for x in values if x is not None], dtype=np.float64)
+    if not len(v):
+        return {"mean": None, "std": None}
+    return {"mean": float(v.mean()), "std": float(v.std(ddof=1)) if len(v) > 1 else 0.0}
+
+
+def summarize(folds: list[dict[str, Any]], labels: list[str]) -> dict[str, Any]:
+    """Mean and (sample) standard deviation over folds; pooled top-1 over every clip."""
+    total = sum(r["test_count"] for r in folds)
+    return {
+        "k": len(folds), "clips": total,
+        "pooled_top1": sum(r["correct"] for r in folds) / max(1, total),
+        "top1": _mean_std([r["top1"] for r in folds]),
+        "macro_f1": _mean_std([r["macro_f1"] for r in folds]),
+        "recall": {lab: _mean_std([r["recall"].get(lab) for r in folds]) for lab in labels},
+    }  # fmt: skip
+
+
+def cross_validate(recipe: dict[str, Any], k: int = 5, epochs: int | None = None, seed: int = 0,
+                   *, sources: dict[str, Path], work: Path, progress: bool = False,
+                   folds_to_run: list[int] | None = None) -> dict[str, Any]:  # fmt: skip
+    """Speaker-grouped ``k``-fold cross-validation of ``recipe`` (TrainConfig fields) on the
+    pooled clips of the prepared folders ``sources`` ({name: folder}); see the module docs.
+
+    ``epochs`` overrides the recipe's; ``seed`` drives the fold assignment and training.
+    ``folds_to_run`` limits the run to some folds (the summary then covers those). Returns
+    ``{"recipe", "k", "seed", "folds": [...], "summary": {...}, "seconds"}``.
+    """
+    if k < 2:
+        raise KwsError(f"k={k}: cross-validation needs at least 2 folds")
+    t0 = time.perf_counter()
+    recipe = dict(recipe, seed=seed, **({"epochs": epochs} if epochs else {}))
+    pool = Pool(sources)
+    folds = assign_folds(pool.groups, k, seed)
+    results = [_fold(pool, folds, f, recipe, Path(work), seed, progress)
+               for f in (folds_to_run if folds_to_run is not None else range(k))]  # fmt: skip
+    return {"recipe": recipe, "k": k, "seed": seed, "folds": results,
+            "fold_sizes": np.bincount(folds, minlength=k).tolist(),
+            "summary": summarize(results, pool.labels),
+            "seconds": round(time.perf_counter() - t0, 1)}  # fmt: skip

@@ -1,0 +1,324 @@
+"""`kwstool stream-eval`: false accepts per hour, misses and latency on long streams.
+
+1. :mod:`kwstool.stream.synth` builds a positive stream (keywords and ``_unknown_`` words in
+   background noise at known times) and a negative one (noise and ``_unknown_`` words only)
+   from a split of prepared data, seeded.
+2. Each stream goes through the board's streaming path in bulk (:func:`engine.batch_results`):
+   features once over the whole stream (the C front end, one continuous state), the int8
+   model over every window at the board's cadence (LiteRT reference kernels on all cores;
+   a sample of windows is re-run in TFLite-Micro and must give the same int8 outputs), then
+   the C recognizer over the score sequence.
+3. The recognizer is replayed for every threshold 0..255 and several suppression times: a
+   DET curve per keyword (FRR against false accepts per hour of the negative stream), PNG and
+   JSON. ``calibrate=FA_PER_HOUR`` picks per keyword the threshold with the fewest misses
+   among those within the budget and stores it in the run folder (``calibration.json``).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from kwstool import __version__
+from kwstool.core.contract import SAMPLE_RATE
+from kwstool.core.labels import is_filler
+from kwstool.errors import KwsError
+from kwstool.stream import engine, native, scoring, synth
+from kwstool.stream.det import calibrate, plot_det, sweep
+
+JSON_FILE = "stream_eval.json"
+DET_FILE = "det.png"
+#: Windows re-run in TFLite-Micro to check the bulk outputs.
+PARITY_WINDOWS = 256
+
+
+@dataclass
+class StreamEvalResult:
+    report: dict[str, Any]
+    json_path: Path
+    det_path: Path
+    calibration_path: Path | None = None
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def recognizer_defaults(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Export's recognizer defaults with ``overrides`` (the same values the header gets)."""
+    from kwstool.core.recognizer import RECOGNIZER_DEFAULTS
+
+    rec: dict[str, Any] = dict(RECOGNIZER_DEFAULTS)
+    rec.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    return rec
+
+
+def load_noise(data: Any, noise_dir: str | os.PathLike[str] | None) -> list[np.ndarray]:
+    """Background recordings: the WAVs of ``noise_dir``, else the prepared data's."""
+    from kwstool.core.audio import load_wav
+
+    if noise_dir is None:
+        return [np.asarray(v, np.int16) for _, v in sorted(data.background_noise.items()) if len(v)]
+    folder = Path(noise_dir)
+    files = sorted(folder.glob("*.wav")) if folder.is_dir() else []
+    if not files:
+        raise KwsError(f"{folder}: no .wav files of background noise; pass a folder of WAVs")
+    return [load_wav(f, None) for f in files]
+
+
+def _clips(data: Any, split: str, labels: list[str]) -> tuple[np.ndarray, list[str]]:
+    s = data.split(split)
+    names = [data.labels[int(i)] for i in s.labels]
+    missing = sorted(set(names) - set(labels))
+    if missing:
+        raise KwsError(
+            f"{data.path}: labels {', '.join(missing)} are not among the model's "
+            f"({', '.join(labels)}); pass data prepared for this model's words"
+        )
+    return np.asarray(s.audio), names
+
+
+def parity_check(
+    model: engine.StreamModel, samples: np.ndarray, res: engine.StreamScores
+) -> dict[str, Any]:
+    """Re-run a spread of windows in TFLite-Micro; their int8 outputs must equal the bulk's."""
+    if len(res.times_ms) == 0:
+        return {"windows": 0}
+    feats = native.stream_features(samples)
+    ends = engine.window_ends(len(feats), model.every_frames)
+    pick = np.unique(np.linspace(0, len(ends) - 1, min(PARITY_WINDOWS, len(ends))).astype(int))
+    tflm = engine.StreamModel(
+        model.path,
+        model.tflite,
+        model.sha256,
+        model.labels,
+        model.info,
+        model.period_ms,
+        "tflm",
+    ).invoker()
+    ref = tflm(engine.windows_of(feats, ends[pick]))
+    diff = np.abs(ref.astype(np.int16) - res.raw[pick].astype(np.int16))
+    return {
+        "windows": len(pick),
+        "identical": int(np.sum(~diff.any(axis=1))),
+        "max_abs_diff": int(diff.max()),
+        "bulk_runtime": model.runtime,
+        "reference": "tflite-micro",
+    }
+
+
+def _evaluate_at(
+    settings: native.RecognizerSettings,
+    pos: engine.StreamScores,
+    neg: engine.StreamScores | None,
+    words: scoring.WordTable,
+    pos_hours: float,
+    neg_hours: float,
+) -> dict[str, Any]:
+    po = scoring.match(native.recognize(pos.scores, pos.times_ms, settings), words)
+    ne = None
+    if neg is not None:
+        ne = scoring.match(
+            native.recognize(neg.scores, neg.times_ms, settings),
+            scoring.WordTable.of([], settings.labels, SAMPLE_RATE),
+        )
+    return scoring.keyword_figures(settings.labels, words, po, ne, pos_hours, neg_hours)
+
+
+def stream_eval(
+    run_or_model: str | os.PathLike[str],
+    data_dir: str | os.PathLike[str],
+    *,
+    design: synth.StreamDesign | None = None,
+    noise_dir: str | os.PathLike[str] | None = None,
+    recognizer: dict[str, Any] | None = None,
+    calibrate_fa: float | None = None,
+    out_dir: str | os.PathLike[str] | None = None,
+    runtime: str = "litert",
+    threads: int | None = None,
+    save_wav: bool = False,
+    log: Callable[[str], None] | None = None,
+) -> StreamEvalResult:
+    """Evaluate a model on long synthetic streams; see the module doc."""
+    from kwstool.data.prepared import load_prepared
+
+    say = log or (lambda _m: None)
+    design = design or synth.StreamDesign()
+    tick = time.perf_counter()
+    seconds: dict[str, float] = {}
+    model = engine.StreamModel.load(run_or_model, runtime)
+    data = load_prepared(data_dir)
+    clips, names = _clips(data, design.split, model.labels)
+    say(
+        f"building {design.hours:g} h positive + {design.negative_hours:g} h negative streams "
+        f"(seed {design.seed}) from {len(names)} {design.split} clips"
+    )
+    positive, negative = synth.build_streams(clips, names, load_noise(data, noise_dir), design)
+    seconds["build"] = time.perf_counter() - tick
+    results = _run_streams(model, positive, negative, threads, say, seconds)
+    out = Path(out_dir) if out_dir else model.path.parent / "stream_eval"
+    if save_wav:
+        from kwstool.core.audio import save_wav as write_wav
+
+        write_wav(out / "positive.wav", positive.samples)
+        write_wav(out / "negative.wav", negative.samples)
+    return _report(
+        model,
+        data,
+        design,
+        positive,
+        negative,
+        results,
+        recognizer,
+        calibrate_fa,
+        out,
+        say,
+        seconds,
+        tick,
+    )
+
+
+def _run_streams(
+    model: engine.StreamModel,
+    positive: synth.Stream,
+    negative: synth.Stream,
+    threads: int | None,
+    say: Callable[[str], None],
+    seconds: dict[str, float],
+) -> tuple[engine.StreamScores, engine.StreamScores | None, dict[str, Any]]:
+    t0, c0 = time.perf_counter(), time.process_time()
+    hours = positive.hours + negative.hours
+    say(
+        f"running {hours:.2f} h of audio through the front end, the model ({model.runtime}, "
+        f"every {model.period_ms} ms) and the recognizer"
+    )
+    pos = engine.batch_results(model, positive.samples, threads)
+    neg = engine.batch_results(model, negative.samples, threads) if len(negative.samples) else None
+    seconds["stream"] = time.perf_counter() - t0
+    seconds["stream_cpu"] = time.process_time() - c0  # all threads: independent of other load
+    t0 = time.perf_counter()
+    parity = parity_check(model, positive.samples, pos)
+    seconds["parity_check"] = time.perf_counter() - t0
+    if parity.get("windows") and parity["max_abs_diff"] != 0:
+        say(
+            f"warning: {parity['windows'] - parity['identical']} of {parity['windows']} windows "
+            f"differ from TFLite-Micro (max {parity['max_abs_diff']} int8 steps)"
+        )
+    return pos, neg, parity
+
+
+def _report(
+    model: engine.StreamModel,
+    data: Any,
+    design: synth.StreamDesign,
+    positive: synth.Stream,
+    negative: synth.Stream,
+    results: tuple[engine.StreamScores, engine.StreamScores | None, dict[str, Any]],
+    recognizer: dict[str, Any] | None,
+    calibrate_fa: float | None,
+    out: Path,
+    say: Callable[[str], None],
+    seconds: dict[str, float],
+    tick: float,
+) -> StreamEvalResult:
+    from kwstool.core.calibration import save_calibration
+    from kwstool.fileio import write_json
+
+    pos, neg, parity = results
+    rec = recognizer_defaults(recognizer)
+    settings = native.RecognizerSettings.build(model.labels, rec)
+    words = scoring.WordTable.of(positive.words, model.labels, SAMPLE_RATE)
+    t0 = time.perf_counter()
+    figures = _evaluate_at(settings, pos, neg, words, positive.hours, negative.hours)
+    swept = sweep(settings, pos, neg, words, negative.hours)
+    seconds["sweep"] = time.perf_counter() - t0
+    curves = swept["suppression_ms"][str(settings.suppression_ms)]
+    report: dict[str, Any] = {
+        "kwstool_version": __version__,
+        "model_file": str(model.path),
+        "model_sha256": model.sha256,
+        "labels": model.labels,
+        "inference_period_ms": model.period_ms,
+        "runtime": model.runtime,
+        "recognizer": {k: v for k, v in rec.items() if k != "thresholds"}
+        | {"thresholds": dict(zip(model.labels, settings.thresholds))},
+        "data": str(data.path),
+        "design": design.as_dict(),
+        "positive": {
+            "hours": round(positive.hours, 4),
+            "words": _word_counts(positive),
+        },
+        "negative": {
+            "hours": round(negative.hours, 4),
+            "words": _word_counts(negative),
+        },
+        "per_keyword": figures,
+        "parity": parity,
+        "sweep": swept,
+    }
+    cal_path = None
+    if calibrate_fa is not None:
+        picks = calibrate(curves, calibrate_fa)
+        thresholds = {name: p["threshold"] for name, p in picks.items()}
+        at = settings.__class__.build(model.labels, rec | {"thresholds": thresholds})
+        joint = _evaluate_at(at, pos, neg, words, positive.hours, negative.hours)
+        report["calibration"] = {
+            "fa_per_hour_budget": calibrate_fa,
+            "picks": picks,
+            "figures": joint,
+        }
+        cal_path = save_calibration(
+            model.path.parent,
+            _calibration_record(model, report, calibrate_fa, thresholds, picks, joint),
+        )
+        say(f"wrote {cal_path}")
+    seconds["total"] = time.perf_counter() - tick
+    report["seconds"] = {k: round(v, 2) for k, v in seconds.items()}
+    json_path, det_path = out / JSON_FILE, out / DET_FILE
+    plot_det(
+        curves,
+        det_path,
+        f"{model.path.name}: {positive.hours:.2f} h positive, "
+        f"{negative.hours:.2f} h negative, suppression {settings.suppression_ms} ms",
+    )
+    write_json(json_path, report)
+    return StreamEvalResult(report, json_path, det_path, cal_path, seconds)
+
+
+def _word_counts(stream: synth.Stream) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for w in stream.words:
+        counts[w.label] = counts.get(w.label, 0) + 1
+    return dict(sorted(counts.items()))
+
+
+def _calibration_record(
+    model: engine.StreamModel,
+    report: dict[str, Any],
+    budget: float,
+    thresholds: dict[str, int],
+    picks: dict[str, Any],
+    joint: dict[str, Any],
+) -> dict[str, Any]:
+    rec = {k: v for k, v in report["recognizer"].items() if k != "thresholds"}
+    return {
+        "kwstool_version": __version__,
+        "model_file": model.path.name,
+        "model_sha256": model.sha256,
+        "labels": model.labels,
+        "fa_per_hour_budget": budget,
+        "thresholds": {lab: thresholds.get(lab, 255) for lab in model.labels if not is_filler(lab)},
+        "recognizer": rec,
+        "inference_period_ms": model.period_ms,
+        "stream": {
+            "design": report["design"],
+            "data": report["data"],
+            "positive_hours": report["positive"]["hours"],
+            "negative_hours": report["negative"]["hours"],
+        },
+        "sweep_picks": picks,
+        "figures": joint,
+    }

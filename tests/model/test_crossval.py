@@ -1,0 +1,99 @@
+"""Speaker-grouped cross-validation (kwstool.model.crossval) on a tiny tone dataset."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from wavgen import write_wav
+
+from kwstool.errors import KwsError
+from kwstool.model import crossval
+
+TONES = {"yes": 500.0, "no": 1200.0, "cat": 2500.0}
+
+
+@pytest.fixture(scope="module")
+def sources(tmp_path_factory) -> dict[str, Path]:
+    """Two prepared sources of tone clips; speakers 0-4 speak in both (as in the benchmark)."""
+    from kwstool.data import prepare
+
+    base = tmp_path_factory.mktemp("cv")
+    rng = np.random.default_rng(0)
+    t = np.arange(16000) / 16000
+    out = {}
+    for name, speakers in (("a", range(14)), ("b", range(0, 20, 2))):
+        src = base / name
+        for word, freq in TONES.items():
+            (src / word).mkdir(parents=True)
+            for s in speakers:
+                f = freq * (1 + 0.05 * rng.standard_normal())
+                x = 0.3 * np.sin(2 * np.pi * f * t) * (np.abs(t - 0.5) < 0.3)
+                x += 0.01 * rng.standard_normal(16000)
+                write_wav(src / word / f"{s:08x}_nohash_{name}.wav", (x * 32767).astype(np.int16))
+        (src / "_background_noise_").mkdir()
+        noise = 0.1 * rng.standard_normal(16000 * 5)
+        write_wav(src / "_background_noise_" / "white.wav", (noise * 32767).astype(np.int16))
+        prepare(str(src), base / f"{name}_prepared", words=["yes", "no"], progress=False)
+        out[name] = base / f"{name}_prepared"
+    return out
+
+
+def test_group_of_speech_and_silence_lines():
+    assert crossval.group_of("a/yes/0c540988_nohash_0.wav") == "speaker:0c540988"
+    assert crossval.group_of("b/_unknown_/cat_0c540988_nohash_1.wav") == "speaker:0c540988"
+    assert crossval.group_of("a/#silence:_background_noise_/white.wav@1234", "test") == (
+        "silence:a/_background_noise_/white.wav:test"
+    )
+
+
+def test_folds_keep_every_group_on_one_side_and_test_every_clip_once(sources):
+    pool = crossval.Pool(sources)
+    k = 3
+    folds = crossval.assign_folds(pool.groups, k, seed=0)
+    sizes = np.bincount(folds, minlength=k)
+    assert sizes.sum() == len(pool.y) and sizes.max() - sizes.min() <= max(
+        np.unique(pool.groups, return_counts=True)[1]
+    )  # balanced up to one group
+    tested = np.zeros(len(pool.y), dtype=int)
+    groups = np.asarray(pool.groups, dtype=object)
+    for f in range(k):
+        rows = pool.fold_splits(folds, f, seed=0)
+        all_rows = np.concatenate(list(rows.values()))
+        assert len(all_rows) == len(set(all_rows)) == len(pool.y)
+        assert len(rows["validation"]) > 0 and len(rows["train"]) > 0
+        test_groups = set(groups[rows["test"]])
+        assert not test_groups & set(groups[rows["train"]])
+        assert not test_groups & set(groups[rows["validation"]])
+        tested[rows["test"]] += 1
+    assert np.all(tested == 1)
+    # a speaker of both sources is one group: all its clips share one fold
+    shared = [i for i, g in enumerate(pool.groups) if g == "speaker:00000002"]
+    assert {pool.files[i].split("/")[0] for i in shared} == {"a", "b"}
+    assert len(set(folds[shared])) == 1
+
+
+def test_cross_validate_runs_every_fold_and_summarizes(sources, tmp_path):
+    recipe = {"model": "tiny_conv", "batch_size": 8, "lr": 0.01}
+    out = crossval.cross_validate(recipe, k=2, epochs=2, seed=0, sources=sources, work=tmp_path)
+    pool = crossval.Pool(sources)
+    summ = out["summary"]
+    assert [f["fold"] for f in out["folds"]] == [0, 1]
+    assert summ["clips"] == len(pool.y) == sum(out["fold_sizes"])
+    assert summ["pooled_top1"] == pytest.approx(
+        sum(f["correct"] for f in out["folds"]) / len(pool.y)
+    )
+    tops = [f["top1"] for f in out["folds"]]
+    assert summ["top1"]["mean"] == pytest.approx(np.mean(tops))
+    assert summ["top1"]["std"] == pytest.approx(np.std(tops, ddof=1))
+    assert set(summ["recall"]) == set(pool.labels)
+    assert out["recipe"]["epochs"] == 2 and all(f["epochs_run"] == 2 for f in out["folds"])
+    stored = json.loads((tmp_path / "fold_1" / "result.json").read_text())
+    assert stored == out["folds"][1]
+    # a second call reuses the finished folds
+    again = crossval.cross_validate(recipe, k=2, epochs=2, seed=0, sources=sources, work=tmp_path)
+    assert again["folds"] == out["folds"]
+    with pytest.raises(KwsError, match="k=1: cross-validation needs at least 2 folds"):
+        crossval.cross_validate(recipe, k=1, sources=sources, work=tmp_path)

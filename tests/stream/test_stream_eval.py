@@ -1,0 +1,251 @@
+"""`kwstool stream-eval`: reproducible streams, scoring against the inserted words, the
+threshold sweep and calibration, and export/listen reading the calibration."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from kwstool.cli import main
+from kwstool.errors import KwsError
+from kwstool.stream import native, scoring, synth
+from kwstool.stream.native import Detection
+
+#: A short stream the energy model hears cleanly: quiet noise, loud words, 2-3 s apart.
+SHORT = {
+    "hours": 0.02,
+    "negative_hours": 0.01,
+    "snr_db": (45.0, 50.0),
+    "noise_dbfs": (-82.0, -80.0),
+    "gap_s": (2.0, 3.0),
+}
+
+
+def _clips(demo_data):
+    from kwstool.data import load_prepared
+
+    data = load_prepared(demo_data)
+    s = data.split("test")
+    return data, np.asarray(s.audio), [data.labels[i] for i in s.labels]
+
+
+def test_same_seed_same_stream_other_seed_other_stream(demo_data):
+    data, clips, names = _clips(demo_data)
+    noise = list(data.background_noise.values())
+    design = synth.StreamDesign(seed=3, hours=0.01, negative_hours=0.005)
+    a_pos, a_neg = synth.build_streams(clips, names, noise, design)
+    b_pos, b_neg = synth.build_streams(clips, names, noise, design)
+    assert np.array_equal(a_pos.samples, b_pos.samples)
+    assert np.array_equal(a_neg.samples, b_neg.samples)
+    assert [w.as_dict() for w in a_pos.words] == [w.as_dict() for w in b_pos.words]
+    c_pos, _ = synth.build_streams(
+        clips,
+        names,
+        noise,
+        synth.StreamDesign(seed=4, hours=0.01, negative_hours=0.005),
+    )
+    assert not np.array_equal(a_pos.samples[: len(c_pos.samples)], c_pos.samples)
+    # the negative stream never holds a keyword; gaps are as designed
+    assert {w.label for w in a_neg.words} == {"_unknown_"}
+    starts = np.array([w.start for w in a_pos.words])
+    ends = np.array([w.end for w in a_pos.words])
+    gaps = (starts[1:] - ends[:-1]) / 16000
+    assert gaps.min() >= 1.5 - 1e-3 and gaps.max() <= 3.0 + 1e-3
+    assert len(a_pos.samples) == int(0.01 * 3600 * 16000)
+
+
+def test_match_hits_misses_and_false_detections():
+    words = scoring.WordTable(
+        start_ms=np.array([1000, 5000, 9000]),
+        end_ms=np.array([1500, 5400, 9500]),
+        label=np.array([2, 3, 2]),
+    )
+    dets = [
+        Detection(0, 1600, 2, 220, 5),  # hits word 0 (latency 100)
+        Detection(1, 1900, 2, 220, 5),  # second detection of word 0: false
+        Detection(2, 5300, 2, 220, 5),  # wrong word (word 1 is label 3): false
+        Detection(3, 10600, 2, 220, 5),
+    ]  # 1.1 s after word 2 ended: too late, false
+    out = scoring.match(dets, words)
+    assert out.hit_word.tolist() == [0, -1, -1, -1]
+    labels = ["_silence_", "_unknown_", "yes", "no"]
+    fig = scoring.keyword_figures(labels, words, out, None, pos_hours=1.0, neg_hours=0.0)
+    assert fig["yes"]["words"] == 2 and fig["yes"]["hits"] == 1 and fig["yes"]["misses"] == 1
+    assert fig["yes"]["false_detections_positive"] == 3
+    assert fig["yes"]["latency_ms"]["median"] == 100.0
+    assert fig["no"]["hits"] == 0 and fig["no"]["frr"] == 1.0
+
+
+def test_calibrate_picks_fewest_misses_within_budget():
+    from kwstool.stream.det import calibrate
+
+    n = 256
+    fa = np.linspace(10, 0, n)  # false accepts fall as the threshold rises
+    misses = np.round(np.linspace(0, 20, n)).astype(int)
+    curves = {
+        "yes": {
+            "frr": (misses / 20).tolist(),
+            "fa_per_hour": fa.round(3).tolist(),
+            "misses": misses.tolist(),
+        },
+        "no": {"frr": [1.0] * n, "fa_per_hour": [5.0] * n, "misses": [9] * n},
+    }
+    picks = calibrate(curves, budget=1.0)
+    t = picks["yes"]["threshold"]
+    ok = [i for i in range(n) if curves["yes"]["fa_per_hour"][i] <= 1.0]
+    fewest = min(misses[i] for i in ok)
+    # fewest misses within the budget; among those, the fewest false accepts (highest threshold)
+    assert t == max(i for i in ok if misses[i] == fewest) and picks["yes"]["met_budget"]
+    assert fa[t] <= 1.0 < fa[min(ok) - 1]
+    assert picks["no"] == {
+        "threshold": 255,
+        "frr": 1.0,
+        "fa_per_hour": 5.0,
+        "misses": 9,
+        "met_budget": False,
+    }
+
+
+def test_stream_eval_reports_the_inserted_words_and_calibrates(run_copy, demo_data, tmp_path):
+    from kwstool.core.calibration import load_calibration, read_calibration
+    from kwstool.stream.evaluate import stream_eval
+
+    design = synth.StreamDesign(seed=1, **SHORT)
+    res = stream_eval(
+        run_copy,
+        demo_data,
+        design=design,
+        calibrate_fa=30.0,
+        out_dir=tmp_path / "out",
+        threads=2,
+    )
+    rep = res.report
+    data, clips, names = _clips(demo_data)
+    pos, neg = synth.build_streams(clips, names, list(data.background_noise.values()), design)
+    want = {lab: sum(w.label == lab for w in pos.words) for lab in ("yes", "no")}
+    assert {k: rep["per_keyword"][k]["words"] for k in want} == want
+    assert rep["negative"]["words"] == {"_unknown_": len(neg.words)}
+    # the energy model calls every loud word "yes": the yes words are found, "no" never is,
+    # and the unknown words of the negative stream are false accepts of "yes"
+    yes = rep["per_keyword"]["yes"]
+    assert yes["hits"] >= 0.8 * yes["words"] and yes["latency_ms"]["median"] is not None
+    assert rep["per_keyword"]["no"]["hits"] == 0
+    assert yes["false_accepts"] >= 0.5 * len(neg.words)
+    assert rep["parity"]["windows"] > 0 and rep["parity"]["max_abs_diff"] == 0
+    assert res.det_path.stat().st_size > 1000
+    assert json.loads(res.json_path.read_text())["design"]["seed"] == 1
+    # calibration: within the budget with the fewest misses, stored, read back for export
+    curves = rep["sweep"]["suppression_ms"]["1500"]["yes"]
+    pick = rep["calibration"]["picks"]["yes"]
+    ok = [i for i, f in enumerate(curves["fa_per_hour"]) if f <= 30.0]
+    assert pick["threshold"] in ok
+    assert curves["misses"][pick["threshold"]] == min(curves["misses"][i] for i in ok)
+    record = read_calibration(run_copy)
+    assert record["thresholds"]["yes"] == pick["threshold"]
+    assert record["stream"]["design"]["seed"] == 1 and len(record["model_sha256"]) == 64
+    assert load_calibration(run_copy) == {
+        "thresholds": record["thresholds"],
+        "suppression_ms": 1500,
+    }
+
+
+def test_calibration_of_another_model_is_refused(run_copy):
+    from kwstool.core.calibration import load_calibration, save_calibration
+
+    save_calibration(run_copy, {"model_sha256": "0" * 64, "thresholds": {"yes": 100}})
+    with pytest.raises(KwsError, match="calibrated for another model"):
+        load_calibration(run_copy)
+
+
+def test_export_and_listen_use_the_calibration(run_copy, tmp_path, monkeypatch):
+    import hashlib
+
+    from kwstool.core.calibration import save_calibration
+    from kwstool.deploy import export as export_mod
+    from kwstool.stream import engine
+    from kwstool.stream.listen import settings_for
+
+    sha = hashlib.sha256((run_copy / "model_int8.tflite").read_bytes()).hexdigest()
+    save_calibration(
+        run_copy,
+        {
+            "model_sha256": sha,
+            "thresholds": {"yes": 111, "no": 222},
+            "recognizer": {"suppression_ms": 900},
+        },
+    )
+    seen = {}
+    real = export_mod.render_header
+
+    def spy(*args, **kwargs):
+        seen.update(args[5])  # render_header(report, name, sha256, bytes, board, recognizer, ...)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(export_mod, "render_header", spy)
+    export_mod.export(run_copy, tmp_path / "export")
+    assert seen["thresholds"] == {"yes": 111, "no": 222} and seen["suppression_ms"] == 900
+    model = engine.StreamModel.load(run_copy)
+    s = settings_for(model, None)
+    assert dict(zip(model.labels, s.thresholds))["no"] == 222 and s.suppression_ms == 900
+    assert set(settings_for(model, {"threshold": 50}).thresholds) == {50}
+
+
+def test_per_label_thresholds(energy_run, demo_data, tmp_path):
+    """Per-label thresholds: one keyword's threshold moves only that keyword's detections."""
+    from conftest import words_wav
+
+    from kwstool.core.audio import load_wav
+    from kwstool.stream import engine
+
+    wav, _ = words_wav(tmp_path / "w.wav", demo_data, count=4)
+    model = engine.StreamModel.load(energy_run)
+    r = engine.batch_results(model, load_wav(wav, None), threads=1)
+    base = {
+        "average_window_ms": 1000,
+        "threshold": 200,
+        "suppression_ms": 1500,
+        "minimum_coverage_ms": 200,
+    }
+    same = native.recognize(
+        r.scores, r.times_ms, native.RecognizerSettings.build(model.labels, base)
+    )
+    split = native.recognize(
+        r.scores,
+        r.times_ms,
+        native.RecognizerSettings.build(
+            model.labels, base | {"thresholds": {"yes": 200, "no": 10}}
+        ),
+    )
+    deaf = native.recognize(
+        r.scores,
+        r.times_ms,
+        native.RecognizerSettings.build(
+            model.labels, base | {"thresholds": {"yes": 255, "no": 200}}
+        ),
+    )
+    assert len(same) == 4 and split == same and deaf == []
+
+
+def test_cli_stream_eval_json(run_copy, demo_data, tmp_path, capsys):
+    rc = main(
+        [
+            "stream-eval",
+            str(run_copy),
+            str(demo_data),
+            "--hours",
+            "0.01",
+            "--negative-hours",
+            "0.005",
+            "--out",
+            str(tmp_path / "o"),
+            "--json",
+            "--threads",
+            "2",
+        ]
+    )
+    assert rc == 0
+    rep = json.loads(capsys.readouterr().out)
+    assert rep["positive"]["hours"] == 0.01 and "yes" in rep["per_keyword"]
+    assert main(["stream-eval", str(run_copy), str(demo_data), "--gap", "3:1"]) == 2
