@@ -22,9 +22,9 @@ from pathlib import Path
 import numpy as np
 
 from kwstool.core.boards import BOARDS, Board, arena_margin, arena_total
-from kwstool.deploy.profile import LATENCY_MARGIN
 from kwstool.core.calibration import load_calibration
 from kwstool.core.recognizer import RECOGNIZER_DEFAULTS
+from kwstool.deploy.profile import LATENCY_MARGIN
 from kwstool.errors import KwsError
 
 HEADER_FILE = "kws_model_data.h"
@@ -179,7 +179,7 @@ def check_timing(tflite: bytes, board: str, where: str, stride_ms: int,
         need = prof.inference_period_ms(result.est_ms, result.frontend_ms_per_frame,
                                         max_period_ms=1000)
         period = requested if requested is not None else (need or 1000)
-    return {"inference_ms": result.est_ms, "inference_us": int(round(result.est_ms * 1000)),
+    return {"inference_ms": result.est_ms, "inference_us": round(result.est_ms * 1000),
             "period_ms": int(period), "problem": problem, "board": board,
             "frontend_ms_per_frame": result.frontend_ms_per_frame,
             "note": result.estimate_note}
@@ -249,8 +249,9 @@ def render_header(report: dict, model_name: str, sha256: str, model_bytes: int, 
         late = (" * EXPORTED WITH --force: the inference does not keep KWS_INFERENCE_PERIOD_MS.\n"
                 if timing.get("problem") else "")
         timing_text = (
-            f"\n/* Estimated inference time on {timing['board']} (kwstool.deploy.profile cost model;\n"
-            " * `kwstool profile --measure` counts it on QEMU, `kwstool device-test` on the board).\n"
+            f"\n/* Estimated inference time on {timing['board']} (kwstool.deploy.profile cost\n"
+            " * model; `kwstool profile --measure` counts it on QEMU, `kwstool device-test` on the\n"
+            " * board).\n"
             f" * KWS_INFERENCE_PERIOD_MS holds it x {LATENCY_MARGIN} plus the front end's frames.\n"
             + late + " */\n" + block(timing_defs))
 
@@ -322,8 +323,8 @@ def export(run_dir: str | os.PathLike, out_dir: str | os.PathLike = DEFAULT_OUT,
     ``run_dir`` is a run folder holding ``model_int8.tflite`` and ``quantize.json`` (or the path of
     the ``.tflite`` itself). Refuses (KwsError) when the model does not fit ``board``.
     """
-    from kwstool.fileio import write_text
     from kwstool.core.tflite import MODEL_FILE, load_report, model_info, resolver_methods
+    from kwstool.fileio import write_text
 
     if board not in BOARDS:
         raise KwsError(f"unknown board {board!r}; choose one of {', '.join(BOARDS)}")
