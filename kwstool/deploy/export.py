@@ -250,8 +250,8 @@ def render_header(report: dict, model_name: str, sha256: str, model_bytes: int, 
                 if timing.get("problem") else "")
         timing_text = (
             f"\n/* Estimated inference time on {timing['board']} (kwstool.deploy.profile cost\n"
-            " * model; `kwstool profile --measure` counts it on QEMU, `kwstool device-test` on the\n"
-            " * board).\n"
+            " * model; `kwstool profile --measure` counts it on QEMU, `kwstool device-test`\n"
+            " * on the board).\n"
             f" * KWS_INFERENCE_PERIOD_MS holds it x {LATENCY_MARGIN} plus the front end's frames.\n"
             + late + " */\n" + block(timing_defs))
 
