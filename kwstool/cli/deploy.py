@@ -159,6 +159,9 @@ def print_export(e: ExportResult) -> None:
         f"(budget {e.board.arena_budget}) on {e.board.name}",
         highlight=False,
     )
+    if e.inference_period_ms is not None:
+        console.print(f"  inference ~{e.inference_ms:.0f} ms (cost model), one every "
+                      f"{e.inference_period_ms} ms (KWS_INFERENCE_PERIOD_MS)", highlight=False)
 
 
 @app.command()
@@ -168,8 +171,18 @@ def export(
         Path("firmware/src/model"), "--out", "-o", help="Folder for kws_model_data.h/.cc."
     ),
     board: str = typer.Option("nano33ble", "--board", help="Budget: nano33ble or esp32dev."),
+    force: bool = typer.Option(False, "--force", help="Export even when the estimated inference "
+                               "cannot keep the board's real-time cadence."),
+    period_ms: int | None = typer.Option(None, "--period-ms", help="Inference period (a "
+                                            "multiple of 20 ms, <= 1000) [default: the larger "
+                                            "of 100 ms and the shortest the model keeps]."),
 ) -> None:
-    """Write the firmware's model files (C array, labels, quantization, arena, op list)."""
+    """Write the firmware's model files (C array, labels, quantization, arena, op list,
+    inference period)."""
     from kwstool.deploy.export import export as do_export
 
-    print_export(do_export(run, out, board=board))
+    e = do_export(run, out, board=board, inference_period_ms=period_ms, force=force)
+    print_export(e)
+    if e.realtime_problem:
+        err_console.print(f"[yellow]warning (--force):[/] {e.realtime_problem}", highlight=False,
+                          soft_wrap=True)

@@ -278,6 +278,9 @@ class QuantizeReport(Artifact):
     accuracy: dict[str, dict[str, float | None]]  # {"float"|"int8": {split: top-1 or null}}
     tflm_matches_litert: bool  # bit-identical outputs on every clip
     parity: Parity
+    # cost-model latency per board (kwstool.deploy.profile.latency_report); absent in reports
+    # written before it existed
+    latency: JsonDict | None = None
     extra: JsonDict = field(default_factory=dict)
 
 

@@ -24,6 +24,7 @@ import numpy as np
 from kwstool.core.boards import BOARDS, Board, arena_margin, arena_total
 from kwstool.core.calibration import load_calibration
 from kwstool.core.recognizer import RECOGNIZER_DEFAULTS
+from kwstool.deploy.profile import LATENCY_MARGIN
 from kwstool.errors import KwsError
 
 HEADER_FILE = "kws_model_data.h"
@@ -53,6 +54,9 @@ class ExportResult:
     arena_bytes: int
     resolver_methods: list[str]
     labels: list[str]
+    inference_ms: float | None = None        # cost-model latency on the board
+    inference_period_ms: int | None = None   # KWS_INFERENCE_PERIOD_MS
+    realtime_problem: str | None = None      # why it cannot keep real time (exported with force)
 
 
 def check_budget(model_bytes: int, arena_bytes: int, board: Board, where: str) -> None:
@@ -148,8 +152,42 @@ def check_period(period_ms: int, stride_ms: int) -> int:
     return p
 
 
+def check_timing(tflite: bytes, board: str, where: str, stride_ms: int,
+                 inference_period_ms: int | None = None, force: bool = False) -> dict:
+    """The live loop's period, checked against the cost model's inference time on ``board``.
+
+    Without ``inference_period_ms`` the period is the larger of :func:`default_period_ms` and
+    the shortest the model keeps (:func:`kwstool.deploy.profile.inference_period_ms`: a multiple
+    of the stride >= inference x 1.25 + the front end's frames, at most 500 ms). A model that
+    cannot keep real time, or a requested period it cannot keep, is refused (KwsError, one line)
+    unless ``force``; then ``problem`` says why it is late and the period is the requested one or
+    the one it needs (at most :func:`check_period`'s 1000 ms).
+    """
+    from kwstool.deploy import profile as prof
+
+    result = prof.estimate(tflite, board, where)
+    problem = None
+    requested = None if inference_period_ms is None else check_period(inference_period_ms,
+                                                                      stride_ms)
+    try:
+        needed = prof.check_realtime(result, board, requested)
+        period = requested if requested is not None else max(default_period_ms(stride_ms), needed)
+    except KwsError as exc:
+        if not force:
+            raise KwsError(f"{exc}".replace(", or --force", ", or export with --force")) from None
+        problem = str(exc)
+        need = prof.inference_period_ms(result.est_ms, result.frontend_ms_per_frame,
+                                        max_period_ms=1000)
+        period = requested if requested is not None else (need or 1000)
+    return {"inference_ms": result.est_ms, "inference_us": round(result.est_ms * 1000),
+            "period_ms": int(period), "problem": problem, "board": board,
+            "frontend_ms_per_frame": result.frontend_ms_per_frame,
+            "note": result.estimate_note}
+
+
 def render_header(report: dict, model_name: str, sha256: str, model_bytes: int, board: Board,
-                  recognizer: dict, inference_period_ms: int | None = None) -> str:
+                  recognizer: dict, inference_period_ms: int | None = None,
+                  timing: dict | None = None) -> str:
     """Text of ``kws_model_data.h``; the period defaults to :func:`default_period_ms`."""
     labels = report["labels"]
     feats = report.get("features")
@@ -205,6 +243,18 @@ def render_header(report: dict, model_name: str, sha256: str, model_bytes: int, 
         width = max(len(k) for k in defs)
         return "".join(f"#define {k.ljust(width)} {v}\n" for k, v in defs.items())
 
+    timing_text = ""
+    if timing is not None:
+        timing_defs = {"KWS_MODEL_INFERENCE_US_ESTIMATE": str(int(timing["inference_us"]))}
+        late = (" * EXPORTED WITH --force: the inference does not keep KWS_INFERENCE_PERIOD_MS.\n"
+                if timing.get("problem") else "")
+        timing_text = (
+            f"\n/* Estimated inference time on {timing['board']} (kwstool.deploy.profile cost\n"
+            " * model; `kwstool profile --measure` counts it on QEMU, `kwstool device-test`\n"
+            " * on the board).\n"
+            f" * KWS_INFERENCE_PERIOD_MS holds it x {LATENCY_MARGIN} plus the front end's frames.\n"
+            + late + " */\n" + block(timing_defs))
+
     acc = (report.get("accuracy") or {}).get("int8") or {}
     acc_text = ", ".join(f"{k} {v:.4f}" for k, v in sorted(acc.items()) if v is not None) or "n/a"
     return (
@@ -228,7 +278,7 @@ def render_header(report: dict, model_name: str, sha256: str, model_bytes: int, 
         " * THRESHOLDS (score*255, one per label; THRESHOLD: the value for labels not set\n"
         " * separately), the averaged results to span >= MINIMUM_COVERAGE_MS of audio, and\n"
         " * SUPPRESSION_MS since the last detection. */\n"
-        + block(rec_defs) +
+        + block(rec_defs) + timing_text +
         "\n#ifdef __cplusplus\nextern \"C\" {\n#endif\n\n"
         "extern const char *const kws_model_labels[KWS_MODEL_NUM_LABELS];\n"
         "extern const unsigned char kws_model_data[]; /* alignas(16) */\n"
@@ -260,19 +310,21 @@ def render_source(tflite: bytes, labels: list[str], model_name: str, sha256: str
 # --- the command -------------------------------------------------------------------------------
 def export(run_dir: str | os.PathLike, out_dir: str | os.PathLike = DEFAULT_OUT,
            board: str = "nano33ble", recognizer: dict | None = None,
-           inference_period_ms: int = MIN_DEFAULT_PERIOD_MS) -> ExportResult:
+           inference_period_ms: int | None = None, *, force: bool = False) -> ExportResult:
     """Write ``kws_model_data.h``/``.cc`` for the quantized model in ``run_dir`` into ``out_dir``.
 
     ``recognizer`` may hold ``average_window_ms``, ``suppression_ms``, ``minimum_coverage_ms``,
     ``threshold`` and ``thresholds`` ({label: 0..1 float or 0..255 int}); the rest are
     :data:`RECOGNIZER_DEFAULTS`. ``inference_period_ms`` (a multiple of the 20 ms stride) is the
-    live loop's cadence, ``KWS_INFERENCE_PERIOD_MS``.
+    live loop's cadence, ``KWS_INFERENCE_PERIOD_MS``; by default the larger of 100 ms and the
+    shortest the model's estimated inference keeps (:func:`check_timing`). A model whose
+    inference cannot keep the period (or real time at all) is refused unless ``force``.
 
     ``run_dir`` is a run folder holding ``model_int8.tflite`` and ``quantize.json`` (or the path of
     the ``.tflite`` itself). Refuses (KwsError) when the model does not fit ``board``.
     """
-    from kwstool.fileio import write_text
     from kwstool.core.tflite import MODEL_FILE, load_report, model_info, resolver_methods
+    from kwstool.fileio import write_text
 
     if board not in BOARDS:
         raise KwsError(f"unknown board {board!r}; choose one of {', '.join(BOARDS)}")
@@ -298,11 +350,14 @@ def export(run_dir: str | os.PathLike, out_dir: str | os.PathLike = DEFAULT_OUT,
     margin = arena_margin(used)
     arena = arena_total(used)
     check_budget(len(tflite), arena, target, str(tflite_path))
+    stride = int((report.get("features") or {}).get("stride_ms", 20))
+    timing = check_timing(tflite, target.name, str(tflite_path), stride, inference_period_ms,
+                          force)
 
     # stream-eval --calibrate's per-label thresholds (RUN/calibration.json), then the caller's
     rec = {**(load_calibration(tflite_path) or {}), **(recognizer or {})}
     header = render_header(report, model_name, sha256, len(tflite), target, rec,
-                           inference_period_ms)
+                           timing["period_ms"], timing)
     source = render_source(tflite, list(report["labels"]), model_name, sha256)
     out = Path(out_dir)
     try:
@@ -314,4 +369,7 @@ def export(run_dir: str | os.PathLike, out_dir: str | os.PathLike = DEFAULT_OUT,
     return ExportResult(header=out / HEADER_FILE, source=out / SOURCE_FILE, board=target,
                         model_name=model_name, model_bytes=len(tflite), arena_used_bytes=used,
                         arena_margin_bytes=margin, arena_bytes=arena,
-                        resolver_methods=methods, labels=list(report["labels"]))
+                        resolver_methods=methods, labels=list(report["labels"]),
+                        inference_ms=timing["inference_ms"],
+                        inference_period_ms=timing["period_ms"],
+                        realtime_problem=timing["problem"])

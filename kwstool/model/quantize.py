@@ -249,6 +249,7 @@ def build_report(
     from tflite_micro.python.tflite_micro import _version as tflm_version
 
     from kwstool import __version__
+    from kwstool.deploy.profile import latency_report
 
     return QuantizeReport(
         kwstool_version=__version__,
@@ -281,6 +282,7 @@ def build_report(
             litert_kernels="reference (BUILTIN_REF)",
             tflite_micro_version=str(tflm_version.__version__),
         ),
+        latency=latency_report(tflite, MODEL_FILE),
     )
 
 
