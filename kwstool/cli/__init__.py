@@ -11,7 +11,7 @@ import sys
 
 import typer
 
-from kwstool.cli import data, wakeword, model, deploy, stream  # noqa: F401,I001  (command order)
+from kwstool.cli import data, wakeword, model, deploy, profile, stream  # noqa: F401,I001  (command order)
 from kwstool.cli.app import app, console, err_console
 from kwstool.errors import KwsError
 

@@ -56,7 +56,7 @@ BOARDS: dict[str, Board] = {
         flash_reserve=512 * KIB,
         ram_bytes=320 * KIB,
         ram_reserve=160 * KIB,
-        cpu="Xtensa LX6 (ESP-NN kernels)",
+        cpu="Xtensa LX6 (the pinned library's portable CMSIS-NN C kernels; no ESP-NN)",
         clock_mhz=240,
         microphone="INMP441 I2S MEMS microphone",
     ),

@@ -169,7 +169,7 @@ def test_cli_profile(zoo):
     import typer
     from typer.testing import CliRunner
 
-    from kwstool.cli_profile import register
+    from kwstool.cli.profile import register
 
     app = typer.Typer()
 

@@ -84,3 +84,12 @@ def register(app: typer.Typer) -> None:
             typer.echo(json.dumps(result.to_dict(), indent=1, default=list))
         else:
             render(result, Console())
+
+
+def _register_on_the_app() -> None:
+    from kwstool.cli.app import app
+
+    register(app)
+
+
+_register_on_the_app()
