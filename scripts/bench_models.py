@@ -232,7 +232,7 @@ def run_cv(args, console) -> dict:
     prepare_sources(args.data_root, args.work, args.seed, not args.no_progress)
     sources = {name: args.work / "sources" / name for name in (MINI, TEST_DEV)}
     names = [m.strip() for m in args.models.split(",") if m.strip()]
-    recipe = dict(parse_sets(args.set), model=names[0] if len(names) == 1 else "bc_resnet")
+    recipe = {"model": names[0] if len(names) == 1 else "bc_resnet", **parse_sets(args.set)}
     epochs = args.epochs or CV_EPOCHS
     tag = "-".join(f"{k}{v}" for k, v in sorted(recipe.items()))
     t0 = time.perf_counter()
@@ -292,7 +292,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--models", default=",".join(MODELS), help="comma-separated models (default: all)"
     )
-    ap.add_argument("--epochs", type=int, default=None, help="default: kwstool train's")
+    ap.add_argument("--epochs", type=int, default=None, help=f"default: kwstool train's ({CV_EPOCHS} with --cv)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--fresh", action="store_true", help="retrain even if a run exists")
     ap.add_argument("--json", type=Path, default=None, help="also write the table as JSON")
