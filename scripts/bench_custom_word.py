@@ -28,7 +28,7 @@ table is that epoch.
 
 Usage::
 
-    python scripts/bench_custom_word.py                      # the whole table (~15 min, 2 cores)
+    python scripts/bench_custom_word.py                      # the whole table (~14 min, 2 cores)
     python scripts/bench_custom_word.py --ns 5,20 --epochs 5 --work /tmp/cw
 """
 
