@@ -78,17 +78,18 @@ def read_calibration(run_or_model: str | os.PathLike[str]) -> dict[str, Any] | N
 def load_calibration(run_or_model: str | os.PathLike[str]) -> dict[str, Any] | None:
     """Recognizer settings calibrated for this run, or None when it has no calibration.
 
-    Returns ``{"thresholds": {label: 0..255}, "suppression_ms": n}``: the form export's and
-    the recognizer's ``recognizer=`` dict takes (the thresholds were chosen at that
-    suppression time). A record for another model, or a damaged one, is a KwsError.
+    Returns ``{"thresholds": {label: 0..255}, "suppression_ms": n, "average_window_ms": n,
+    "minimum_coverage_ms": n}``: the form export's and the recognizer's ``recognizer=`` dict
+    takes (the thresholds were chosen with those settings). A record for another model, or a damaged one, is a KwsError.
     """
     record = read_calibration(run_or_model)
     if record is None:
         return None
     out: dict[str, Any] = {"thresholds": {str(k): int(v) for k, v in record["thresholds"].items()}}
-    suppression = (record.get("recognizer") or {}).get("suppression_ms")
-    if isinstance(suppression, int):
-        out["suppression_ms"] = suppression
+    stored = record.get("recognizer") or {}
+    for key in ("suppression_ms", "average_window_ms", "minimum_coverage_ms"):
+        if isinstance(stored.get(key), int):  # the thresholds were chosen with these
+            out[key] = stored[key]
     return out
 
 

@@ -141,11 +141,19 @@ def stream_eval(
     threads: int | None = None,
     save_wav: bool = False,
     log: Callable[[str], None] | None = None,
+    use_calibration: bool = True,
 ) -> StreamEvalResult:
-    """Evaluate a model on long synthetic streams; see the module doc."""
+    """Evaluate a model on long synthetic streams; see the module doc. Without ``recognizer``
+    and ``calibrate_fa``, the run's calibrated settings (``calibration.json``) are evaluated
+    when it has them (``use_calibration``), so a calibration can be checked on other speakers."""
+    from kwstool.core.calibration import load_calibration
     from kwstool.data.prepared import load_prepared
 
     say = log or (lambda _m: None)
+    if use_calibration and recognizer is None and calibrate_fa is None:
+        recognizer = load_calibration(run_or_model)
+        if recognizer:
+            say("evaluating the calibrated recognizer settings of calibration.json")
     design = design or synth.StreamDesign()
     tick = time.perf_counter()
     seconds: dict[str, float] = {}
