@@ -228,11 +228,12 @@ def run_cv(args, console) -> dict:
     from rich.table import Table
 
     from kwstool.model.crossval import cross_validate
+    from kwstool.model.zoo import DEFAULT_MODEL
 
     prepare_sources(args.data_root, args.work, args.seed, not args.no_progress)
     sources = {name: args.work / "sources" / name for name in (MINI, TEST_DEV)}
     names = [m.strip() for m in args.models.split(",") if m.strip()]
-    recipe = {"model": names[0] if len(names) == 1 else "bc_resnet", **parse_sets(args.set)}
+    recipe = {"model": names[0] if len(names) == 1 else DEFAULT_MODEL, **parse_sets(args.set)}
     epochs = args.epochs or CV_EPOCHS
     tag = "-".join(f"{k}{v}" for k, v in sorted(recipe.items()))
     t0 = time.perf_counter()

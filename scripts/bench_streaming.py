@@ -51,6 +51,8 @@ def main(argv: list[str] | None = None) -> int:
                          "together (each keyword gets an equal share)")
     ap.add_argument("--snr", default="40:60", help="word-to-noise SNR range in dB (issue 16's "
                     "design: quiet background, 40-60 dB; kwstool stream-eval's default is 5:25)")
+    ap.add_argument("--noise-dbfs", default="-80:-60", help="background noise level range (dBFS); "
+                    "with --snr 40:60 the words lie at -40..-15 dBFS RMS")
     ap.add_argument("--window-ms", type=int, default=500, help="recognizer averaging window")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=None)
@@ -68,8 +70,9 @@ def _design(args: argparse.Namespace, split: str, seed: int):
     from kwstool.stream.synth import StreamDesign
 
     lo, hi = (float(v) for v in args.snr.split(":"))
+    nlo, nhi = (float(v) for v in args.noise_dbfs.split(":"))
     return StreamDesign(seed=seed, hours=args.hours, negative_hours=args.negative_hours,
-                        split=split, snr_db=(lo, hi))
+                        split=split, snr_db=(lo, hi), noise_dbfs=(nlo, nhi))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -107,7 +110,7 @@ def _print(args, rep, cal_rep, data, calib_split, per_word, t_prep) -> None:
         f"\nmodel {rep['model_file']} (period {rep['inference_period_ms']} ms, runtime "
         f"{rep['runtime']}); thresholds calibrated on {calib_split}-speaker streams of {data} "
         f"(<= {per_word:.2f} FA/h per keyword, {args.fa_per_hour:g} FA/h in all, averaging "
-        f"{args.window_ms} ms, SNR {args.snr} dB); figures on test-speaker streams, seed "
+        f"{args.window_ms} ms, SNR {args.snr} dB over noise at {args.noise_dbfs} dBFS); figures on test-speaker streams, seed "
         f"{args.seed}: {rep['positive']['hours']} h positive, {rep['negative']['hours']} h negative"
     )
     picks = (cal_rep.get("calibration") or {}).get("picks") or {}

@@ -23,16 +23,27 @@ if [ ! -f "$stamp" ] || [ -n "$(find pyproject.toml setup.py kwstool/_native.c f
   touch "$stamp"
 fi
 
-if [ "$want_test_tools" = 1 ] && ! command -v arm-none-eabi-gcc >/dev/null 2>&1; then
-  pkgs="gcc-arm-none-eabi libnewlib-arm-none-eabi"
-  if command -v apt-get >/dev/null 2>&1; then
-    sudo=""
-    [ "$(id -u)" != 0 ] && command -v sudo >/dev/null 2>&1 && sudo="sudo"
-    if [ "$(id -u)" = 0 ] || [ -n "$sudo" ]; then
-      echo "kwstool setup: installing $pkgs (Cortex-M4F compile tests)"
-      $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq $pkgs >/dev/null
-    fi
-  fi
-  command -v arm-none-eabi-gcc >/dev/null 2>&1 || \
-    echo "kwstool setup: arm-none-eabi-gcc not available; the Cortex-M compile tests will be skipped"
+# Debian packages the product and its tests use (installed when missing, as root or via sudo):
+#   espeak-ng      kwstool synth (synthetic speech) and its tests
+#   libportaudio2  kwstool listen / record (the microphone, through sounddevice)
+# with --test also:
+#   gcc-arm-none-eabi + newlib  the Cortex-M4F compile tests of the firmware's C
+#   clang-format                the C format gate of scripts/lint.sh
+need=()
+command -v espeak-ng >/dev/null 2>&1 || need+=(espeak-ng)
+ldconfig -p 2>/dev/null | grep -q libportaudio || need+=(libportaudio2)
+if [ "$want_test_tools" = 1 ]; then
+  command -v arm-none-eabi-gcc >/dev/null 2>&1 || need+=(gcc-arm-none-eabi libnewlib-arm-none-eabi)
+  command -v clang-format >/dev/null 2>&1 || need+=(clang-format)
 fi
+if [ ${#need[@]} -gt 0 ] && command -v apt-get >/dev/null 2>&1; then
+  sudo=""
+  [ "$(id -u)" != 0 ] && command -v sudo >/dev/null 2>&1 && sudo="sudo"
+  if [ "$(id -u)" = 0 ] || [ -n "$sudo" ]; then
+    echo "kwstool setup: installing ${need[*]}"
+    $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
+  fi
+fi
+for tool in espeak-ng arm-none-eabi-gcc clang-format; do
+  command -v "$tool" >/dev/null 2>&1 || echo "kwstool setup: $tool not available; the tests that need it will be skipped"
+done

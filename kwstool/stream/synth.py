@@ -22,6 +22,8 @@ from kwstool.errors import KwsError
 
 #: Speech extent: 10 ms frames whose RMS exceeds this fraction of the clip's loudest frame.
 SPEECH_FRACTION = 0.1
+#: Loudest RMS level of an inserted word (dBFS): near-field speech peaks about 10 dB above it.
+MAX_SPEECH_DBFS = -15.0
 _FRAME = SAMPLE_RATE // 100
 
 
@@ -166,7 +168,10 @@ def build_stream(
             break
         snr = float(rng.uniform(*design.snr_db))
         level = float(levels[min(pos // seg, len(levels) - 1)])
-        gain = level * 10 ** (snr / 20) / max(_rms(word), 1.0)
+        # the word's level follows the SNR over the local noise, capped at MAX_SPEECH_DBFS so
+        # a loud noise segment with a high SNR does not clip the word (then the SNR is lower)
+        target = min(level * 10 ** (snr / 20), 32768.0 * 10 ** (MAX_SPEECH_DBFS / 20))
+        gain = target / max(_rms(word), 1.0)
         track[pos : pos + len(word)] += (word * gain).astype(np.float32)
         placed.append(
             Word(
