@@ -1,5 +1,5 @@
 # The two commands of the README. Both set up everything they need on a fresh machine.
-.PHONY: demo test setup
+.PHONY: demo test lint setup
 
 setup:
 	@bash scripts/setup.sh
@@ -8,7 +8,13 @@ setup:
 demo: setup
 	.venv/bin/kwstool run
 
-# The whole test suite (the same command CI runs).
+# The gates (ruff, ruff format, mypy --strict, clang-format), then the whole test suite: the
+# same command CI runs (with TF_ENABLE_ONEDNN_OPTS=0, TensorFlow's stock CPU kernels).
 test:
 	@bash scripts/setup.sh --test
+	@PATH="$(CURDIR)/.venv/bin:$$PATH" bash scripts/lint.sh
 	.venv/bin/python -m pytest
+
+lint:
+	@bash scripts/setup.sh --test
+	@PATH="$(CURDIR)/.venv/bin:$$PATH" bash scripts/lint.sh
