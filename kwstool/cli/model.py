@@ -132,7 +132,10 @@ def _print_plain(text: str) -> None:
 
 def _print_quantize(q) -> None:
     acc = q.accuracy
-    fmt = lambda v: "-" if v is None else f"{v:.4f}"
+
+    def fmt(v):
+        return "-" if v is None else f"{v:.4f}"
+
     parity = q.report.get("parity", {})
     _print_plain(f"wrote {q.tflite_path} ({q.model_bytes} bytes) and {q.json_path}")
     _print_plain(
@@ -270,7 +273,9 @@ def run_all(
     words: str | None = typer.Option(
         None, "--words", help="Keywords, comma-separated (demo default: yes,no)."
     ),
-    model: str | None = typer.Option(None, "--model", help="ds_tcn (default), bc_resnet, tc_resnet, ds_cnn or tiny_conv."),
+    model: str | None = typer.Option(
+        None, "--model", help="ds_tcn (default), bc_resnet, tc_resnet, ds_cnn or tiny_conv."
+    ),
     epochs: int | None = typer.Option(None, "--epochs", help="Training epochs (demo: 40)."),
     batch_size: int | None = typer.Option(
         None, "--batch-size", help="Training batch size (demo: 16)."

@@ -105,7 +105,7 @@ class Microphone:
         self.rate = SAMPLE_RATE
         try:
             sd.check_input_settings(device, channels=1, dtype="int16", samplerate=SAMPLE_RATE)
-        except Exception:  # noqa: BLE001 - PortAudio reports unsupported rates in several ways
+        except Exception:
             self.rate = int(info["default_samplerate"])
         self._stream = sd.InputStream(
             samplerate=self.rate,
@@ -180,7 +180,7 @@ def default_speaker() -> str:
     """The login name, reduced to the characters a speaker id may hold."""
     try:
         name = re.sub(r"[^A-Za-z0-9.-]", "", getpass.getuser())
-    except Exception:  # noqa: BLE001 - no login name in some containers
+    except Exception:
         name = ""
     return name if name and name[0].isalnum() else "me"
 

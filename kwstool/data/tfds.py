@@ -58,7 +58,7 @@ def build_from_tfds(
     builder = tfds.builder("speech_commands", data_dir=str(tfds_dir) if tfds_dir else None)
     try:
         builder.download_and_prepare()
-    except Exception as exc:  # noqa: BLE001 - network, disk, TFDS errors: one line with the way out
+    except Exception as exc:
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise KwsError(
             f"TFDS speech_commands download/prepare failed ({msg}); check the network "
@@ -85,7 +85,7 @@ def build_from_tfds(
     for s in SPLITS:
         try:
             total = int(builder.info.splits[s].num_examples)
-        except Exception:  # noqa: BLE001 - split sizes unknown (e.g. mocked metadata): keep every candidate
+        except Exception:
             total = 0
         cap_u = share_count(unknown_share, total) if total else None
         cap_s = share_count(silence_share, total) if total else None
