@@ -5,7 +5,11 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from kwstool.model.evaluate import EvalResult
+    from kwstool.model.quantize import QuantizeResult
 
 import typer
 
@@ -33,7 +37,7 @@ def _opt(name: str, *flags: str) -> Any:
     f = FIELDS[name]
     dashed = "--" + name.replace("_", "-")
     if f.type in ("bool", bool):
-        decls = (f"{dashed}/--no-{name.replace('_', '-')}",)
+        decls: tuple[str, ...] = (f"{dashed}/--no-{name.replace('_', '-')}",)
     else:
         decls = (dashed, *flags)
     return typer.Option(None, *decls, help=f"{f.metadata['help']} {_default(name)}")
@@ -130,10 +134,10 @@ def _print_plain(text: str) -> None:
     console.print(text, highlight=False)
 
 
-def _print_quantize(q) -> None:
+def _print_quantize(q: QuantizeResult) -> None:
     acc = q.accuracy
 
-    def fmt(v):
+    def fmt(v: float | None) -> str:
         return "-" if v is None else f"{v:.4f}"
 
     parity = q.report.get("parity", {})
@@ -159,7 +163,7 @@ def _print_quantize(q) -> None:
     )
 
 
-def _print_evaluation(r) -> None:
+def _print_evaluation(r: EvalResult) -> None:
     from rich.table import Table
 
     from kwstool.model.evaluate import format_score

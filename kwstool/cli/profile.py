@@ -8,16 +8,23 @@ prints it as one line and exits 2.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
+if TYPE_CHECKING:
+    from rich.console import Console, JustifyMethod
 
-def _shape(s) -> str:
+    from kwstool.deploy.profile import ProfileResult
+
+
+def _shape(s: Sequence[int] | None) -> str:
     return "x".join(str(d) for d in s[1:]) if s and len(s) > 1 else "x".join(map(str, s or ()))
 
 
-def render(result, console) -> None:
+def render(result: ProfileResult, console: Console) -> None:
     """The Rich table of a ProfileResult: one row per operator, then the totals."""
     from rich.table import Table
 
@@ -28,7 +35,7 @@ def render(result, console) -> None:
         title=f"{result.model_path} on {result.board} ({result.clock_mhz:.0f} MHz, "
         f"{result.cycles_per_instruction} cycles/instruction)"
     )
-    for col, justify in [
+    columns: list[tuple[str, JustifyMethod]] = [
         ("#", "right"),
         ("op", "left"),
         ("kernel", "left"),
@@ -36,7 +43,8 @@ def render(result, console) -> None:
         ("in -> out", "left"),
         ("MACs", "right"),
         ("est. cycles", "right"),
-    ]:
+    ]
+    for col, justify in columns:
         table.add_column(col, justify=justify)
     if measured:
         table.add_column("measured instr", justify="right")

@@ -41,6 +41,7 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from kwstool import __version__
 from kwstool.core.console import make_console
@@ -143,7 +144,7 @@ def is_archive_name(name: str) -> bool:
 @contextlib.contextmanager
 def _bytes_progress(
     enabled: bool, description: str, total: int | None, completed: int = 0
-) -> Iterator:
+) -> Iterator[Any]:
     """Yield ``advance(n)``: a Rich byte-progress bar on stderr, or a no-op when disabled."""
     if not enabled:
         yield lambda n: None
@@ -247,14 +248,14 @@ def _write_sidecar(path: Path, sha: str) -> None:
     write_json(_sidecar(path), {"sha256": sha, "size": st.st_size, "mtime_ns": st.st_mtime_ns})
 
 
-def _open(url: str, offset: int, timeout: float):
+def _open(url: str, offset: int, timeout: float) -> Any:  # urlopen is typed as returning Any
     headers = {"User-Agent": USER_AGENT, "Accept-Encoding": "identity"}
     if offset:
         headers["Range"] = f"bytes={offset}-"
     return urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=timeout)
 
 
-def _total_from(resp, offset: int) -> int | None:
+def _total_from(resp: Any, offset: int) -> int | None:
     """Full file size from a 200 (Content-Length) or 206 (Content-Range) response."""
     if resp.status == 206:
         content_range = resp.headers.get("Content-Range", "")
@@ -279,7 +280,7 @@ def _hash_prefix(part: Path) -> hashlib._Hash:
 
 def _fetch_into(
     url: str, part: Path, offset: int, expected_size: int | None, timeout: float, progress: bool
-):
+) -> tuple[hashlib._Hash, int]:
     """One HTTP request appending to ``part`` from ``offset``.
 
     Returns the sha256 of the whole file and how many bytes of the earlier ``part`` were kept
@@ -327,7 +328,7 @@ def _fetch_into(
 
 def download(
     url: str,
-    dest_dir: str | os.PathLike,
+    dest_dir: str | os.PathLike[str],
     *,
     sha256: str | None = None,
     progress: bool = True,
@@ -462,7 +463,7 @@ def _relative_parts(name: str) -> tuple[str, ...]:
 
 
 def extract_tar(
-    archive: str | os.PathLike, target: str | os.PathLike, *, progress: bool = True
+    archive: str | os.PathLike[str], target: str | os.PathLike[str], *, progress: bool = True
 ) -> Path:
     """Safely extract ``archive`` (tar, tar.gz) into the folder ``target``; return ``target``.
 
@@ -514,6 +515,7 @@ def extract_tar(
                         else:
                             dest.parent.mkdir(parents=True, exist_ok=True)
                             src = tar.extractfile(member)
+                            assert src is not None  # _member_problem refused non-files
                             with src, open(dest, "wb") as out:
                                 shutil.copyfileobj(src, out, CHUNK)
                         pos = raw.tell()
@@ -556,7 +558,7 @@ def ensure_extracted(
     sha256: str | None = None,
     progress: bool = True,
     checked: tuple[str, bool] | None = None,
-) -> tuple[Path, dict]:
+) -> tuple[Path, dict[str, Any]]:
     """Extract ``archive`` into ``extract_dir`` once; reuse it while the archive is unchanged.
 
     Returns the dataset root and the marker record (archive name, size, mtime, sha256,

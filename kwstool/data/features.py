@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -36,10 +37,10 @@ def list_wavs(paths: Iterable[Path]) -> list[Path]:
 @dataclass
 class FeaturesResult:
     out: Path
-    shape: tuple
+    shape: tuple[Any, ...]
     count: int
     files: list[str]
-    skipped: list[dict] = field(default_factory=list)
+    skipped: list[dict[str, Any]] = field(default_factory=list)
     png: Path | None = None
 
 

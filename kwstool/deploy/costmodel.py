@@ -27,7 +27,9 @@ milliseconds cycles / MHz (:data:`BOARD_TIMING`).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from kwstool.core.boards import BOARDS
 
@@ -92,7 +94,7 @@ BOARD_TIMING: dict[str, BoardTiming] = {
 @dataclass(frozen=True)
 class KernelCost:
     fixed: float  # per call: setup, requant tables, loop entry
-    coef: dict = field(default_factory=dict)  # feature name -> instructions per unit
+    coef: dict[str, Any] = field(default_factory=dict)  # feature name -> instructions per unit
     source: str = ""
 
 
@@ -152,11 +154,11 @@ class OpInfo:
     op: str  # builtin name, e.g. CONV_2D
     kernel: str  # e.g. arm_convolve_1x1_s8_fast, BroadcastAdd4DSlow
     path: str  # "cmsis-nn", "reference" or "copy"
-    input_shapes: list  # activation inputs (weights excluded)
-    output_shape: tuple
-    filter_shape: tuple | None
-    params: dict
-    features: dict  # the KernelCost feature values
+    input_shapes: list[Any]  # activation inputs (weights excluded)
+    output_shape: tuple[Any, ...]
+    filter_shape: tuple[Any, ...] | None
+    params: dict[str, Any]
+    features: dict[str, Any]  # the KernelCost feature values
     op_class: str = ""  # coarse class for reports, e.g. "conv 1x1"
     cost_key: str = ""  # the M4_COST entry (the kernel, or a kernel variant)
 
@@ -174,7 +176,7 @@ def _padding(padding: int, in_size: int, out_size: int, stride: int, k: int, dil
     return total // 2
 
 
-def _prod(shape) -> int:
+def _prod(shape: Iterable[Any]) -> int:
     n = 1
     for d in shape:
         n *= int(d)
@@ -184,16 +186,16 @@ def _prod(shape) -> int:
 def classify(
     index: int,
     op: str,
-    in_shapes: list,
-    out_shape: tuple,
-    filt: tuple | None,
-    opts,
-    const_inputs: list,
+    in_shapes: list[Any],
+    out_shape: tuple[Any, ...],
+    filt: tuple[Any, ...] | None,
+    opts: Any,  # the tflite flatbuffer builtin options object (untyped)
+    const_inputs: list[Any],
 ) -> OpInfo:
     """The kernel that will run one operator, with its cost features."""
     out_el = _prod(out_shape)
-    feats: dict = {"out": out_el}
-    params: dict = {}
+    feats: dict[str, Any] = {"out": out_el}
+    params: dict[str, Any] = {}
     kernel, path, cls = "reference", "reference", op.lower()
     if op == "CONV_2D" and filt is not None:
         _, ih, iw, cin = in_shapes[0]
@@ -349,4 +351,5 @@ def instructions(op: OpInfo, table: dict[str, KernelCost] | None = None) -> floa
         or t.get("reference")
         or M4_COST["reference"]
     )
-    return cost.fixed + sum(c * float(op.features.get(f, 0)) for f, c in cost.coef.items())
+    total: float = cost.fixed + sum(c * float(op.features.get(f, 0)) for f, c in cost.coef.items())
+    return total

@@ -185,8 +185,11 @@ def _threshold_u8(value: Any) -> int:
 
 
 def resolve_recognizer(
-    defaults: dict, overrides: dict | None, labels: Sequence[str], infer_every: int
-) -> dict:
+    defaults: dict[str, Any],
+    overrides: dict[str, Any] | None,
+    labels: Sequence[str],
+    infer_every: int,
+) -> dict[str, Any]:
     """The settings of one RESET: the board's defaults (from INFO) with ``overrides`` applied.
 
     ``overrides`` may hold the keys of :data:`RECOGNIZER_KEYS`, ``threshold`` (every label),
@@ -227,7 +230,7 @@ def resolve_recognizer(
     return {**rec, "thresholds": thresholds}
 
 
-def info_recognizer(info: dict) -> dict:
+def info_recognizer(info: dict[str, Any]) -> dict[str, Any]:
     """The recognizer defaults an INFO reply states."""
     rec: dict[str, Any] = {k: int(info[k]) for k in RECOGNIZER_KEYS if k in info}
     text = str(info.get("thresholds", "")).strip()
@@ -235,7 +238,7 @@ def info_recognizer(info: dict) -> dict:
     return rec
 
 
-def reset_payload(flags: int, infer_every: int, recognizer: dict) -> bytes:
+def reset_payload(flags: int, infer_every: int, recognizer: dict[str, Any]) -> bytes:
     """RESET payload: u8 flags, u16 infer_every, u32 window, u32 suppression, u32 coverage,
     u8 n, u8 thresholds[n] (``recognizer`` as :func:`resolve_recognizer` returns it)."""
     thresholds = bytes(int(t) for t in recognizer["thresholds"])
@@ -259,7 +262,7 @@ class Detection:
     score: int  # averaged score 0..255
     count: int = 0  # results in the recognizer window
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return {
             "label": self.label,
             "index": self.index,
@@ -407,7 +410,7 @@ class BoardLink:
         self,
         flags: int = SEND_FEATURES | SEND_SCORES,
         infer_every: int = 1,
-        recognizer: dict | None = None,
+        recognizer: dict[str, Any] | None = None,
     ) -> None:
         try:
             rec = resolve_recognizer(
@@ -495,7 +498,7 @@ def truth_label(path: Path, labels: Sequence[str]) -> str | None:
     return "_unknown_"
 
 
-def _summary(values: Sequence[float]) -> dict:
+def _summary(values: Sequence[float]) -> dict[str, Any]:
     if not values:
         return {}
     v = sorted(values)
@@ -511,19 +514,19 @@ def _summary(values: Sequence[float]) -> dict:
 @dataclass
 class DeviceTestResult:
     port: str
-    info: dict
+    info: dict[str, Any]
     mode: str  # "clips" or "stream"
-    files: list[dict]
-    stats: dict
-    skipped: list[dict] = field(default_factory=list)
+    files: list[dict[str, Any]]
+    stats: dict[str, Any]
+    skipped: list[dict[str, Any]] = field(default_factory=list)
     accuracy: float | None = None
-    per_class: dict = field(default_factory=dict)
-    latency: dict = field(default_factory=dict)
+    per_class: dict[str, Any] = field(default_factory=dict)
+    latency: dict[str, Any] = field(default_factory=dict)
     features: np.ndarray | None = None  # (N, 49, 40) in clip mode
     json_path: Path | None = None
     features_path: Path | None = None
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return {
             "port": self.port,
             "board": self.info,
@@ -544,7 +547,7 @@ def device_test(
     baudrate: int = 921600,
     stream: bool = False,
     infer_every: int | None = None,
-    recognizer: dict | None = None,
+    recognizer: dict[str, Any] | None = None,
     timeout: float = 10.0,
 ) -> DeviceTestResult:
     """Run WAV files through the board's own pipeline over the serial test protocol.
@@ -567,8 +570,8 @@ def device_test(
     every = int(infer_every) if infer_every is not None else (1 if stream else WINDOW_FRAMES)
     if every < 1 or every > 0xFFFF:
         raise KwsError(f"--infer-every {every}: must be 1..65535 frames")
-    rows: list[dict] = []
-    skipped: list[dict] = []
+    rows: list[dict[str, Any]] = []
+    skipped: list[dict[str, Any]] = []
     feats: list[np.ndarray] = []
     invoke_us: list[float] = []
     round_trip_ms: list[float] = []
@@ -697,7 +700,8 @@ def requant_table(scale: float, zero_point: int) -> np.ndarray:
     x = v / np.float32(scale)
     r = np.where(x >= 0, x + np.float32(0.5), x - np.float32(0.5))
     q = np.clip(r, -1000, 1000).astype(np.int64) + int(zero_point)
-    return np.clip(q, -128, 127).astype(np.int8)
+    table: np.ndarray = np.clip(q, -128, 127).astype(np.int8)
+    return table
 
 
 def feature_windows(feats: np.ndarray, every: int) -> Iterable[tuple[int, np.ndarray]]:
@@ -718,7 +722,7 @@ def host_reference(
     model: TflmModel,
     labels: Sequence[str],
     infer_every: int,
-    recognizer: dict,
+    recognizer: dict[str, Any],
     input_scale: float | None = None,
     input_zero_point: int | None = None,
 ) -> StreamResult:

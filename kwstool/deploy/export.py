@@ -18,6 +18,7 @@ import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -127,7 +128,9 @@ def _threshold_u8(value: object, what: str) -> int:
     return int(value)
 
 
-def recognizer_settings(recognizer: dict, labels: list[str], period_ms: int) -> dict:
+def recognizer_settings(
+    recognizer: dict[str, Any], labels: list[str], period_ms: int
+) -> dict[str, Any]:
     """The recognizer macros' values: window, suppression, coverage and one threshold per label.
 
     ``recognizer`` holds ``threshold`` (every label) and/or ``thresholds`` ({label: value});
@@ -181,7 +184,7 @@ def check_timing(
     stride_ms: int,
     inference_period_ms: int | None = None,
     force: bool = False,
-) -> dict:
+) -> dict[str, Any]:
     """The live loop's period, checked against the cost model's inference time on ``board``.
 
     Without ``inference_period_ms`` the period is the larger of :func:`default_period_ms` and
@@ -221,14 +224,14 @@ def check_timing(
 
 
 def render_header(
-    report: dict,
+    report: dict[str, Any],
     model_name: str,
     sha256: str,
     model_bytes: int,
     board: Board,
-    recognizer: dict,
+    recognizer: dict[str, Any],
     inference_period_ms: int | None = None,
-    timing: dict | None = None,
+    timing: dict[str, Any] | None = None,
 ) -> str:
     """Text of ``kws_model_data.h``; the period defaults to :func:`default_period_ms`."""
     labels = report["labels"]
@@ -286,7 +289,7 @@ def render_header(
         "KWS_RECOGNIZER_THRESHOLDS": "{ " + ", ".join(str(t) for t in rs["thresholds"]) + " }",
     }
 
-    def block(defs: dict) -> str:
+    def block(defs: dict[str, Any]) -> str:
         width = max(len(k) for k in defs)
         return "".join(f"#define {k.ljust(width)} {v}\n" for k, v in defs.items())
 
@@ -364,10 +367,10 @@ def render_source(tflite: bytes, labels: list[str], model_name: str, sha256: str
 
 # --- the command -------------------------------------------------------------------------------
 def export(
-    run_dir: str | os.PathLike,
-    out_dir: str | os.PathLike = DEFAULT_OUT,
+    run_dir: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str] = DEFAULT_OUT,
     board: str = "nano33ble",
-    recognizer: dict | None = None,
+    recognizer: dict[str, Any] | None = None,
     inference_period_ms: int | None = None,
     *,
     force: bool = False,

@@ -21,6 +21,7 @@ import shutil
 import subprocess
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from kwstool.deploy.costmodel import (
     BOARD_TIMING,
@@ -53,10 +54,10 @@ class OpProfile:
     kernel: str
     path: str  # cmsis-nn / reference / copy
     op_class: str
-    input_shapes: list
-    output_shape: tuple
-    filter_shape: tuple | None
-    params: dict
+    input_shapes: list[Any]
+    output_shape: tuple[Any, ...]
+    filter_shape: tuple[Any, ...] | None
+    params: dict[str, Any]
     macs: int
     est_instructions: float
     est_cycles: float
@@ -84,7 +85,7 @@ class ProfileResult:
     measured_instructions: int | None = None  # whole Invoke (includes interpreter overhead)
     measured_cycles: float | None = None
     measured_ms: float | None = None
-    measurement: dict = field(default_factory=dict)
+    measurement: dict[str, Any] = field(default_factory=dict)
 
     @property
     def latency_ms(self) -> float:
@@ -95,7 +96,7 @@ class ProfileResult:
     def source(self) -> str:
         return "m4sim (QEMU instruction count)" if self.measured else "cost model"
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["latency_ms"] = self.latency_ms
         d["source"] = self.source
@@ -113,7 +114,10 @@ def board_timing(board: str) -> BoardTiming:
 
 
 def estimate(
-    tflite: bytes, board: str = "nano33ble", where: str = "model", table: dict | None = None
+    tflite: bytes,
+    board: str = "nano33ble",
+    where: str = "model",
+    table: dict[str, Any] | None = None,
 ) -> ProfileResult:
     """The cost model's profile of ``tflite`` bytes on ``board``."""
     t = board_timing(board)
@@ -158,10 +162,10 @@ def estimate(
 
 
 def profile(
-    model_path: str | os.PathLike,
+    model_path: str | os.PathLike[str],
     board: str = "nano33ble",
     measure: bool = False,
-    tflm_src: str | os.PathLike | None = None,
+    tflm_src: str | os.PathLike[str] | None = None,
 ) -> ProfileResult:
     """Per-operator and total cycles and milliseconds of an int8 .tflite on ``board``.
 
@@ -189,7 +193,7 @@ def profile(
     return result
 
 
-def apply_measurement(result: ProfileResult, m: dict) -> ProfileResult:
+def apply_measurement(result: ProfileResult, m: dict[str, Any]) -> ProfileResult:
     """Fill the measured columns of ``result`` from :func:`measure_m4`'s output."""
     per_op = m["ops"]
     if len(per_op) != len(result.ops):
@@ -267,7 +271,7 @@ def check_realtime(
     return period
 
 
-def latency_report(tflite: bytes, where: str = "model") -> dict:
+def latency_report(tflite: bytes, where: str = "model") -> dict[str, Any]:
     """Cost-model latency of ``tflite`` on every board, for ``quantize.json`` (``latency``)."""
     out = {}
     for board in BOARD_TIMING:
@@ -286,7 +290,7 @@ def latency_report(tflite: bytes, where: str = "model") -> dict:
 
 
 # --- measurement (m4sim on QEMU) ---------------------------------------------------------------
-def _find_tflm_src(tflm_src) -> Path:
+def _find_tflm_src(tflm_src: str | os.PathLike[str] | None) -> Path:
     """The pinned library's ``src/`` folder (holding tensorflow/lite/micro)."""
     candidates = []
     if tflm_src:
@@ -347,7 +351,7 @@ def _build_dir(src: Path) -> Path:
     return root / "m4sim" / h.hexdigest()[:16]
 
 
-def _run(cmd: list, what: str, timeout: float, cwd=None) -> str:
+def _run(cmd: list[Any], what: str, timeout: float, cwd: Path | None = None) -> str:
     try:
         proc = subprocess.run(
             cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False
@@ -364,9 +368,9 @@ def _run(cmd: list, what: str, timeout: float, cwd=None) -> str:
     return proc.stdout + "\n" + proc.stderr
 
 
-def parse_output(text: str) -> dict:
+def parse_output(text: str) -> dict[str, Any]:
     """The ``M4SIM ...`` lines of the runner -> dict (see firmware/m4sim/README.md)."""
-    out: dict = {"ops": [], "invoke": []}
+    out: dict[str, Any] = {"ops": [], "invoke": []}
     for line in text.splitlines():
         if not line.startswith("M4SIM "):
             continue
@@ -402,7 +406,9 @@ def parse_output(text: str) -> dict:
     return out
 
 
-def measure_m4(tflite: bytes, tflm_src=None, where: str = "model") -> dict:
+def measure_m4(
+    tflite: bytes, tflm_src: str | os.PathLike[str] | None = None, where: str = "model"
+) -> dict[str, Any]:
     """Run ``tflite`` on m4sim; per-op instructions, whole-invoke instructions, front end."""
     from kwstool.core.tflite import model_info, resolver_methods
 
