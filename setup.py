@@ -10,7 +10,11 @@ from pathlib import Path
 from setuptools import Extension, setup
 
 HERE = Path(__file__).parent
-LIBS = ["firmware/lib/kws_frontend", "firmware/lib/kws_recognizer", "firmware/lib/kws_feature_provider"]
+LIBS = [
+    "firmware/lib/kws_frontend",
+    "firmware/lib/kws_recognizer",
+    "firmware/lib/kws_feature_provider",
+]
 
 
 def _frontend_hash() -> str:

@@ -33,10 +33,11 @@ static PyObject *clips_int8(PyObject *self, PyObject *args) {
   int8_t *o = (int8_t *)out.buf;
   for (Py_ssize_t c = 0; c < clips; ++c) {
     int8_t *dst = o + c * frames * KWS_FRONTEND_NUM_CHANNELS;
-    const size_t got = kws_frontend_clip_int8(&state, a + c * clip_len, (size_t)clip_len, dst,
-                                              (size_t)frames);
+    const size_t got =
+        kws_frontend_clip_int8(&state, a + c * clip_len, (size_t)clip_len, dst, (size_t)frames);
     /* a clip too short for all frames leaves the rest at the floor value */
-    for (size_t i = got * KWS_FRONTEND_NUM_CHANNELS; i < (size_t)frames * KWS_FRONTEND_NUM_CHANNELS; ++i)
+    for (size_t i = got * KWS_FRONTEND_NUM_CHANNELS; i < (size_t)frames * KWS_FRONTEND_NUM_CHANNELS;
+         ++i)
       dst[i] = -128;
   }
   Py_END_ALLOW_THREADS
@@ -65,7 +66,8 @@ static PyObject *stream_uint16(PyObject *self, PyObject *args) {
   size_t left = n;
   while (left > 0 && frames < max_frames) {
     size_t used = 0;
-    if (kws_frontend_process(&state, a, left, &used, o + frames * KWS_FRONTEND_NUM_CHANNELS)) ++frames;
+    if (kws_frontend_process(&state, a, left, &used, o + frames * KWS_FRONTEND_NUM_CHANNELS))
+      ++frames;
     a += used;
     left -= used;
   }
@@ -113,8 +115,9 @@ static int make_config(kws_recognizer_config *c, unsigned int num_labels, unsign
     }
   }
   if (!kws_recognizer_config_valid(c)) {
-    PyErr_SetString(PyExc_ValueError, "invalid recognizer settings: need 0 < window <= 3000 ms "
-                                      "and minimum coverage < window");
+    PyErr_SetString(PyExc_ValueError,
+                    "invalid recognizer settings: need 0 < window <= 3000 ms "
+                    "and minimum coverage < window");
     return -1;
   }
   return 0;
@@ -140,7 +143,8 @@ static PyObject *recognize(PyObject *self, PyObject *args) {
   if (make_config(&config, num_labels, window_ms, suppression_ms, thresholds, coverage_ms,
                   ignore_mask) != 0)
     goto done;
-  if (times.len % (Py_ssize_t)sizeof(uint32_t) != 0 || scores.len != steps * (Py_ssize_t)num_labels) {
+  if (times.len % (Py_ssize_t)sizeof(uint32_t) != 0 ||
+      scores.len != steps * (Py_ssize_t)num_labels) {
     PyErr_SetString(PyExc_ValueError, "scores must hold len(times) * num_labels uint8 values");
     goto done;
   }
@@ -156,9 +160,11 @@ static PyObject *recognize(PyObject *self, PyObject *args) {
     kws_recognition rec;
     uint32_t time_ms;
     memcpy(&time_ms, (const char *)times.buf + t * sizeof(uint32_t), sizeof(time_ms));
-    if (!kws_recognizer_process(r, (const uint8_t *)scores.buf + t * num_labels, time_ms, &rec)) continue;
-    PyObject *item = Py_BuildValue("(nkIII)", t, (unsigned long)rec.time_ms, (unsigned int)rec.label,
-                                   (unsigned int)rec.score, (unsigned int)rec.count);
+    if (!kws_recognizer_process(r, (const uint8_t *)scores.buf + t * num_labels, time_ms, &rec))
+      continue;
+    PyObject *item =
+        Py_BuildValue("(nkIII)", t, (unsigned long)rec.time_ms, (unsigned int)rec.label,
+                      (unsigned int)rec.score, (unsigned int)rec.count);
     if (item == NULL || PyList_Append(result, item) != 0) {
       Py_XDECREF(item);
       Py_CLEAR(result);
@@ -180,8 +186,9 @@ typedef struct {
 } RecognizerObject;
 
 static int Recognizer_init(RecognizerObject *self, PyObject *args, PyObject *kwds) {
-  static char *kwlist[] = {"num_labels", "average_window_ms", "suppression_ms", "thresholds",
-                           "minimum_coverage_ms", "ignore_mask", NULL};
+  static char *kwlist[] = {"num_labels", "average_window_ms",   "suppression_ms",
+                           "thresholds", "minimum_coverage_ms", "ignore_mask",
+                           NULL};
   unsigned int num_labels;
   unsigned long window_ms, suppression_ms, coverage_ms = 0, ignore_mask = 0;
   PyObject *thresholds;
@@ -189,7 +196,8 @@ static int Recognizer_init(RecognizerObject *self, PyObject *args, PyObject *kwd
                                    &suppression_ms, &thresholds, &coverage_ms, &ignore_mask))
     return -1;
   kws_recognizer_config c;
-  if (make_config(&c, num_labels, window_ms, suppression_ms, thresholds, coverage_ms, ignore_mask) != 0)
+  if (make_config(&c, num_labels, window_ms, suppression_ms, thresholds, coverage_ms,
+                  ignore_mask) != 0)
     return -1;
   kws_recognizer_init(&self->rec, &c);
   return 0;
@@ -206,10 +214,12 @@ static PyObject *Recognizer_process(RecognizerObject *self, PyObject *args) {
     return NULL;
   }
   kws_recognition r;
-  const int hit = kws_recognizer_process(&self->rec, (const uint8_t *)scores.buf, (uint32_t)time_ms, &r);
+  const int hit =
+      kws_recognizer_process(&self->rec, (const uint8_t *)scores.buf, (uint32_t)time_ms, &r);
   PyBuffer_Release(&scores);
   if (!hit) Py_RETURN_NONE;
-  return Py_BuildValue("(IIk)", (unsigned int)r.label, (unsigned int)r.score, (unsigned long)r.time_ms);
+  return Py_BuildValue("(IIk)", (unsigned int)r.label, (unsigned int)r.score,
+                       (unsigned long)r.time_ms);
 }
 
 static PyObject *Recognizer_reset(RecognizerObject *self, PyObject *unused) {
@@ -239,8 +249,9 @@ static PyTypeObject RecognizerType = {
     PyVarObject_HEAD_INIT(NULL, 0).tp_name = "kwstool._native.Recognizer",
     .tp_basicsize = sizeof(RecognizerObject),
     .tp_flags = Py_TPFLAGS_DEFAULT,
-    .tp_doc = "Recognizer(num_labels, average_window_ms, suppression_ms, thresholds, "
-              "minimum_coverage_ms=0, ignore_mask=0): firmware/lib/kws_recognizer.",
+    .tp_doc =
+        "Recognizer(num_labels, average_window_ms, suppression_ms, thresholds, "
+        "minimum_coverage_ms=0, ignore_mask=0): firmware/lib/kws_recognizer.",
     .tp_new = PyType_GenericNew,
     .tp_init = (initproc)Recognizer_init,
     .tp_methods = Recognizer_methods,
@@ -374,9 +385,15 @@ static PyMethodDef methods[] = {
 };
 
 static struct PyModuleDef module = {
-    PyModuleDef_HEAD_INIT, "kwstool._native",
-    "The firmware's C front end (and recognizer), compiled for the host.", -1, methods,
-    NULL, NULL, NULL, NULL,
+    PyModuleDef_HEAD_INIT,
+    "kwstool._native",
+    "The firmware's C front end (and recognizer), compiled for the host.",
+    -1,
+    methods,
+    NULL,
+    NULL,
+    NULL,
+    NULL,
 };
 
 #ifndef KWS_FRONTEND_HASH

@@ -24,9 +24,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kwstool.errors import KwsError
+
+if TYPE_CHECKING:
+    from kwstool.deploy.export import ExportResult
+    from kwstool.model.evaluate import EvalResult
+    from kwstool.model.quantize import QuantizeResult
 
 DEMO_DIR = Path(__file__).resolve().parents[1] / "datasets" / "demo"
 DEMO_WORDS = ("yes", "no")
@@ -46,9 +51,9 @@ class RunResult:
     data_dir: Path
     run_dir: Path
     export_dir: Path
-    quantize: object  # kwstool.quantize.QuantizeResult
-    export: object  # kwstool.export.ExportResult
-    evaluation: object  # kwstool.evaluate.EvalResult
+    quantize: QuantizeResult
+    export: ExportResult
+    evaluation: EvalResult
     seconds: float
     stage_seconds: dict[str, float] = field(default_factory=dict)
 
@@ -166,7 +171,7 @@ def run(
             "validation_pct": validation_pct, "testing_pct": testing_pct,
             "progress": progress}  # fmt: skip
     times: dict[str, float] = {}
-    results: dict[str, object] = {}
+    results: dict[str, Any] = {}  # one result type per stage
     for i, (key, what, step) in enumerate(_steps(plan, opts, say), start=1):
         say(f"[{i}/{len(STAGES)}] {what}")
         t = time.perf_counter()

@@ -5,8 +5,8 @@
     python scripts/bench_latency.py --no-measure              # cost model only (no toolchain)
 
 Each zoo model (kwstool.model.zoo.MODELS) is built untrained (initialised weights) and converted to
-int8 with kwstool.model.quantize.convert on random int8 features: enough for latency, which depends on
-shapes and kernels, not on weights. ``--fit`` adds single-purpose probe models (1x1 convs of
+int8 with kwstool.model.quantize.convert on random int8 features: enough for latency, which depends
+on shapes and kernels, not on weights. ``--fit`` adds single-purpose probe models (1x1 convs of
 several widths, depthwise kxk / kx1 / 1xk / dilated, convs on the 1-channel input, pools, adds,
 fully connected) and fits the cost model's per-kernel constants (non-negative least squares),
 printing them as the ``M4_COST`` table for kwstool/deploy/costmodel.py. Prints numbers only.
@@ -53,7 +53,7 @@ FIT_FEATURES = {
 
 def representative(shape, n=8, seed=0):
     rng = np.random.default_rng(seed)
-    rep = rng.integers(-128, 128, size=(n,) + tuple(shape)).astype(np.float32)
+    rep = rng.integers(-128, 128, size=(n, *tuple(shape))).astype(np.float32)
     rep.reshape(n, -1)[0, :2] = (-128, 127)
     return rep
 
@@ -84,33 +84,54 @@ def probe_models():
     yield chain("probe_pw_25x1", (25, 1, 24), lambda x: pw_chain(x, [24, 48, 96, 12]))
 
     def dw(x, k, d=(1, 1), m=1, s=(1, 1)):
-        return L.DepthwiseConv2D(k, strides=s, dilation_rate=d, depth_multiplier=m,
-                                 padding="same", activation="relu")(x)
+        return L.DepthwiseConv2D(
+            k, strides=s, dilation_rate=d, depth_multiplier=m, padding="same", activation="relu"
+        )(x)
 
     def dw_chain(x):
-        for k, d in [((3, 3), (1, 1)), ((1, 3), (1, 1)), ((3, 1), (1, 1)), ((5, 1), (1, 1)),
-                     ((1, 5), (1, 1)), ((3, 1), (2, 1)), ((3, 3), (2, 2)), ((5, 5), (1, 1))]:
+        for k, d in [
+            ((3, 3), (1, 1)),
+            ((1, 3), (1, 1)),
+            ((3, 1), (1, 1)),
+            ((5, 1), (1, 1)),
+            ((1, 5), (1, 1)),
+            ((3, 1), (2, 1)),
+            ((3, 3), (2, 2)),
+            ((5, 5), (1, 1)),
+        ]:
             x = dw(x, k, d)
         x = dw(x, (3, 3), s=(2, 2))
         return dw(x, (3, 3), m=2)
 
     yield chain("probe_dw_25x20x32", (25, 20, 32), dw_chain)
     yield chain("probe_dw_13x10x64", (13, 10, 64), dw_chain)
-    yield chain("probe_dw_25x1x48", (25, 1, 48),
-                lambda x: dw(dw(dw(x, (3, 1)), (5, 1)), (3, 1), (2, 1)))
-    for k, f, s in [((10, 8), 8, (2, 2)), ((3, 3), 16, (1, 1)), ((10, 4), 64, (2, 2)),
-                    ((3, 3), 32, (2, 2))]:
-        yield chain(f"probe_c1_{k[0]}x{k[1]}_{f}_s{s[0]}", (49, 40, 1),
-                    lambda x, k=k, f=f, s=s: L.Conv2D(f, k, strides=s, padding="same",
-                                                      activation="relu")(x))
+    yield chain(
+        "probe_dw_25x1x48", (25, 1, 48), lambda x: dw(dw(dw(x, (3, 1)), (5, 1)), (3, 1), (2, 1))
+    )
+    for k, f, s in [
+        ((10, 8), 8, (2, 2)),
+        ((3, 3), 16, (1, 1)),
+        ((10, 4), 64, (2, 2)),
+        ((3, 3), 32, (2, 2)),
+    ]:
+        yield chain(
+            f"probe_c1_{k[0]}x{k[1]}_{f}_s{s[0]}",
+            (49, 40, 1),
+            lambda x, k=k, f=f, s=s: L.Conv2D(f, k, strides=s, padding="same", activation="relu")(
+                x
+            ),
+        )
 
     # The 1-channel stem alternative: RESHAPE 49x40x1 -> 49x1x40 (free), then a kx1 conv with
     # the 40 frequency bins as input channels.
     for k, f, st in [(3, 12, 1), (3, 32, 2), (5, 24, 2)]:
-        yield chain(f"probe_reshape_stem_{k}x1_{f}_s{st}", (49, 40, 1),
-                    lambda x, k=k, f=f, st=st: L.Conv2D(f, (k, 1), strides=(st, 1),
-                                                        padding="same", activation="relu")(
-                        L.Reshape((49, 1, 40))(x)))
+        yield chain(
+            f"probe_reshape_stem_{k}x1_{f}_s{st}",
+            (49, 40, 1),
+            lambda x, k=k, f=f, st=st: L.Conv2D(
+                f, (k, 1), strides=(st, 1), padding="same", activation="relu"
+            )(L.Reshape((49, 1, 40))(x)),
+        )
 
     def kxk_chain(x):
         x = L.Conv2D(16, 3, padding="same", activation="relu")(x)
@@ -120,26 +141,34 @@ def probe_models():
         return L.Conv2D(64, 3, strides=2, padding="same", activation="relu")(x)
 
     yield chain("probe_conv_25x20x16", (25, 20, 16), kxk_chain)
-    yield chain("probe_conv_1xn", (1, 48, 16),
-                lambda x: L.Conv2D(16, (1, 5), padding="same", activation="relu")(
-                    L.Conv2D(32, (1, 3), padding="same", activation="relu")(x)))
+    yield chain(
+        "probe_conv_1xn",
+        (1, 48, 16),
+        lambda x: L.Conv2D(16, (1, 5), padding="same", activation="relu")(
+            L.Conv2D(32, (1, 3), padding="same", activation="relu")(x)
+        ),
+    )
 
     def pool_add(x):
         f = L.AveragePooling2D((1, 20))(x)
-        b = L.Add()([x, f])                       # broadcast ADD (reference)
+        b = L.Add()([x, f])  # broadcast ADD (reference)
         c = L.Conv2D(24, 1)(b)
-        e = L.Add()([b, c])                       # equal-shape ADD (CMSIS-NN)
-        m = L.Multiply()([e, L.AveragePooling2D((25, 1))(e)])   # broadcast MUL
-        m2 = L.Multiply()([m, L.Conv2D(24, 1)(m)])             # equal-shape MUL
+        e = L.Add()([b, c])  # equal-shape ADD (CMSIS-NN)
+        m = L.Multiply()([e, L.AveragePooling2D((25, 1))(e)])  # broadcast MUL
+        m2 = L.Multiply()([m, L.Conv2D(24, 1)(m)])  # equal-shape MUL
         p = L.MaxPooling2D((2, 2))(m2)
         return L.AveragePooling2D(tuple(p.shape[1:3]))(p)
 
     yield chain("probe_pool_add_25x20x24", (25, 20, 24), pool_add)
-    yield chain("probe_pool_add_13x10x64", (13, 10, 64),
-                lambda x: L.Add()([x, L.AveragePooling2D((1, 10))(x)]))
+    yield chain(
+        "probe_pool_add_13x10x64",
+        (13, 10, 64),
+        lambda x: L.Add()([x, L.AveragePooling2D((1, 10))(x)]),
+    )
 
-    yield chain("probe_mean_25x20x32", (25, 20, 32),
-                lambda x: L.GlobalAveragePooling2D(keepdims=True)(x))   # MEAN (reference)
+    yield chain(
+        "probe_mean_25x20x32", (25, 20, 32), lambda x: L.GlobalAveragePooling2D(keepdims=True)(x)
+    )  # MEAN (reference)
 
     def fc(x):
         x = L.Flatten()(x)
@@ -179,8 +208,10 @@ def nnls_fit(samples):
         # Too few distinct shapes to separate a fixed cost: all of it per unit of the main
         # feature (the first), which is what extrapolates to other shapes.
         main = a[:, 1]
-        return 0.0, {k: (float(np.sum(y * w) / np.sum(main * w)) if i == 0 else 0.0)
-                     for i, k in enumerate(kernel_feats)}
+        return 0.0, {
+            k: (float(np.sum(y * w) / np.sum(main * w)) if i == 0 else 0.0)
+            for i, k in enumerate(kernel_feats)
+        }
     aw = a * w[:, None]
     scale = np.maximum(np.abs(aw).max(axis=0), 1e-30)
     sol, _ = nnls(aw / scale, y * w)
@@ -204,8 +235,9 @@ def main(argv=None) -> int:
     models = build_all(args.work, with_probes=args.fit)
     results = {}
     for name, path in models:
-        results[name] = prof.profile(path, board=args.board, measure=not args.no_measure,
-                                     tflm_src=args.tflm_src)
+        results[name] = prof.profile(
+            path, board=args.board, measure=not args.no_measure, tflm_src=args.tflm_src
+        )
     t = costmodel.BOARD_TIMING[args.board]
     table = dict(costmodel.M4_COST)
 
@@ -213,9 +245,12 @@ def main(argv=None) -> int:
         samples = defaultdict(list)
         for r in results.values():
             for o in r.ops:
-                info = next(i for i in costmodel.model_ops(Path(r.model_path).read_bytes())
-                            if i.index == o.index)
-                feats = FIT_FEATURES.get(o.kernel, ["el"])   # "reference <OP>": per element
+                info = next(
+                    i
+                    for i in costmodel.model_ops(Path(r.model_path).read_bytes())
+                    if i.index == o.index
+                )
+                feats = FIT_FEATURES.get(o.kernel, ["el"])  # "reference <OP>": per element
                 feats = FIT_FEATURES.get(info.cost_key, feats)
                 samples[info.cost_key].append((info.features, o.measured_instructions, feats))
         print("## Fitted M4_COST (instructions = fixed + sum coef * feature)\n")
@@ -224,16 +259,24 @@ def main(argv=None) -> int:
             fixed, coef = nnls_fit(s)
             table[kernel] = costmodel.KernelCost(fixed, coef, "fit")
             cs = ", ".join(f'"{k}": {fmt_coef(v)}' for k, v in coef.items())
-            print(f'    "{kernel}": KernelCost({fmt_coef(fixed)}, {{{cs}}}, '
-                  f'"m4sim fit, {len(s)} ops"),')
+            print(
+                f'    "{kernel}": KernelCost({fmt_coef(fixed)}, {{{cs}}}, '
+                f'"m4sim fit, {len(s)} ops"),'
+            )
         print("```\n")
-        for r in results.values():   # re-estimate with the fitted table
+        for r in results.values():  # re-estimate with the fitted table
             fresh = prof.estimate(Path(r.model_path).read_bytes(), args.board, r.model_path, table)
             for o, f in zip(r.ops, fresh.ops):
-                o.est_instructions, o.est_cycles, o.est_ms = (f.est_instructions, f.est_cycles,
-                                                              f.est_ms)
-            r.est_instructions, r.est_cycles, r.est_ms = (fresh.est_instructions, fresh.est_cycles,
-                                                          fresh.est_ms)
+                o.est_instructions, o.est_cycles, o.est_ms = (
+                    f.est_instructions,
+                    f.est_cycles,
+                    f.est_ms,
+                )
+            r.est_instructions, r.est_cycles, r.est_ms = (
+                fresh.est_instructions,
+                fresh.est_cycles,
+                fresh.est_ms,
+            )
 
     print("## Cost model constants in use (M4 instructions = fixed + sum coef * feature)\n")
     print("| kernel | fixed | per feature | source |")
@@ -243,25 +286,35 @@ def main(argv=None) -> int:
         print(f"| {kernel} | {fmt_coef(c.fixed)} | {coef} | {c.source} |")
     print()
     for name, bt in costmodel.BOARD_TIMING.items():
-        print(f"- {name}: {bt.clock_mhz:.0f} MHz, {bt.cycles_per_instruction} cycles/instruction: "
-              f"{bt.cycles_note}")
+        print(
+            f"- {name}: {bt.clock_mhz:.0f} MHz, {bt.cycles_per_instruction} cycles/instruction: "
+            f"{bt.cycles_note}"
+        )
     print()
-    print(f"## {args.board}: {t.clock_mhz:.0f} MHz, {t.cycles_per_instruction} cycles per "
-          f"instruction ({t.cycles_note})\n")
-    print(f"Front end: {results[models[0][0]].frontend_instructions_per_frame:,} instructions "
-          f"per 20 ms frame = {results[models[0][0]].frontend_ms_per_frame:.2f} ms\n")
-    print("| model | ops | MACs | cost model M instr | QEMU M instr | error | est ms | "
-          "measured ms | period ms |")
+    print(
+        f"## {args.board}: {t.clock_mhz:.0f} MHz, {t.cycles_per_instruction} cycles per "
+        f"instruction ({t.cycles_note})\n"
+    )
+    print(
+        f"Front end: {results[models[0][0]].frontend_instructions_per_frame:,} instructions "
+        f"per 20 ms frame = {results[models[0][0]].frontend_ms_per_frame:.2f} ms\n"
+    )
+    print(
+        "| model | ops | MACs | cost model M instr | QEMU M instr | error | est ms | "
+        "measured ms | period ms |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     for name, r in results.items():
         macs = sum(o.macs for o in r.ops)
         meas = r.measured_instructions
         err = f"{(r.est_instructions / meas - 1) * 100:+.1f} %" if meas else "-"
         period = prof.inference_period_ms(r.latency_ms, r.frontend_ms_per_frame)
-        print(f"| {name} | {len(r.ops)} | {macs / 1e6:.2f} M | {r.est_instructions / 1e6:.3f} | "
-              f"{f'{meas / 1e6:.3f}' if meas else '-'} | {err} | {r.est_ms:.1f} | "
-              f"{f'{r.measured_ms:.1f}' if r.measured_ms is not None else '-'} | "
-              f"{period if period else 'too slow'} |")
+        print(
+            f"| {name} | {len(r.ops)} | {macs / 1e6:.2f} M | {r.est_instructions / 1e6:.3f} | "
+            f"{f'{meas / 1e6:.3f}' if meas else '-'} | {err} | {r.est_ms:.1f} | "
+            f"{f'{r.measured_ms:.1f}' if r.measured_ms is not None else '-'} | "
+            f"{period if period else 'too slow'} |"
+        )
     print()
 
     if args.no_measure:
@@ -282,15 +335,21 @@ def main(argv=None) -> int:
         print("|---|---|---|---|---|---|")
         total = sum(b[2] for b in by.values())
         for k, (n, est, meas, _) in sorted(by.items(), key=lambda kv: -kv[1][2]):
-            print(f"| {k} | {n} | {est / 1e3:.1f} | {meas / 1e3:.1f} | "
-                  f"{(est / meas - 1) * 100 if meas else 0:+.1f} % | {meas / total * 100:.1f} % |")
+            print(
+                f"| {k} | {n} | {est / 1e3:.1f} | {meas / 1e3:.1f} | "
+                f"{(est / meas - 1) * 100 if meas else 0:+.1f} % | {meas / total * 100:.1f} % |"
+            )
         print()
 
     # Unit costs per op class over every measured op (zoo + probes).
-    print("### Unit costs on the Cortex-M4 (QEMU instructions; x "
-          f"{t.cycles_per_instruction} for {args.board} cycles)\n")
-    print("| op class | kernel | shape examples (in -> out, kernel) | instr/MAC | "
-          "instr/output element | n |")
+    print(
+        "### Unit costs on the Cortex-M4 (QEMU instructions; x "
+        f"{t.cycles_per_instruction} for {args.board} cycles)\n"
+    )
+    print(
+        "| op class | kernel | shape examples (in -> out, kernel) | instr/MAC | "
+        "instr/output element | n |"
+    )
     print("|---|---|---|---|---|---|")
     rows = defaultdict(list)
     for name, r in results.items():
@@ -299,14 +358,18 @@ def main(argv=None) -> int:
     for (cls, kernel), lst in sorted(rows.items()):
         per_mac = [o.measured_instructions / o.macs for _, o in lst if o.macs]
         per_out = [o.measured_instructions / max(1, int(np.prod(o.output_shape))) for _, o in lst]
-        ex = "; ".join(f"{'x'.join(map(str, o.input_shapes[0][1:]))}->"
-                       f"{'x'.join(map(str, o.output_shape[1:]))}"
-                       + (f" k{o.params['kernel'][0]}x{o.params['kernel'][1]}"
-                          if 'kernel' in o.params else "")
-                       + (f": {o.measured_instructions / o.macs:.2f}/MAC" if o.macs else "")
-                       for _, o in lst[:4])
-        pm = (f"{min(per_mac):.2f}-{max(per_mac):.2f} (median {statistics.median(per_mac):.2f})"
-              if per_mac else "-")
+        ex = "; ".join(
+            f"{'x'.join(map(str, o.input_shapes[0][1:]))}->"
+            f"{'x'.join(map(str, o.output_shape[1:]))}"
+            + (f" k{o.params['kernel'][0]}x{o.params['kernel'][1]}" if "kernel" in o.params else "")
+            + (f": {o.measured_instructions / o.macs:.2f}/MAC" if o.macs else "")
+            for _, o in lst[:4]
+        )
+        pm = (
+            f"{min(per_mac):.2f}-{max(per_mac):.2f} (median {statistics.median(per_mac):.2f})"
+            if per_mac
+            else "-"
+        )
         po = f"{min(per_out):.0f}-{max(per_out):.0f} (median {statistics.median(per_out):.0f})"
         print(f"| {cls} | {kernel} | {ex} | {pm} | {po} | {len(lst)} |")
     print()

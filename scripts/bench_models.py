@@ -57,9 +57,9 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from kwstool import __version__  # noqa: E402
-from kwstool.errors import KwsError  # noqa: E402
-from kwstool.fileio import atomic_path, save_npy, write_json, write_text  # noqa: E402
+from kwstool import __version__
+from kwstool.errors import KwsError
+from kwstool.fileio import atomic_path, save_npy, write_json, write_text
 
 MINI = "speech_commands_mini"
 TEST_DEV = "speech_commands_test_dev"
@@ -152,13 +152,12 @@ def merge(sources: dict, out: Path) -> dict:
         save_npy(out / f"{split}_labels.npy", labels_arr)
         write_text(out / f"{split}_files.txt", "".join(f + "\n" for f in files))
         splits[split] = {
-            "count": int(len(labels_arr)),
+            "count": len(labels_arr),
             "per_class": {lab: int((labels_arr == i).sum()) for i, lab in enumerate(labels)},
         }
     noise = sources[MINI].background_noise
-    with atomic_path(out / "background_noise.npz") as tmp:
-        with open(tmp, "wb") as fh:
-            np.savez(fh, **noise)
+    with atomic_path(out / "background_noise.npz") as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, **noise)
     manifest = {
         "format": 1,
         "kwstool_version": __version__,
@@ -293,7 +292,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--models", default=",".join(MODELS), help="comma-separated models (default: all)"
     )
-    ap.add_argument("--epochs", type=int, default=None, help=f"default: kwstool train's ({CV_EPOCHS} with --cv)")
+    ap.add_argument(
+        "--epochs", type=int, default=None, help=f"default: kwstool train's ({CV_EPOCHS} with --cv)"
+    )
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--fresh", action="store_true", help="retrain even if a run exists")
     ap.add_argument("--json", type=Path, default=None, help="also write the table as JSON")

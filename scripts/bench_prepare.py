@@ -27,7 +27,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from kwstool.data import prepare  # noqa: E402
+from kwstool.data import prepare
 
 
 def _run(jobs: list[tuple[str, dict[str, Any]]], out_root: Path) -> tuple[int, float, bool]:

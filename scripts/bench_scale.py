@@ -39,7 +39,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from kwstool.fileio import write_json  # noqa: E402
+from kwstool.fileio import write_json
 
 SPEEDS = (0.9, 0.95, 1.0, 1.05, 1.1)
 GAINS = (0.5, 0.7, 1.0, 1.4)

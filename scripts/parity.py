@@ -21,10 +21,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from kwstool.core import frontend as features  # noqa: E402
-from kwstool.core.audio import load_wav  # noqa: E402
+from kwstool.core import frontend as features
+from kwstool.core.audio import load_wav
 
 
 def tf_microfrontend(samples: np.ndarray) -> np.ndarray:

@@ -84,8 +84,9 @@ def make_run(run_dir: Path, data_dir: Path, epochs: int = 4, seed: int = 0, dens
     return run_dir
 
 
-def write_run_config(run_dir: Path, model, name: str, data_dir: Path, epochs: int = 0,
-                     seed: int = 0) -> None:
+def write_run_config(
+    run_dir: Path, model, name: str, data_dir: Path, epochs: int = 0, seed: int = 0
+) -> None:
     """config.json as `kwstool train` writes it (a stamped RunConfig) for a hand-made model."""
     from kwstool.core.artifacts import RunConfig
     from kwstool.data import load_prepared

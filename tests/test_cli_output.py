@@ -1,4 +1,5 @@
-"""The command line's output is clean: no TensorFlow C++ log lines, tables not wrapped when piped."""
+"""The command line's output is clean: no TensorFlow C++ log lines, tables not wrapped when
+piped."""
 
 from __future__ import annotations
 
@@ -11,23 +12,40 @@ import pytest
 
 #: TensorFlow / absl C++ log lines: "I0000 00:00:...", "E0000 ...", the absl start-up note,
 #: the oneDNN banner.
-TF_LOG = re.compile(r"^[IWEF]\d{4} |absl::InitializeLog|oneDNN custom operations|"
-                    r"NodeDef mentions attribute|cuda|TensorFlow binary is optimized", re.M)
+TF_LOG = re.compile(
+    r"^[IWEF]\d{4} |absl::InitializeLog|oneDNN custom operations|"
+    r"NodeDef mentions attribute|cuda|TensorFlow binary is optimized",
+    re.M,
+)
 
 
 def _kwstool(*args: str, **env: str) -> subprocess.CompletedProcess:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("TF_")}
     clean.update(env)
-    return subprocess.run([sys.executable, "-m", "kwstool", *args], capture_output=True,
-                          text=True, env=clean, timeout=900)
+    return subprocess.run(
+        [sys.executable, "-m", "kwstool", *args],
+        capture_output=True,
+        text=True,
+        env=clean,
+        timeout=900,
+    )
 
 
 @pytest.mark.slow
 def test_train_prints_no_tensorflow_log_lines(demo_data, tmp_path):
     # oneDNN on makes TensorFlow print its banner; the model fit makes tf.data print E0000
     # lines about use_unbounded_threadpool: none of that may reach the user
-    proc = _kwstool("train", str(demo_data), "--out", str(tmp_path / "run"), "--model",
-                    "tiny_conv", "--epochs", "2", TF_ENABLE_ONEDNN_OPTS="1")
+    proc = _kwstool(
+        "train",
+        str(demo_data),
+        "--out",
+        str(tmp_path / "run"),
+        "--model",
+        "tiny_conv",
+        "--epochs",
+        "2",
+        TF_ENABLE_ONEDNN_OPTS="1",
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "epoch   2/2" in proc.stdout
     assert not TF_LOG.search(proc.stdout + proc.stderr), (proc.stdout + proc.stderr)[-2000:]
@@ -35,8 +53,18 @@ def test_train_prints_no_tensorflow_log_lines(demo_data, tmp_path):
 
 @pytest.mark.slow
 def test_verbose_keeps_tensorflow_logs(demo_data, tmp_path):
-    proc = _kwstool("--verbose", "train", str(demo_data), "--out", str(tmp_path / "run"),
-                    "--model", "tiny_conv", "--epochs", "1", TF_ENABLE_ONEDNN_OPTS="1")
+    proc = _kwstool(
+        "--verbose",
+        "train",
+        str(demo_data),
+        "--out",
+        str(tmp_path / "run"),
+        "--model",
+        "tiny_conv",
+        "--epochs",
+        "1",
+        TF_ENABLE_ONEDNN_OPTS="1",
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert TF_LOG.search(proc.stderr), proc.stderr[-2000:]
 

@@ -15,8 +15,9 @@ FIRMWARE_MODEL = REPO / "firmware" / "src" / "model"
 def _snapshot(folder: Path) -> dict[str, str]:
     if not folder.is_dir():
         return {}
-    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in folder.iterdir() if p.is_file()}
+    return {
+        p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in folder.iterdir() if p.is_file()
+    }
 
 
 def test_demo_dataset_is_small_and_documented():
@@ -38,9 +39,16 @@ def test_kwstool_run_end_to_end(tmp_path, capsys):
     code = main(["run", "--work-dir", str(work), "--model", "tiny_conv", "--epochs", "2"])
     out = capsys.readouterr().out
     assert code == 0
-    for rel in ("data/manifest.json", "run/best.keras", "run/model_int8.tflite",
-                "run/quantize.json", "export/kws_model_data.h", "export/kws_model_data.cc",
-                "evaluation.json", "confusion.png"):
+    for rel in (
+        "data/manifest.json",
+        "run/best.keras",
+        "run/model_int8.tflite",
+        "run/quantize.json",
+        "export/kws_model_data.h",
+        "export/kws_model_data.cc",
+        "evaluation.json",
+        "confusion.png",
+    ):
         assert (work / rel).is_file(), rel
     q = json.loads((work / "run" / "quantize.json").read_text())
     ev = json.loads((work / "evaluation.json").read_text())
@@ -56,8 +64,19 @@ def test_kwstool_run_end_to_end(tmp_path, capsys):
 
     # Again in the same work folder: prepared data reused, training replaced, export elsewhere.
     fw = tmp_path / "fw"
-    code = main(["run", "--work-dir", str(work), "--model", "tiny_conv", "--epochs", "2",
-                 "--export-dir", str(fw)])
+    code = main(
+        [
+            "run",
+            "--work-dir",
+            str(work),
+            "--model",
+            "tiny_conv",
+            "--epochs",
+            "2",
+            "--export-dir",
+            str(fw),
+        ]
+    )
     assert code == 0
     exported = (work / "export" / "kws_model_data.cc").read_bytes()
     assert (fw / "kws_model_data.cc").read_bytes() == exported

@@ -8,8 +8,13 @@ from pathlib import Path
 import numpy as np
 
 
-def write_wav(path: Path, data: np.ndarray, rate: int = 16000, bits: int | None = None,
-              float_format: bool = False) -> Path:
+def write_wav(
+    path: Path,
+    data: np.ndarray,
+    rate: int = 16000,
+    bits: int | None = None,
+    float_format: bool = False,
+) -> Path:
     """Write PCM (8/16/24/32-bit) or IEEE float (32/64-bit) WAV; data is (n,) or (n, channels).
 
     Integer data is written as given (int16 for 16-bit, int32 holding 24-bit values for 24-bit,
@@ -44,7 +49,9 @@ def write_wav(path: Path, data: np.ndarray, rate: int = 16000, bits: int | None 
     return path
 
 
-def tone(freq: float = 440.0, seconds: float = 1.0, rate: int = 16000, amp: float = 0.5) -> np.ndarray:
+def tone(
+    freq: float = 440.0, seconds: float = 1.0, rate: int = 16000, amp: float = 0.5
+) -> np.ndarray:
     """A float sine in [-1, 1]."""
     t = np.arange(int(seconds * rate)) / rate
     return amp * np.sin(2 * np.pi * freq * t)

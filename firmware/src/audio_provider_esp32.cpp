@@ -51,7 +51,8 @@ bool audio_provider_start(kws_audio_ring* ring, const char** error) {
   config.mode = static_cast<i2s_mode_t>(I2S_MODE_MASTER | I2S_MODE_RX);
   config.sample_rate = 16000;
   config.bits_per_sample = I2S_BITS_PER_SAMPLE_32BIT;
-  config.channel_format = KWS_I2S_RIGHT_SLOT ? I2S_CHANNEL_FMT_ONLY_RIGHT : I2S_CHANNEL_FMT_ONLY_LEFT;
+  config.channel_format =
+      KWS_I2S_RIGHT_SLOT ? I2S_CHANNEL_FMT_ONLY_RIGHT : I2S_CHANNEL_FMT_ONLY_LEFT;
   config.communication_format = I2S_COMM_FORMAT_STAND_I2S;
   config.intr_alloc_flags = ESP_INTR_FLAG_LEVEL1;
   config.dma_buf_count = 4;

@@ -32,7 +32,9 @@ bool audio_provider_start(kws_audio_ring* ring, const char** error) {
   PDM.onReceive(on_pdm_data);
   PDM.setBufferSize(KWS_PDM_BUFFER_BYTES);  // before begin(): begin() resets the double buffer
   if (!PDM.begin(1, 16000)) {
-    *error = "PDM.begin(1, 16000) failed: is this a Nano 33 BLE *Sense* (the plain one has no microphone)?";
+    *error =
+        "PDM.begin(1, 16000) failed: is this a Nano 33 BLE *Sense* (the plain one has no "
+        "microphone)?";
     return false;
   }
   PDM.setGain(KWS_PDM_GAIN);

@@ -24,13 +24,17 @@
 #include "responder.h"
 
 // The exported model must have been trained on exactly what the C front end computes.
-static_assert(KWS_FEATURE_SAMPLE_RATE == KWS_FRONTEND_SAMPLE_RATE, "model trained at another sample rate");
+static_assert(KWS_FEATURE_SAMPLE_RATE == KWS_FRONTEND_SAMPLE_RATE,
+              "model trained at another sample rate");
 static_assert(KWS_FEATURE_WINDOW_MS == KWS_FRONTEND_WINDOW_MS, "model trained with another window");
 static_assert(KWS_FEATURE_STRIDE_MS == KWS_FRONTEND_STRIDE_MS, "model trained with another stride");
 static_assert(KWS_FEATURE_CHANNELS == KWS_FRONTEND_NUM_CHANNELS, "model trained on other channels");
-static_assert(KWS_MODEL_INPUT_CHANNELS == KWS_FRONTEND_NUM_CHANNELS, "model input is not 40 channels wide");
-static_assert(KWS_MODEL_INPUT_FRAMES == KWS_FRONTEND_CLIP_FRAMES, "model input is not 49 frames long");
-static_assert(KWS_MODEL_NUM_LABELS <= KWS_RECOGNIZER_MAX_LABELS, "too many labels for the recognizer");
+static_assert(KWS_MODEL_INPUT_CHANNELS == KWS_FRONTEND_NUM_CHANNELS,
+              "model input is not 40 channels wide");
+static_assert(KWS_MODEL_INPUT_FRAMES == KWS_FRONTEND_CLIP_FRAMES,
+              "model input is not 49 frames long");
+static_assert(KWS_MODEL_NUM_LABELS <= KWS_RECOGNIZER_MAX_LABELS,
+              "too many labels for the recognizer");
 
 // The live loop's cadence and the per-label thresholds come from the export.
 #ifndef KWS_INFERENCE_PERIOD_MS
@@ -40,10 +44,13 @@ static_assert(KWS_MODEL_NUM_LABELS <= KWS_RECOGNIZER_MAX_LABELS, "too many label
 #error "kws_model_data.h defines no KWS_RECOGNIZER_THRESHOLDS: re-export the model (kwstool export)"
 #endif
 #ifndef KWS_RECOGNIZER_MINIMUM_COVERAGE_MS
+// clang-format off
 #error "kws_model_data.h defines no KWS_RECOGNIZER_MINIMUM_COVERAGE_MS: re-export the model (kwstool export)"
+// clang-format on
 #endif
-static_assert(KWS_INFERENCE_PERIOD_MS > 0 && KWS_INFERENCE_PERIOD_MS % KWS_FRONTEND_STRIDE_MS == 0,
-              "KWS_INFERENCE_PERIOD_MS must be a multiple of the 20 ms stride; re-export the model");
+static_assert(
+    KWS_INFERENCE_PERIOD_MS > 0 && KWS_INFERENCE_PERIOD_MS % KWS_FRONTEND_STRIDE_MS == 0,
+    "KWS_INFERENCE_PERIOD_MS must be a multiple of the 20 ms stride; re-export the model");
 static_assert(KWS_RECOGNIZER_AVERAGE_WINDOW_MS <= KWS_RECOGNIZER_MAX_WINDOW_MS,
               "recognizer window too long; re-export the model");
 constexpr uint8_t kThresholds[] = KWS_RECOGNIZER_THRESHOLDS;
@@ -221,9 +228,10 @@ void setup() {
   kws_session_init(&g_session, &sc);
 
   char line[320];
-  snprintf(line, sizeof(line), "KWS board=%s model=%s model_bytes=%lu arena_used=%lu arena_bytes=%lu",
-           KWS_BOARD_NAME, KWS_MODEL_NAME, static_cast<unsigned long>(mi.model_bytes),
-           static_cast<unsigned long>(mi.arena_used), static_cast<unsigned long>(KWS_MODEL_ARENA_BYTES));
+  snprintf(
+      line, sizeof(line), "KWS board=%s model=%s model_bytes=%lu arena_used=%lu arena_bytes=%lu",
+      KWS_BOARD_NAME, KWS_MODEL_NAME, static_cast<unsigned long>(mi.model_bytes),
+      static_cast<unsigned long>(mi.arena_used), static_cast<unsigned long>(KWS_MODEL_ARENA_BYTES));
   Serial.println(line);
   Serial.print("KWS labels=");
   Serial.println(labels);
@@ -236,7 +244,8 @@ void setup() {
   Serial.println(line);
   if (g_model_error == nullptr && (mi.input_scale != KWS_MODEL_INPUT_SCALE ||
                                    mi.input_zero_point != KWS_MODEL_INPUT_ZERO_POINT)) {
-    Serial.println("WARN model input quantization differs from kws_model_data.h; using the model's");
+    Serial.println(
+        "WARN model input quantization differs from kws_model_data.h; using the model's");
   }
   if (g_model_error != nullptr) {
     Serial.print("ERROR model: ");

@@ -41,10 +41,10 @@ bool model_runner_init(ModelRunnerInfo* info, const char** error) {
     return false;
   }
   OpResolver* resolver = new (g_resolver_storage) OpResolver();
-#define KWS_ADD_OP(method)                       \
-  if (resolver->method() != kTfLiteOk) {         \
-    *error = "could not register op " #method;   \
-    return false;                                \
+#define KWS_ADD_OP(method)                     \
+  if (resolver->method() != kTfLiteOk) {       \
+    *error = "could not register op " #method; \
+    return false;                              \
   }
   KWS_MODEL_FOR_EACH_OP(KWS_ADD_OP)
 #undef KWS_ADD_OP
@@ -52,7 +52,8 @@ bool model_runner_init(ModelRunnerInfo* info, const char** error) {
   g_interpreter = new (g_interpreter_storage)
       tflite::MicroInterpreter(model, *resolver, g_arena, sizeof(g_arena));
   if (g_interpreter->AllocateTensors() != kTfLiteOk) {
-    *error = "AllocateTensors failed: arena too small or an operator is missing (see the line above)";
+    *error =
+        "AllocateTensors failed: arena too small or an operator is missing (see the line above)";
     return false;
   }
   g_input = g_interpreter->input(0);

@@ -11,7 +11,10 @@ import sys
 
 import typer
 
-from kwstool.cli import data, wakeword, model, deploy, profile, stream  # noqa: F401,I001  (command order)
+# isort: off
+from kwstool.cli import data, wakeword, model, deploy, profile, stream  # noqa: F401  (command order)
+
+# isort: on
 from kwstool.cli.app import app, console, err_console
 from kwstool.errors import KwsError
 

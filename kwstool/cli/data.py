@@ -5,19 +5,25 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import List, Optional
 
 import typer
 
 from kwstool.cli.app import app, console, err_console
 from kwstool.errors import KwsError
 
+
 @app.command()
 def features(
-    paths: List[Path] = typer.Argument(..., help="WAV files and/or folders of WAV files."),
-    out: Path = typer.Option(..., "--out", "-o", help="Output .npy: (49,40) int8 for one WAV, "
-                             "(N,49,40) plus OUT.files.txt for several."),
-    png: Optional[Path] = typer.Option(None, "--png", help="Also render the spectrogram(s) to this PNG."),
+    paths: list[Path] = typer.Argument(..., help="WAV files and/or folders of WAV files."),
+    out: Path = typer.Option(
+        ...,
+        "--out",
+        "-o",
+        help="Output .npy: (49,40) int8 for one WAV, (N,49,40) plus OUT.files.txt for several.",
+    ),
+    png: Path | None = typer.Option(
+        None, "--png", help="Also render the spectrogram(s) to this PNG."
+    ),
 ) -> None:
     """Compute micro_speech features (49x40 int8) with the same C front end as the firmware."""
     from kwstool.data.features import features_for_paths
@@ -25,8 +31,11 @@ def features(
     result = features_for_paths(paths, out, png=png)
     for bad in result.skipped:
         err_console.print(f"[yellow]skipped[/] {bad['file']}: {bad['reason']}", highlight=False)
-    console.print(f"wrote {result.out} shape={tuple(result.shape)}"
-                  + (f" and {result.png}" if result.png else ""), highlight=False)
+    console.print(
+        f"wrote {result.out} shape={tuple(result.shape)}"
+        + (f" and {result.png}" if result.png else ""),
+        highlight=False,
+    )
     if result.count == 0:
         raise KwsError("no readable WAV among the inputs; nothing written")
 

@@ -160,8 +160,11 @@ def print_export(e: ExportResult) -> None:
         highlight=False,
     )
     if e.inference_period_ms is not None:
-        console.print(f"  inference ~{e.inference_ms:.0f} ms (cost model), one every "
-                      f"{e.inference_period_ms} ms (KWS_INFERENCE_PERIOD_MS)", highlight=False)
+        console.print(
+            f"  inference ~{e.inference_ms:.0f} ms (cost model), one every "
+            f"{e.inference_period_ms} ms (KWS_INFERENCE_PERIOD_MS)",
+            highlight=False,
+        )
 
 
 @app.command()
@@ -171,11 +174,18 @@ def export(
         Path("firmware/src/model"), "--out", "-o", help="Folder for kws_model_data.h/.cc."
     ),
     board: str = typer.Option("nano33ble", "--board", help="Budget: nano33ble or esp32dev."),
-    force: bool = typer.Option(False, "--force", help="Export even when the estimated inference "
-                               "cannot keep the board's real-time cadence."),
-    period_ms: int | None = typer.Option(None, "--period-ms", help="Inference period (a "
-                                            "multiple of 20 ms, <= 1000) [default: the larger "
-                                            "of 100 ms and the shortest the model keeps]."),
+    force: bool = typer.Option(
+        False,
+        "--force",
+        help="Export even when the estimated inference cannot keep the board's real-time cadence.",
+    ),
+    period_ms: int | None = typer.Option(
+        None,
+        "--period-ms",
+        help="Inference period (a "
+        "multiple of 20 ms, <= 1000) [default: the larger "
+        "of 100 ms and the shortest the model keeps].",
+    ),
 ) -> None:
     """Write the firmware's model files (C array, labels, quantization, arena, op list,
     inference period)."""
@@ -184,5 +194,6 @@ def export(
     e = do_export(run, out, board=board, inference_period_ms=period_ms, force=force)
     print_export(e)
     if e.realtime_problem:
-        err_console.print(f"[yellow]warning (--force):[/] {e.realtime_problem}", highlight=False,
-                          soft_wrap=True)
+        err_console.print(
+            f"[yellow]warning (--force):[/] {e.realtime_problem}", highlight=False, soft_wrap=True
+        )

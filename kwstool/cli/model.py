@@ -5,7 +5,11 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from kwstool.model.evaluate import EvalResult
+    from kwstool.model.quantize import QuantizeResult
 
 import typer
 
@@ -33,7 +37,7 @@ def _opt(name: str, *flags: str) -> Any:
     f = FIELDS[name]
     dashed = "--" + name.replace("_", "-")
     if f.type in ("bool", bool):
-        decls = (f"{dashed}/--no-{name.replace('_', '-')}",)
+        decls: tuple[str, ...] = (f"{dashed}/--no-{name.replace('_', '-')}",)
     else:
         decls = (dashed, *flags)
     return typer.Option(None, *decls, help=f"{f.metadata['help']} {_default(name)}")
@@ -130,9 +134,12 @@ def _print_plain(text: str) -> None:
     console.print(text, highlight=False)
 
 
-def _print_quantize(q) -> None:
+def _print_quantize(q: QuantizeResult) -> None:
     acc = q.accuracy
-    fmt = lambda v: "-" if v is None else f"{v:.4f}"
+
+    def fmt(v: float | None) -> str:
+        return "-" if v is None else f"{v:.4f}"
+
     parity = q.report.get("parity", {})
     _print_plain(f"wrote {q.tflite_path} ({q.model_bytes} bytes) and {q.json_path}")
     _print_plain(
@@ -156,7 +163,7 @@ def _print_quantize(q) -> None:
     )
 
 
-def _print_evaluation(r) -> None:
+def _print_evaluation(r: EvalResult) -> None:
     from rich.table import Table
 
     from kwstool.model.evaluate import format_score
@@ -270,7 +277,9 @@ def run_all(
     words: str | None = typer.Option(
         None, "--words", help="Keywords, comma-separated (demo default: yes,no)."
     ),
-    model: str | None = typer.Option(None, "--model", help="ds_tcn (default), bc_resnet, tc_resnet, ds_cnn or tiny_conv."),
+    model: str | None = typer.Option(
+        None, "--model", help="ds_tcn (default), bc_resnet, tc_resnet, ds_cnn or tiny_conv."
+    ),
     epochs: int | None = typer.Option(None, "--epochs", help="Training epochs (demo: 40)."),
     batch_size: int | None = typer.Option(
         None, "--batch-size", help="Training batch size (demo: 16)."

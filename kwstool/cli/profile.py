@@ -8,26 +8,43 @@ prints it as one line and exits 2.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
+if TYPE_CHECKING:
+    from rich.console import Console, JustifyMethod
 
-def _shape(s) -> str:
+    from kwstool.deploy.profile import ProfileResult
+
+
+def _shape(s: Sequence[int] | None) -> str:
     return "x".join(str(d) for d in s[1:]) if s and len(s) > 1 else "x".join(map(str, s or ()))
 
 
-def render(result, console) -> None:
+def render(result: ProfileResult, console: Console) -> None:
     """The Rich table of a ProfileResult: one row per operator, then the totals."""
     from rich.table import Table
 
     from kwstool.deploy.profile import inference_period_ms
 
     measured = result.measured
-    table = Table(title=f"{result.model_path} on {result.board} ({result.clock_mhz:.0f} MHz, "
-                        f"{result.cycles_per_instruction} cycles/instruction)")
-    for col, justify in [("#", "right"), ("op", "left"), ("kernel", "left"), ("path", "left"),
-                         ("in -> out", "left"), ("MACs", "right"), ("est. cycles", "right")]:
+    table = Table(
+        title=f"{result.model_path} on {result.board} ({result.clock_mhz:.0f} MHz, "
+        f"{result.cycles_per_instruction} cycles/instruction)"
+    )
+    columns: list[tuple[str, JustifyMethod]] = [
+        ("#", "right"),
+        ("op", "left"),
+        ("kernel", "left"),
+        ("path", "left"),
+        ("in -> out", "left"),
+        ("MACs", "right"),
+        ("est. cycles", "right"),
+    ]
+    for col, justify in columns:
         table.add_column(col, justify=justify)
     if measured:
         table.add_column("measured instr", justify="right")
@@ -36,25 +53,42 @@ def render(result, console) -> None:
         shapes = ", ".join(_shape(s) for s in o.input_shapes) + " -> " + _shape(o.output_shape)
         if o.params.get("kernel"):
             shapes += f" k{o.params['kernel'][0]}x{o.params['kernel'][1]}"
-        row = [str(o.index), o.op, o.kernel, o.path, shapes, f"{o.macs:,}" if o.macs else "",
-               f"{o.est_cycles:,.0f}"]
+        row = [
+            str(o.index),
+            o.op,
+            o.kernel,
+            o.path,
+            shapes,
+            f"{o.macs:,}" if o.macs else "",
+            f"{o.est_cycles:,.0f}",
+        ]
         if measured:
             row.append(f"{o.measured_instructions:,}")
         row.append(f"{o.measured_ms if measured else o.est_ms:.2f}")
         style = "red" if o.path == "reference" and o.est_ms >= 1.0 else None
         table.add_row(*row, style=style)
-    total = ["", "total", "", "", "", f"{sum(o.macs for o in result.ops):,}",
-             f"{result.est_cycles:,.0f}"]
+    total = [
+        "",
+        "total",
+        "",
+        "",
+        "",
+        f"{sum(o.macs for o in result.ops):,}",
+        f"{result.est_cycles:,.0f}",
+    ]
     if measured:
         total.append(f"{result.measured_instructions:,}")
     total.append(f"{result.latency_ms:.1f}")
     table.add_row(*total, style="bold")
     console.print(table)
     period = inference_period_ms(result.latency_ms, result.frontend_ms_per_frame)
-    console.print(f"inference {result.latency_ms:.1f} ms ({result.source}; cost model "
-                  f"{result.est_ms:.1f} ms), front end {result.frontend_ms_per_frame:.2f} ms per "
-                  f"20 ms frame; inference period "
-                  + (f"{period} ms" if period else "none: cannot keep real time"), highlight=False)
+    console.print(
+        f"inference {result.latency_ms:.1f} ms ({result.source}; cost model "
+        f"{result.est_ms:.1f} ms), front end {result.frontend_ms_per_frame:.2f} ms per "
+        f"20 ms frame; inference period "
+        + (f"{period} ms" if period else "none: cannot keep real time"),
+        highlight=False,
+    )
     console.print(f"[dim]{result.estimate_note}; {result.cycles_note}[/]", highlight=False)
 
 
@@ -65,13 +99,18 @@ def register(app: typer.Typer) -> None:
     def profile_command(
         model: Path = typer.Argument(..., help="int8 .tflite, or a run folder after quantize."),
         board: str = typer.Option("nano33ble", "--board", help="nano33ble or esp32dev."),
-        measure: bool = typer.Option(False, "--measure",
-                                     help="Also count instructions on QEMU (Cortex-M4 boards; "
-                                          "needs arm-none-eabi-g++, qemu-system-arm, TFLM "
-                                          "sources)."),
-        tflm_src: Path | None = typer.Option(None, "--tflm-src",
-                                                help="Chirale_TensorFlowLite folder (default: "
-                                                     "firmware/.pio/libdeps after `pio run`)."),
+        measure: bool = typer.Option(
+            False,
+            "--measure",
+            help="Also count instructions on QEMU (Cortex-M4 boards; "
+            "needs arm-none-eabi-g++, qemu-system-arm, TFLM "
+            "sources).",
+        ),
+        tflm_src: Path | None = typer.Option(
+            None,
+            "--tflm-src",
+            help="Chirale_TensorFlowLite folder (default: firmware/.pio/libdeps after `pio run`).",
+        ),
         as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
     ) -> None:
         """Per-operator latency on the board: kernel path, cycles, milliseconds."""

@@ -5,10 +5,14 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from kwstool.cli.app import app, console, err_console
+
+if TYPE_CHECKING:
+    from kwstool.stream.evaluate import StreamEvalResult
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
@@ -193,7 +197,7 @@ def _range(text: str, name: str) -> tuple[float, float]:
     return lo, hi
 
 
-def print_stream_eval(result) -> None:
+def print_stream_eval(result: StreamEvalResult) -> None:
     from rich.table import Table
 
     rep = result.report

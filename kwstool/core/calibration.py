@@ -1,4 +1,5 @@
-"""Per-keyword detection thresholds calibrated on long streams (``kwstool stream-eval --calibrate``).
+"""Per-keyword detection thresholds calibrated on long streams
+(``kwstool stream-eval --calibrate``).
 
 The record lives in the run folder as ``calibration.json`` (written atomically)::
 
@@ -80,7 +81,8 @@ def load_calibration(run_or_model: str | os.PathLike[str]) -> dict[str, Any] | N
 
     Returns ``{"thresholds": {label: 0..255}, "suppression_ms": n, "average_window_ms": n,
     "minimum_coverage_ms": n}``: the form export's and the recognizer's ``recognizer=`` dict
-    takes (the thresholds were chosen with those settings). A record for another model, or a damaged one, is a KwsError.
+    takes (the thresholds were chosen with those settings). A record for another model, or a
+    damaged one, is a KwsError.
     """
     record = read_calibration(run_or_model)
     if record is None:

@@ -12,6 +12,7 @@ import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -37,8 +38,8 @@ def decode_all(
     """Decode WAVs to (16000,) int16 in a thread pool; a failure gives its one-line reason."""
     from kwstool.core.audio import load_wav
 
-    def work(chunk: Sequence[Path]) -> list:
-        out = []
+    def work(chunk: Sequence[Path]) -> list[np.ndarray | str]:
+        out: list[np.ndarray | str] = []
         for p in chunk:
             try:
                 out.append(load_wav(p))
@@ -47,7 +48,7 @@ def decode_all(
         return out
 
     chunks = [paths[i : i + DECODE_CHUNK] for i in range(0, len(paths), DECODE_CHUNK)]
-    results: list = []
+    results: list[np.ndarray | str] = []
     workers = max(1, min(8, (os.cpu_count() or 1) * 2))
     with progress.task(what, len(paths)) as advance, ThreadPoolExecutor(workers) as pool:
         for part in pool.map(work, chunks):
@@ -61,7 +62,7 @@ def _slice_gain(seed: int, line: str, peak: int) -> float:
     """Log-uniform gain in SILENCE_GAIN_RANGE from the slice's name, capped below clipping."""
     u = int.from_bytes(rank(seed, line)[:8], "big") / 2.0**64
     lo, hi = SILENCE_GAIN_RANGE
-    gain = lo * (hi / lo) ** u
+    gain: float = lo * (hi / lo) ** u
     return min(gain, 32767.0 / peak) if peak else gain
 
 
@@ -98,7 +99,7 @@ def silence_slices(
 
 
 # --- selection -----------------------------------------------------------------------------------
-def share_count(share: float, known: int) -> int:
+def share_count(share: float, known: float) -> int:
     return math.ceil(known * share / 100.0)
 
 
@@ -134,7 +135,7 @@ def share_bases(
 class Split:
     """Rows of one split while it is assembled: label index, file line, audio row."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.labels: list[int] = []
         self.lines: list[str] = []
         self.audio: list[np.ndarray] = []
@@ -175,16 +176,19 @@ def _pools(
 
 
 def _decode_selected(
-    scan: Scan, jobs: list[Clip], pool_of: dict, progress: Progress
-) -> tuple[dict[str, np.ndarray], dict, list[dict]]:
+    scan: Scan,
+    jobs: list[Clip],
+    pool_of: dict[tuple[str, str], tuple[list[Clip], int]],
+    progress: Progress,
+) -> tuple[dict[str, np.ndarray], dict[tuple[str, str], list[Clip]], list[dict[str, Any]]]:
     """Decode ``jobs`` + the first ``want`` of each pool; refill from the pools when clips fail."""
     decoded: dict[str, np.ndarray] = {}
-    skipped: list[dict] = []
+    skipped: list[dict[str, Any]] = []
     taken = {key: 0 for key in pool_of}
-    good: dict = {key: [] for key in pool_of}
+    good: dict[tuple[str, str], list[Clip]] = {key: [] for key in pool_of}
     first = True
     while True:
-        batch_pool: list[tuple[tuple, Clip]] = []
+        batch_pool: list[tuple[tuple[str, str], Clip]] = []
         for key, (pool, want) in pool_of.items():
             missing = want - len(good[key])
             more = pool[taken[key] : taken[key] + max(0, missing)]
@@ -206,7 +210,7 @@ def _decode_selected(
     return decoded, good, skipped
 
 
-def _load_noise(scan: Scan, skipped: list[dict]) -> dict[str, np.ndarray]:
+def _load_noise(scan: Scan, skipped: list[dict[str, Any]]) -> dict[str, np.ndarray]:
     from kwstool.core.audio import load_wav
 
     noise: dict[str, np.ndarray] = {}
@@ -264,7 +268,7 @@ def build_from_scan(
     clips_decoded = len(decoded) + len(skipped)
     noise = _load_noise(scan, skipped)
     names = _noise_line(scan)
-    out: dict[str, tuple] = {}
+    out: dict[str, tuple[Any, ...]] = {}
     for i, s in enumerate(SPLITS):
         rows = Split()
         for c in known[s]:

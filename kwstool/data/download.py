@@ -31,7 +31,6 @@ import importlib.util
 import json
 import os
 import shutil
-import socket
 import ssl
 import tarfile
 import time
@@ -39,9 +38,10 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Iterator
+from typing import Any
 
 from kwstool import __version__
 from kwstool.core.console import make_console
@@ -68,17 +68,23 @@ class KnownArchive:
 # v0.01: the sha256 published with torchaudio's SPEECHCOMMANDS dataset (size not published).
 _FALLBACK_KNOWN = {
     "speech_commands_v0.02.tar.gz": KnownArchive(
-        "speech_commands_v0.02.tar.gz", 2428923189,
+        "speech_commands_v0.02.tar.gz",
+        2428923189,
         "af14739ee7dc311471de98f5f9d2c9191b18aedfe957f4a6ff791c709868ff58",
-        "http://download.tensorflow.org/data/speech_commands_v0.02.tar.gz"),
+        "http://download.tensorflow.org/data/speech_commands_v0.02.tar.gz",
+    ),
     "speech_commands_test_set_v0.02.tar.gz": KnownArchive(
-        "speech_commands_test_set_v0.02.tar.gz", 112563277,
+        "speech_commands_test_set_v0.02.tar.gz",
+        112563277,
         "cc2a00c1147c2254e9be3fa0f779d8c17421dc349b86366567a8edfe9acd51df",
-        "http://download.tensorflow.org/data/speech_commands_test_set_v0.02.tar.gz"),
+        "http://download.tensorflow.org/data/speech_commands_test_set_v0.02.tar.gz",
+    ),
     "speech_commands_v0.01.tar.gz": KnownArchive(
-        "speech_commands_v0.01.tar.gz", None,
+        "speech_commands_v0.01.tar.gz",
+        None,
         "743935421bb51cccdb6bdd152e04c5c70274e935c82119ad7faeec31780d811d",
-        "http://download.tensorflow.org/data/speech_commands_v0.01.tar.gz"),
+        "http://download.tensorflow.org/data/speech_commands_v0.01.tar.gz",
+    ),
 }
 
 
@@ -136,18 +142,31 @@ def is_archive_name(name: str) -> bool:
 
 # --- progress ----------------------------------------------------------------------------------
 @contextlib.contextmanager
-def _bytes_progress(enabled: bool, description: str, total: int | None,
-                    completed: int = 0) -> Iterator:
+def _bytes_progress(
+    enabled: bool, description: str, total: int | None, completed: int = 0
+) -> Iterator[Any]:
     """Yield ``advance(n)``: a Rich byte-progress bar on stderr, or a no-op when disabled."""
     if not enabled:
         yield lambda n: None
         return
-    from rich.progress import (BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn,
-                               TransferSpeedColumn)
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
 
-    with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
-                  TransferSpeedColumn(), TimeRemainingColumn(),
-                  console=make_console(stderr=True), transient=False) as bar:
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+        console=make_console(stderr=True),
+        transient=False,
+    ) as bar:
         task = bar.add_task(description, total=total, completed=completed)
         yield lambda n: bar.advance(task, n)
 
@@ -155,8 +174,10 @@ def _bytes_progress(enabled: bool, description: str, total: int | None,
 # --- hashing and disk --------------------------------------------------------------------------
 def sha256_file(path: Path, progress: bool = False) -> str:
     h = hashlib.sha256()
-    with open(path, "rb") as fh, _bytes_progress(progress, f"verify {path.name}",
-                                                 path.stat().st_size) as advance:
+    with (
+        open(path, "rb") as fh,
+        _bytes_progress(progress, f"verify {path.name}", path.stat().st_size) as advance,
+    ):
         while block := fh.read(CHUNK):
             h.update(block)
             advance(len(block))
@@ -171,7 +192,8 @@ def check_free_space(folder: Path, needed: int, what: str) -> None:
     if needed + margin > free:
         raise KwsError(
             f"{folder}: {what} needs {_gib(needed)} but only {_gib(free)} is free; "
-            f"free some space or choose another folder with --download-dir")
+            f"free some space or choose another folder with --download-dir"
+        )
 
 
 def _gib(n: int) -> str:
@@ -189,7 +211,7 @@ class DownloadResult:
     resumed_from: int = 0  # bytes of an earlier .part that were kept
 
 
-class _Interrupted(Exception):
+class _Interrupted(Exception):  # noqa: N818  (private control-flow signal, not an error)
     """The connection ended before the announced body length arrived."""
 
 
@@ -226,14 +248,14 @@ def _write_sidecar(path: Path, sha: str) -> None:
     write_json(_sidecar(path), {"sha256": sha, "size": st.st_size, "mtime_ns": st.st_mtime_ns})
 
 
-def _open(url: str, offset: int, timeout: float):
+def _open(url: str, offset: int, timeout: float) -> Any:  # urlopen is typed as returning Any
     headers = {"User-Agent": USER_AGENT, "Accept-Encoding": "identity"}
     if offset:
         headers["Range"] = f"bytes={offset}-"
     return urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=timeout)
 
 
-def _total_from(resp, offset: int) -> int | None:
+def _total_from(resp: Any, offset: int) -> int | None:
     """Full file size from a 200 (Content-Length) or 206 (Content-Range) response."""
     if resp.status == 206:
         content_range = resp.headers.get("Content-Range", "")
@@ -243,11 +265,11 @@ def _total_from(resp, offset: int) -> int | None:
     return int(length) if length and length.isdigit() else None
 
 
-class _RestartFromZero(Exception):
+class _RestartFromZero(Exception):  # noqa: N818  (private control-flow signal, not an error)
     """The kept .part cannot be resumed (the server refused its range): start over."""
 
 
-def _hash_prefix(part: Path) -> "hashlib._Hash":
+def _hash_prefix(part: Path) -> hashlib._Hash:
     h = hashlib.sha256()
     if part.exists():
         with open(part, "rb") as fh:
@@ -256,8 +278,9 @@ def _hash_prefix(part: Path) -> "hashlib._Hash":
     return h
 
 
-def _fetch_into(url: str, part: Path, offset: int, expected_size: int | None, timeout: float,
-                progress: bool):
+def _fetch_into(
+    url: str, part: Path, offset: int, expected_size: int | None, timeout: float, progress: bool
+) -> tuple[hashlib._Hash, int]:
     """One HTTP request appending to ``part`` from ``offset``.
 
     Returns the sha256 of the whole file and how many bytes of the earlier ``part`` were kept
@@ -284,12 +307,15 @@ def _fetch_into(url: str, part: Path, offset: int, expected_size: int | None, ti
         if expected_size is not None and total is not None and total != expected_size:
             raise KwsError(
                 f"{url}: server sends {total} bytes but the official {name} has "
-                f"{expected_size}; use the official URL or pass --sha256 for your file")
+                f"{expected_size}; use the official URL or pass --sha256 for your file"
+            )
         if total is not None:
             check_free_space(part.parent, total - offset, f"downloading {name}")
         hasher = _hash_prefix(part) if offset else hashlib.sha256()
-        with open(part, "ab" if offset else "wb") as out, _bytes_progress(
-                progress, f"download {name}", total, offset) as advance:
+        with (
+            open(part, "ab" if offset else "wb") as out,
+            _bytes_progress(progress, f"download {name}", total, offset) as advance,
+        ):
             while block := resp.read(CHUNK):
                 out.write(block)
                 hasher.update(block)
@@ -300,8 +326,15 @@ def _fetch_into(url: str, part: Path, offset: int, expected_size: int | None, ti
     return hasher, kept
 
 
-def download(url: str, dest_dir: str | os.PathLike, *, sha256: str | None = None,
-             progress: bool = True, retries: int = 3, timeout: float = 60.0) -> DownloadResult:
+def download(
+    url: str,
+    dest_dir: str | os.PathLike[str],
+    *,
+    sha256: str | None = None,
+    progress: bool = True,
+    retries: int = 3,
+    timeout: float = 60.0,
+) -> DownloadResult:
     """Download ``url`` into ``dest_dir`` (resumable, verified); return the final path.
 
     ``sha256`` overrides the known checksum; a file name that is not a known official archive
@@ -318,8 +351,10 @@ def download(url: str, dest_dir: str | os.PathLike, *, sha256: str | None = None
     try:
         dest_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise KwsError(f"{dest_dir}: cannot create the download folder ({exc.strerror}); "
-                       f"choose another with --download-dir") from None
+        raise KwsError(
+            f"{dest_dir}: cannot create the download folder ({exc.strerror}); "
+            f"choose another with --download-dir"
+        ) from None
     final = dest_dir / name
     part = dest_dir / (name + ".part")
     expected, expected_size = _expected_checksum(name, sha256)
@@ -342,21 +377,33 @@ def download(url: str, dest_dir: str | os.PathLike, *, sha256: str | None = None
         except _RestartFromZero:
             part.unlink(missing_ok=True)
             resumed_from = 0
-        except (_Interrupted, http.client.HTTPException, ConnectionError, socket.timeout,
-                TimeoutError, ssl.SSLError, urllib.error.URLError) as exc:
+        except (
+            _Interrupted,
+            http.client.HTTPException,
+            ConnectionError,
+            TimeoutError,
+            ssl.SSLError,
+            urllib.error.URLError,
+        ) as exc:
             attempt += 1
             got_bytes = part.stat().st_size if part.exists() else 0
             if isinstance(exc, urllib.error.URLError) and not got_bytes and attempt > retries:
-                raise KwsError(f"{url}: cannot connect ({exc.reason}); check the network, or "
-                               f"download the archive yourself and pass its path as "
-                               f"--source") from None
+                raise KwsError(
+                    f"{url}: cannot connect ({exc.reason}); check the network, or "
+                    f"download the archive yourself and pass its path as "
+                    f"--source"
+                ) from None
             if attempt > retries:
-                raise KwsError(f"{url}: download interrupted at {got_bytes} bytes after {retries} "
-                               f"retries; re-run to resume from {part}") from None
+                raise KwsError(
+                    f"{url}: download interrupted at {got_bytes} bytes after {retries} "
+                    f"retries; re-run to resume from {part}"
+                ) from None
             time.sleep(min(0.2 * attempt, 2.0))
         except OSError as exc:  # local trouble (disk full, permissions), not the network
-            raise KwsError(f"{part}: cannot write the download ({exc.strerror or exc}); free "
-                           f"some space or choose another folder with --download-dir") from None
+            raise KwsError(
+                f"{part}: cannot write the download ({exc.strerror or exc}); free "
+                f"some space or choose another folder with --download-dir"
+            ) from None
 
     got = hasher.hexdigest()
     size = part.stat().st_size
@@ -364,7 +411,8 @@ def download(url: str, dest_dir: str | os.PathLike, *, sha256: str | None = None
         part.unlink()
         raise KwsError(
             f"{url}: downloaded {name} has sha256 {got}, expected {expected}; the download was "
-            f"deleted; re-run to fetch it again, or pass --sha256 if you host a different file")
+            f"deleted; re-run to fetch it again, or pass --sha256 if you host a different file"
+        )
     os.replace(part, final)
     _write_sidecar(final, got)
     return DownloadResult(final, got, size, expected is not None, True, resumed_from)
@@ -379,11 +427,14 @@ def verify_local(path: Path, sha256: str | None = None, progress: bool = True) -
     if expected_size is not None and path.stat().st_size != expected_size:
         raise KwsError(
             f"{path}: {path.stat().st_size} bytes, but the official {path.name} has "
-            f"{expected_size}; the file is incomplete or different: download it again")
+            f"{expected_size}; the file is incomplete or different: download it again"
+        )
     got = sha256_file(path, progress)
     if expected is not None and got != expected:
-        raise KwsError(f"{path}: sha256 {got} does not match the expected {expected}; the file "
-                       f"is damaged or different: download it again, or pass --sha256")
+        raise KwsError(
+            f"{path}: sha256 {got} does not match the expected {expected}; the file "
+            f"is damaged or different: download it again, or pass --sha256"
+        )
     return got, expected is not None
 
 
@@ -411,8 +462,9 @@ def _relative_parts(name: str) -> tuple[str, ...]:
     return tuple(p for p in PurePosixPath(name.replace("\\", "/")).parts if p not in ("", "."))
 
 
-def extract_tar(archive: str | os.PathLike, target: str | os.PathLike, *,
-                progress: bool = True) -> Path:
+def extract_tar(
+    archive: str | os.PathLike[str], target: str | os.PathLike[str], *, progress: bool = True
+) -> Path:
     """Safely extract ``archive`` (tar, tar.gz) into the folder ``target``; return ``target``.
 
     ``target`` must not exist yet (the caller decides whether to reuse an earlier extraction).
@@ -429,33 +481,41 @@ def extract_tar(archive: str | os.PathLike, target: str | os.PathLike, *,
     tmp.mkdir(parents=True)
     root = tmp.resolve()
     try:
-        with open(archive, "rb") as raw, _bytes_progress(
-                progress, f"extract {archive.name}", size) as advance:
+        with (
+            open(archive, "rb") as raw,
+            _bytes_progress(progress, f"extract {archive.name}", size) as advance,
+        ):
             last = 0
             try:
-                tar = tarfile.open(fileobj=raw, mode="r:*")
+                tar = tarfile.open(fileobj=raw, mode="r:*")  # noqa: SIM115  (`with tar:` below)
             except (tarfile.TarError, OSError, EOFError) as exc:
-                raise KwsError(f"{archive}: not a readable tar archive ({exc}); "
-                               f"download it again") from None
+                raise KwsError(
+                    f"{archive}: not a readable tar archive ({exc}); download it again"
+                ) from None
             with tar:
                 try:
                     for member in tar:
                         problem = _member_problem(member)
                         if problem:
-                            raise KwsError(f"{archive}: member {member.name!r} {problem}; refusing "
-                                           f"to extract this archive (nothing was kept)")
+                            raise KwsError(
+                                f"{archive}: member {member.name!r} {problem}; refusing "
+                                f"to extract this archive (nothing was kept)"
+                            )
                         parts = _relative_parts(member.name)
                         if not parts:
                             continue
                         dest = root.joinpath(*parts)
                         if root not in dest.resolve().parents:  # belt and braces
-                            raise KwsError(f"{archive}: member {member.name!r} would land outside "
-                                           f"the target; refusing to extract this archive")
+                            raise KwsError(
+                                f"{archive}: member {member.name!r} would land outside "
+                                f"the target; refusing to extract this archive"
+                            )
                         if member.isdir():
                             dest.mkdir(parents=True, exist_ok=True)
                         else:
                             dest.parent.mkdir(parents=True, exist_ok=True)
                             src = tar.extractfile(member)
+                            assert src is not None  # _member_problem refused non-files
                             with src, open(dest, "wb") as out:
                                 shutil.copyfileobj(src, out, CHUNK)
                         pos = raw.tell()
@@ -464,12 +524,15 @@ def extract_tar(archive: str | os.PathLike, target: str | os.PathLike, *,
                 except KwsError:
                     raise
                 except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as exc:
-                    raise KwsError(f"{archive}: archive is truncated or damaged ({exc}); "
-                                   f"download it again") from None
+                    raise KwsError(
+                        f"{archive}: archive is truncated or damaged ({exc}); download it again"
+                    ) from None
                 except OSError as exc:
-                    raise KwsError(f"{archive}: extraction into {target.parent} failed "
-                                   f"({exc.strerror or exc}); check free space and "
-                                   f"permissions") from None
+                    raise KwsError(
+                        f"{archive}: extraction into {target.parent} failed "
+                        f"({exc.strerror or exc}); check free space and "
+                        f"permissions"
+                    ) from None
         os.replace(tmp, target)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -488,9 +551,14 @@ def extracted_root(folder: Path) -> Path:
     return folder
 
 
-def ensure_extracted(archive: Path, extract_dir: Path, *, sha256: str | None = None,
-                     progress: bool = True, checked: tuple[str, bool] | None = None
-                     ) -> tuple[Path, dict]:
+def ensure_extracted(
+    archive: Path,
+    extract_dir: Path,
+    *,
+    sha256: str | None = None,
+    progress: bool = True,
+    checked: tuple[str, bool] | None = None,
+) -> tuple[Path, dict[str, Any]]:
     """Extract ``archive`` into ``extract_dir`` once; reuse it while the archive is unchanged.
 
     Returns the dataset root and the marker record (archive name, size, mtime, sha256,
@@ -513,8 +581,13 @@ def ensure_extracted(archive: Path, extract_dir: Path, *, sha256: str | None = N
     if extract_dir.exists():
         shutil.rmtree(extract_dir)
     extract_tar(archive, extract_dir, progress=progress)
-    rec = {"archive": archive.name, "size": st.st_size, "mtime_ns": st.st_mtime_ns,
-           "sha256": sha, "verified": verified}
+    rec = {
+        "archive": archive.name,
+        "size": st.st_size,
+        "mtime_ns": st.st_mtime_ns,
+        "sha256": sha,
+        "verified": verified,
+    }
     from kwstool.fileio import write_json
 
     write_json(marker, rec)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -20,7 +21,9 @@ def list_wavs(paths: Iterable[Path]) -> list[Path]:
     for p in paths:
         p = Path(p)
         if p.is_dir():
-            found = sorted(q for q in p.rglob("*") if q.is_file() and q.name.lower().endswith(".wav"))
+            found = sorted(
+                q for q in p.rglob("*") if q.is_file() and q.name.lower().endswith(".wav")
+            )
             if not found:
                 raise KwsError(f"{p}: folder has no .wav files; point at WAV files or their folder")
             files.extend(found)
@@ -34,10 +37,10 @@ def list_wavs(paths: Iterable[Path]) -> list[Path]:
 @dataclass
 class FeaturesResult:
     out: Path
-    shape: tuple
+    shape: tuple[Any, ...]
     count: int
     files: list[str]
-    skipped: list[dict] = field(default_factory=list)
+    skipped: list[dict[str, Any]] = field(default_factory=list)
     png: Path | None = None
 
 
@@ -73,8 +76,9 @@ def features_for_paths(paths: Sequence[Path], out: Path, png: Path | None = None
         write_text(out.with_suffix(".files.txt"), "".join(f + "\n" for f in good))
     if png is not None:
         render_png(feats, [Path(f).name for f in good], png)
-    return FeaturesResult(out=out, shape=array.shape, count=len(good), files=good,
-                          skipped=skipped, png=png)
+    return FeaturesResult(
+        out=out, shape=array.shape, count=len(good), files=good, skipped=skipped, png=png
+    )
 
 
 def render_png(feats: np.ndarray, titles: Sequence[str], path: Path, max_panels: int = 16) -> None:
@@ -95,8 +99,15 @@ def render_png(feats: np.ndarray, titles: Sequence[str], path: Path, max_panels:
     for i in range(n):
         ax = axes.flat[i]
         ax.axis("on")
-        im = ax.imshow(feats[i].T, origin="lower", aspect="auto", cmap="magma", vmin=-128, vmax=127,
-                       extent=(0, NUM_FRAMES * STRIDE_MS, 0, NUM_CHANNELS))
+        im = ax.imshow(
+            feats[i].T,
+            origin="lower",
+            aspect="auto",
+            cmap="magma",
+            vmin=-128,
+            vmax=127,
+            extent=(0, NUM_FRAMES * STRIDE_MS, 0, NUM_CHANNELS),
+        )
         ax.set_title(titles[i], fontsize=8)
         ax.set_xlabel("time (ms)", fontsize=7)
         ax.set_ylabel("mel channel", fontsize=7)

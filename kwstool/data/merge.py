@@ -35,6 +35,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from kwstool.core.labels import SILENCE, UNKNOWN
 from kwstool.data.build import build_from_scan
@@ -163,7 +164,7 @@ def _source_counts(built: Built, names: list[str]) -> dict[str, dict[str, int]]:
     return out
 
 
-def _inputs_hash(srcs: list[Source], params: dict) -> str:
+def _inputs_hash(srcs: list[Source], params: dict[str, Any]) -> str:
     listed = []
     for src in srcs:
         assert src.resolved is not None and src.scan is not None
@@ -242,7 +243,7 @@ def prepare_merged(
     sources: Sequence[str],
     negatives: Sequence[str],
     synthetic: Sequence[str],
-    data_dir: str | os.PathLike | None,
+    data_dir: str | os.PathLike[str] | None,
     words: list[str],
     silence_share: float,
     unknown_share: float,
@@ -250,7 +251,7 @@ def prepare_merged(
     testing_pct: float,
     seed: int,
     unknown_min: int,
-    download_dir: str | os.PathLike | None,
+    download_dir: str | os.PathLike[str] | None,
     sha256: str | None,
     force: bool,
     progress: bool,

@@ -83,6 +83,7 @@ import os
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 from kwstool import __version__
 from kwstool.core.labels import DEFAULT_WORDS, SILENCE, UNKNOWN
@@ -148,7 +149,7 @@ def params_record(
     validation_pct: float,
     testing_pct: float,
     seed: int,
-) -> dict:
+) -> dict[str, Any]:
     """Every parameter that shapes the output (part of the inputs hash)."""
     from kwstool.core.frontend import FEATURE_PARAMS
 
@@ -208,8 +209,13 @@ def _check_params(
 
 
 def base_manifest(
-    source: str, source_kind: str, words: list[str], params: dict, inputs_hash: str, built: Built
-) -> dict:
+    source: str,
+    source_kind: str,
+    words: list[str],
+    params: dict[str, Any],
+    inputs_hash: str,
+    built: Built,
+) -> dict[str, Any]:
     """The manifest fields every prepare writes (splits and sizes are added on writing)."""
     manifest = {
         "format": FORMAT,
@@ -234,7 +240,7 @@ def base_manifest(
 
 def _build_tfds(
     out_dir: Path,
-    params: dict,
+    params: dict[str, Any],
     word_list: list[str],
     silence_share: float,
     unknown_share: float,
@@ -242,7 +248,7 @@ def _build_tfds(
     bars: Progress,
     download_dir: Path | None,
     force: bool,
-) -> tuple[Built | dict, str]:
+) -> tuple[Built | dict[str, Any], str]:
     """Built TFDS data and its hash, or the matching cached manifest and its hash."""
     from kwstool.data import tfds
 
@@ -271,7 +277,7 @@ def _build_tfds(
 def _build_folder(
     resolved: Resolved,
     out_dir: Path,
-    params: dict,
+    params: dict[str, Any],
     word_list: list[str],
     silence_share: float,
     unknown_share: float,
@@ -280,7 +286,7 @@ def _build_folder(
     seed: int,
     bars: Progress,
     force: bool,
-) -> tuple[Built | dict, str]:
+) -> tuple[Built | dict[str, Any], str]:
     """Built folder/archive data and its hash, or the matching cached manifest and its hash."""
     assert resolved.root is not None
     # An archive is identified by its checksum (no need to list its extracted tree).
@@ -313,7 +319,7 @@ def _build_folder(
 
 def prepare(
     source: str | Sequence[str] = "tfds",
-    data_dir: str | os.PathLike | None = None,
+    data_dir: str | os.PathLike[str] | None = None,
     *,
     words: Iterable[str] | str | None = None,
     silence_share: float = 10.0,
@@ -321,7 +327,7 @@ def prepare(
     validation_pct: float = 10.0,
     testing_pct: float = 10.0,
     seed: int = 0,
-    download_dir: str | os.PathLike | None = None,
+    download_dir: str | os.PathLike[str] | None = None,
     sha256: str | None = None,
     force: bool = False,
     progress: bool = True,

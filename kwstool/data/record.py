@@ -23,7 +23,7 @@ import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, Self
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -40,6 +40,9 @@ from kwstool.data.takes import (
     take_problem,
 )
 from kwstool.errors import KwsError
+
+if TYPE_CHECKING:
+    from typing_extensions import Self  # typing.Self is 3.11+; the package supports 3.10
 
 BLOCK_SAMPLES = SAMPLE_RATE // 10  # 100 ms: one level-meter step
 INSTALL_HINT = (
@@ -105,7 +108,7 @@ class Microphone:
         self.rate = SAMPLE_RATE
         try:
             sd.check_input_settings(device, channels=1, dtype="int16", samplerate=SAMPLE_RATE)
-        except Exception:  # noqa: BLE001 - PortAudio reports unsupported rates in several ways
+        except Exception:
             self.rate = int(info["default_samplerate"])
         self._stream = sd.InputStream(
             samplerate=self.rate,
@@ -166,7 +169,7 @@ class RecordResult:
     saved: list[Path] = field(default_factory=list)
     rejected: list[str] = field(default_factory=list)  # one reason per rejected take
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "word": self.word,
             "speaker": self.speaker,
@@ -180,7 +183,7 @@ def default_speaker() -> str:
     """The login name, reduced to the characters a speaker id may hold."""
     try:
         name = re.sub(r"[^A-Za-z0-9.-]", "", getpass.getuser())
-    except Exception:  # noqa: BLE001 - no login name in some containers
+    except Exception:
         name = ""
     return name if name and name[0].isalnum() else "me"
 

@@ -12,6 +12,7 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from kwstool.core.labels import BACKGROUND_NOISE, SILENCE, SPEECH_COMMANDS_WORDS, UNKNOWN
 from kwstool.errors import KwsError
@@ -46,8 +47,8 @@ class Scan:
     kind: str  # "speech_commands" | "test_layout" | "folders"
     clips: list[Clip]
     noise: list[Clip]
-    lists: dict  # {"validation": set, "test": set} when list files are present, else {}
-    list_stats: list  # [(name, size, mtime_ns)] of the list files
+    lists: dict[str, Any]  # {"validation": set, "test": set} when list files are present, else {}
+    list_stats: list[Any]  # [(name, size, mtime_ns)] of the list files
 
 
 def _is_wav(name: str) -> bool:
@@ -89,7 +90,7 @@ def scan_folder(root: Path) -> Scan:
             (noise if d.name == BACKGROUND_NOISE else clips).append(c)
     clips.sort(key=lambda c: c.rel)
     noise.sort(key=lambda c: c.rel)
-    lists: dict = {}
+    lists: dict[str, Any] = {}
     list_stats = []
     for split, fname in (("validation", "validation_list.txt"), ("test", "testing_list.txt")):
         f = root / fname
@@ -114,12 +115,12 @@ def scan_folder(root: Path) -> Scan:
     return Scan(root, kind, clips, noise, lists, list_stats)
 
 
-def hash_inputs(obj) -> str:
+def hash_inputs(obj: Any) -> str:
     text = json.dumps(obj, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def folder_inputs(scan: Scan) -> dict:
+def folder_inputs(scan: Scan) -> dict[str, Any]:
     return {
         "clips": [(c.rel, c.size, c.mtime_ns) for c in scan.clips],
         "noise": [(c.rel, c.size, c.mtime_ns) for c in scan.noise],
@@ -127,7 +128,7 @@ def folder_inputs(scan: Scan) -> dict:
     }
 
 
-def listing(folder: Path) -> list:
+def listing(folder: Path) -> list[Any]:
     """(relative path, size, mtime) of every file under ``folder`` (for TFDS's data folder)."""
     out = []
     if folder.is_dir():
@@ -145,7 +146,7 @@ class Resolved:
     source: str  # as recorded in the manifest (URL, absolute path or tfds:speech_commands)
     name: str  # for the default data dir
     root: Path | None = None  # dataset folder (after download/extraction)
-    archive: dict | None = None  # archive identity for the inputs hash
+    archive: dict[str, Any] | None = None  # archive identity for the inputs hash
 
 
 def _default_download_dir() -> Path:

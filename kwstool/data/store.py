@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any, Literal
 
 import numpy as np
 
@@ -33,17 +34,17 @@ class PrepareResult:
     source_kind: str
     words: list[str]
     labels: list[str]
-    splits: dict  # {split: {"count": n, "per_class": {label: n}}}
-    skipped: list[dict]
+    splits: dict[str, Any]  # {split: {"count": n, "per_class": {label: n}}}
+    skipped: list[dict[str, Any]]
     warnings: list[str]
     inputs_hash: str
     cached: bool  # True: the existing prepared data matched and nothing was done
     seconds: float
     clips_found: int  # clips in the source (noise recordings not counted)
     clips_decoded: int  # clips read this run (0 when cached)
-    sources: dict | None = None  # merged prepares: the manifest's per-source record
+    sources: dict[str, Any] | None = None  # merged prepares: the manifest's per-source record
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["data_dir"] = str(self.data_dir)
         if self.sources is None:  # one source: the same record as before merging existed
@@ -62,7 +63,7 @@ class SplitData:
 class PreparedData:
     """A prepared data folder (read by train and evaluate); arrays load on first use."""
 
-    def __init__(self, path: Path, manifest: dict, mmap: bool = False):
+    def __init__(self, path: Path, manifest: dict[str, Any], mmap: bool = False):
         self.path = path
         self.manifest = manifest
         self.labels: list[str] = list(manifest["labels"])
@@ -75,7 +76,7 @@ class PreparedData:
         if name not in SPLITS:
             raise KwsError(f"unknown split {name!r}; use one of {', '.join(SPLITS)}")
         if name not in self._splits:
-            mode = "r" if self._mmap else None
+            mode: Literal["r"] | None = "r" if self._mmap else None
             arrays = {}
             for part in ("features", "audio", "labels"):
                 f = self.path / f"{name}_{part}.npy"
@@ -115,7 +116,7 @@ class PreparedData:
 
 
 def load_prepared(
-    path: str | os.PathLike, mmap: bool = False, check_features: bool = True
+    path: str | os.PathLike[str], mmap: bool = False, check_features: bool = True
 ) -> PreparedData:
     """Open a folder written by :func:`prepare`.
 
@@ -186,13 +187,13 @@ class Progress:
 # --- building and writing ---------------------------------------------------------------------
 @dataclass
 class Built:
-    splits: dict  # {split: (audio, labels, lines)}
-    noise: dict  # {name: int16 array}
-    skipped: list
-    warnings: list
+    splits: dict[str, Any]  # {split: (audio, labels, lines)}
+    noise: dict[str, Any]  # {name: int16 array}
+    skipped: list[Any]
+    warnings: list[Any]
     clips_found: int
     clips_decoded: int
-    extra: dict = field(default_factory=dict)  # manifest extras (split rule, tfds info)
+    extra: dict[str, Any] = field(default_factory=dict)  # manifest extras (split rule, tfds info)
 
 
 def compute_features(audio: np.ndarray, progress: Progress, label: str) -> np.ndarray:
@@ -213,7 +214,7 @@ def output_files() -> list[str]:
     return files
 
 
-def _counts(labels: np.ndarray, names: list[str]) -> dict:
+def _counts(labels: np.ndarray, names: list[str]) -> dict[str, Any]:
     per = (
         np.bincount(labels.astype(np.int64), minlength=len(names))
         if len(labels)
@@ -222,7 +223,9 @@ def _counts(labels: np.ndarray, names: list[str]) -> dict:
     return {"count": len(labels), "per_class": {n: int(per[i]) for i, n in enumerate(names)}}
 
 
-def write_prepared(data_dir: Path, built: Built, labels: list[str], progress: Progress) -> dict:
+def write_prepared(
+    data_dir: Path, built: Built, labels: list[str], progress: Progress
+) -> dict[str, Any]:
     """Write all arrays (each atomically); return the per-split counts. Manifest is separate."""
     from kwstool import fileio
     from kwstool.data.download import check_free_space
@@ -244,16 +247,17 @@ def write_prepared(data_dir: Path, built: Built, labels: list[str], progress: Pr
         fileio.write_text(data_dir / f"{s}_files.txt", "".join(f"{ln}\n" for ln in lines))
         splits[s] = _counts(lab, labels)
     with fileio.atomic_path(data_dir / "background_noise.npz") as tmp, open(tmp, "wb") as fh:
-        np.savez(fh, **{k: np.asarray(v, np.int16) for k, v in built.noise.items()})
+        arrays: dict[str, Any] = {k: np.asarray(v, np.int16) for k, v in built.noise.items()}
+        np.savez(fh, **arrays)
     return splits
 
 
 # --- the cache --------------------------------------------------------------------------------
-def cached_manifest(data_dir: Path, inputs_hash: str) -> dict | None:
+def cached_manifest(data_dir: Path, inputs_hash: str) -> dict[str, Any] | None:
     """The existing manifest when it matches ``inputs_hash`` and its files are all there."""
     mf = data_dir / "manifest.json"
     try:
-        manifest = json.loads(mf.read_text(encoding="utf-8"))
+        manifest: dict[str, Any] = json.loads(mf.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
     if manifest.get("inputs_hash") != inputs_hash or manifest.get("format") != FORMAT:
@@ -269,7 +273,7 @@ def cached_manifest(data_dir: Path, inputs_hash: str) -> dict | None:
 
 
 def result_from_manifest(
-    data_dir: Path, manifest: dict, cached: bool, seconds: float, decoded: int
+    data_dir: Path, manifest: dict[str, Any], cached: bool, seconds: float, decoded: int
 ) -> PrepareResult:
     return PrepareResult(
         data_dir=data_dir,
@@ -330,8 +334,8 @@ def check_built(
 
 
 def write_all(
-    out_dir: Path, built: Built, labels: list[str], progress: Progress, manifest: dict
-) -> dict:
+    out_dir: Path, built: Built, labels: list[str], progress: Progress, manifest: dict[str, Any]
+) -> dict[str, Any]:
     """Write arrays, then ``manifest`` (completed with splits and sizes) last; return it."""
     from kwstool.fileio import write_json
 

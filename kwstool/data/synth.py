@@ -27,6 +27,7 @@ import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -57,7 +58,7 @@ class SynthResult:
     saved: list[Path] = field(default_factory=list)
     voices: list[str] = field(default_factory=list)  # voice of each saved clip
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "word": self.word,
             "folder": str(self.folder),
@@ -121,7 +122,8 @@ def _pink_noise(rng: np.random.Generator, n: int) -> np.ndarray:
     spec = np.fft.rfft(rng.standard_normal(n))
     spec /= np.sqrt(np.maximum(np.arange(len(spec)), 1.0))
     x = np.fft.irfft(spec, n)
-    return x / (np.std(x) + 1e-12)
+    out: np.ndarray = x / (np.std(x) + 1e-12)
+    return out
 
 
 def _noise_slice(rng: np.random.Generator, noise: list[np.ndarray], n: int) -> np.ndarray:
@@ -131,7 +133,8 @@ def _noise_slice(rng: np.random.Generator, noise: list[np.ndarray], n: int) -> n
     x = usable[int(rng.integers(len(usable)))]
     start = int(rng.integers(len(x) - n + 1))
     seg = x[start : start + n].astype(np.float64)
-    return seg / (np.std(seg) + 1e-12)
+    out: np.ndarray = seg / (np.std(seg) + 1e-12)
+    return out
 
 
 def augment(x: np.ndarray, rng: np.random.Generator, noise: list[np.ndarray]) -> np.ndarray:
@@ -155,7 +158,8 @@ def augment(x: np.ndarray, rng: np.random.Generator, noise: list[np.ndarray]) ->
         y = y + _noise_slice(rng, noise, len(y)) * speech_rms / 10 ** (snr / 20)
     peak = 10 ** (rng.uniform(*PEAK_DB_RANGE) / 20)
     y = y * peak / (np.max(np.abs(y)) + 1e-12)
-    return np.clip(np.round(y * 32768.0), -32768, 32767).astype(np.int16)
+    out: np.ndarray = np.clip(np.round(y * 32768.0), -32768, 32767).astype(np.int16)
+    return out
 
 
 def _load_noise(noise_dir: Path | None) -> list[np.ndarray]:

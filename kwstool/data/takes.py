@@ -36,7 +36,8 @@ def frame_db(x: np.ndarray) -> np.ndarray:
         return np.zeros(0)
     frames = x[: n * STRIDE_SAMPLES].astype(np.float64).reshape(n, STRIDE_SAMPLES) / 32768.0
     rms = np.sqrt(np.mean(frames**2, axis=1))
-    return 20.0 * np.log10(np.maximum(rms, 1e-6))
+    db: np.ndarray = 20.0 * np.log10(np.maximum(rms, 1e-6))
+    return db
 
 
 def peak_db(x: np.ndarray) -> float:

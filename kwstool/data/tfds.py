@@ -5,6 +5,7 @@ from __future__ import annotations
 import heapq
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -21,16 +22,16 @@ class _BottomK:
 
     def __init__(self, cap: int | None):
         self.cap = cap
-        self._heap: list = []  # max-heap via negated rank bytes
+        self._heap: list[Any] = []  # max-heap via negated rank bytes
 
-    def offer(self, key: bytes, item) -> None:
+    def offer(self, key: bytes, item: Any) -> None:
         neg = bytes(255 - b for b in key)
         if self.cap is None or len(self._heap) < self.cap:
             heapq.heappush(self._heap, (neg, item))
         elif neg > self._heap[0][0]:
             heapq.heapreplace(self._heap, (neg, item))
 
-    def ranked(self) -> list:
+    def ranked(self) -> list[Any]:
         return [item for _, item in sorted(self._heap, key=lambda t: t[0], reverse=True)]
 
 
@@ -46,7 +47,7 @@ def build_from_tfds(
     seed: int,
     progress: Progress,
     tfds_dir: Path | None,
-) -> tuple[Built, dict]:
+) -> tuple[Built, dict[str, Any]]:
     _quiet_tensorflow()
     try:
         import tensorflow_datasets as tfds
@@ -58,7 +59,7 @@ def build_from_tfds(
     builder = tfds.builder("speech_commands", data_dir=str(tfds_dir) if tfds_dir else None)
     try:
         builder.download_and_prepare()
-    except Exception as exc:  # noqa: BLE001 - network, disk, TFDS errors: one line with the way out
+    except Exception as exc:
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise KwsError(
             f"TFDS speech_commands download/prepare failed ({msg}); check the network "
@@ -78,14 +79,14 @@ def build_from_tfds(
     index = {w: i for i, w in enumerate(labels)}
     from kwstool.core.audio import fit_length
 
-    out: dict[str, tuple] = {}
+    out: dict[str, tuple[Any, ...]] = {}
     found = 0
     noise_parts: list[np.ndarray] = []
     warnings: list[str] = []
     for s in SPLITS:
         try:
             total = int(builder.info.splits[s].num_examples)
-        except Exception:  # noqa: BLE001 - split sizes unknown (e.g. mocked metadata): keep every candidate
+        except Exception:
             total = 0
         cap_u = share_count(unknown_share, total) if total else None
         cap_s = share_count(silence_share, total) if total else None
@@ -134,7 +135,7 @@ def build_from_tfds(
     return built, tfds_info
 
 
-def tfds_fast_hash(data_dir: Path, params: dict) -> str | None:
+def tfds_fast_hash(data_dir: Path, params: dict[str, Any]) -> str | None:
     """inputs_hash of an earlier TFDS prepare, from TFDS's files alone (no TensorFlow import)."""
     try:
         manifest = json.loads((data_dir / "manifest.json").read_text(encoding="utf-8"))

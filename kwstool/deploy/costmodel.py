@@ -27,7 +27,9 @@ milliseconds cycles / MHz (:data:`BOARD_TIMING`).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from kwstool.core.boards import BOARDS
 
@@ -39,10 +41,10 @@ class BoardTiming:
     """How a board turns the cost model's Cortex-M4 instruction counts into time."""
 
     clock_mhz: float
-    cycles_per_instruction: float    # board cycles per (QEMU-counted) Cortex-M4 instruction
-    cycles_note: str                 # where the factor comes from
-    frontend_instructions_per_frame: int   # kws_frontend, one 20 ms frame (M4 instructions)
-    measured: bool                   # True: QEMU --measure reproduces this board's kernels
+    cycles_per_instruction: float  # board cycles per (QEMU-counted) Cortex-M4 instruction
+    cycles_note: str  # where the factor comes from
+    frontend_instructions_per_frame: int  # kws_frontend, one 20 ms frame (M4 instructions)
+    measured: bool  # True: QEMU --measure reproduces this board's kernels
     note: str
 
 
@@ -50,7 +52,7 @@ class BoardTiming:
 #: folded into its Board records).
 BOARD_TIMING: dict[str, BoardTiming] = {
     "nano33ble": BoardTiming(
-        clock_mhz=float(BOARDS["nano33ble"].clock_mhz),   # 64 MHz
+        clock_mhz=float(BOARDS["nano33ble"].clock_mhz),  # 64 MHz
         # nRF52840 Cortex-M4F @ 64 MHz. QEMU counts instructions; the M4 core needs > 1 cycle
         # for some (LDR 2 cycles unless pipelined with the next load, taken branches 1 + 1..3
         # refill cycles, LDM/STM 1 + n), and code runs from flash through the NVMC's 2 KiB
@@ -60,16 +62,17 @@ BOARD_TIMING: dict[str, BoardTiming] = {
         # `STATS inference_us` (kwstool device-test) to the m4sim count when one is measured.
         cycles_per_instruction=1.35,
         cycles_note="CPI 1.35: middle of issue 10's 220-280 ms for 11.96 M instructions at "
-                    "64 MHz (2-cycle loads, branch refills, flash cache misses); unverified on "
-                    "hardware",
+        "64 MHz (2-cycle loads, branch refills, flash cache misses); unverified on "
+        "hardware",
         # m4sim (firmware/m4sim, QEMU mps2-an386 -icount shift=0, -Os, arm-none-eabi-gcc 12.2):
         # 108,744 instructions per frame on 1 s of tone + noise (issue 10: 106.6 k).
         frontend_instructions_per_frame=108_744,
         measured=True,
         note="cost model fitted on m4sim (QEMU Cortex-M4) instruction counts of the pinned "
-             "TFLM + CMSIS-NN"),
+        "TFLM + CMSIS-NN",
+    ),
     "esp32dev": BoardTiming(
-        clock_mhz=float(BOARDS["esp32dev"].clock_mhz),    # 240 MHz
+        clock_mhz=float(BOARDS["esp32dev"].clock_mhz),  # 240 MHz
         # ESP32 (Xtensa LX6 @ 240 MHz). No emulator here: an ESTIMATE. The pinned library
         # (Chirale_TensorFlowLite) builds CMSIS-NN's portable C paths on the ESP32 (no ARM DSP
         # SIMD, no ESP-NN), so an int8 MAC costs a load-multiply-add sequence instead of half an
@@ -78,19 +81,20 @@ BOARD_TIMING: dict[str, BoardTiming] = {
         # plain TFLM kernels on the ESP32, i.e. the plain kernels are far from SIMD speed).
         cycles_per_instruction=2.0,
         cycles_note="ESTIMATE: 2.0 LX6 cycles per M4 instruction (portable C kernels, no SIMD); "
-                    "not measured",
+        "not measured",
         frontend_instructions_per_frame=108_744,
         measured=False,
         note="estimate: Cortex-M4 cost model x 2.0 cycles/instruction at 240 MHz; no emulator, "
-             "verify with kwstool device-test"),
+        "verify with kwstool device-test",
+    ),
 }
 
 
 # --- kernel costs (Cortex-M4 instructions) -----------------------------------------------------
 @dataclass(frozen=True)
 class KernelCost:
-    fixed: float                          # per call: setup, requant tables, loop entry
-    coef: dict = field(default_factory=dict)   # feature name -> instructions per unit
+    fixed: float  # per call: setup, requant tables, loop entry
+    coef: dict[str, Any] = field(default_factory=dict)  # feature name -> instructions per unit
     source: str = ""
 
 
@@ -105,50 +109,39 @@ M4_COST: dict[str, KernelCost] = {
     # CONV_2D. 1x1: ~1.7 instr/MAC in the mat-mult plus ~58 per output (requantization) and ~42
     # per pixel; im2col convs ~2.4/MAC + ~12 per im2col element; on a 1-channel input im2col
     # dominates (~54 per kernel tap and output pixel).
-    "arm_convolve_1x1_s8_fast": KernelCost(3273, {"macs": 1.72, "out": 57.4, "px": 38.6},
-        "m4sim fit, 39 ops"),
-    "arm_convolve_s8": KernelCost(3695, {"macs": 2.46, "col": 11.7, "out": 45.9},
-        "m4sim fit, 19 ops"),
-    "arm_convolve_s8/cin1": KernelCost(0, {"macs": 2.44, "col": 53.6, "out": 60.9},
-        "m4sim fit, 8 ops"),
-    "arm_convolve_1_x_n_s8": KernelCost(0, {"macs": 3.57},
-        "m4sim fit, 2 ops"),
+    "arm_convolve_1x1_s8_fast": KernelCost(
+        3273, {"macs": 1.72, "out": 57.4, "px": 38.6}, "m4sim fit, 39 ops"
+    ),
+    "arm_convolve_s8": KernelCost(
+        3695, {"macs": 2.46, "col": 11.7, "out": 45.9}, "m4sim fit, 19 ops"
+    ),
+    "arm_convolve_s8/cin1": KernelCost(
+        0, {"macs": 2.44, "col": 53.6, "out": 60.9}, "m4sim fit, 8 ops"
+    ),
+    "arm_convolve_1_x_n_s8": KernelCost(0, {"macs": 3.57}, "m4sim fit, 2 ops"),
     # DEPTHWISE_CONV_2D: 3x3 ~10.8/MAC; other kernels (_opt) ~10/MAC + ~49 per output; dilated
     # or depth-multiplier > 1 (generic) ~17/MAC + ~200 per output.
-    "arm_depthwise_conv_3x3_s8": KernelCost(0, {"macs": 10.8},
-        "m4sim fit, 8 ops"),
-    "arm_depthwise_conv_s8_opt": KernelCost(5086, {"macs": 9.85, "out": 50.2},
-        "m4sim fit, 25 ops"),
-    "arm_depthwise_conv_s8": KernelCost(3811, {"macs": 17.3, "out": 203},
-        "m4sim fit, 11 ops"),
-    "arm_fully_connected_s8": KernelCost(0, {"macs": 3.39},
-        "m4sim fit, 2 ops"),
+    "arm_depthwise_conv_3x3_s8": KernelCost(0, {"macs": 10.8}, "m4sim fit, 8 ops"),
+    "arm_depthwise_conv_s8_opt": KernelCost(5086, {"macs": 9.85, "out": 50.2}, "m4sim fit, 25 ops"),
+    "arm_depthwise_conv_s8": KernelCost(3811, {"macs": 17.3, "out": 203}, "m4sim fit, 11 ops"),
+    "arm_fully_connected_s8": KernelCost(0, {"macs": 3.39}, "m4sim fit, 2 ops"),
     # Elementwise: the CMSIS-NN add requantizes both inputs and the output per element (~82);
     # the reference broadcast add adds 4-D index arithmetic (~159 per output element).
-    "arm_elementwise_add_s8": KernelCost(820, {"el": 81.7},
-        "m4sim fit, 10 ops"),
-    "arm_elementwise_mul_s8": KernelCost(0, {"el": 36.8},
-        "m4sim fit, 1 op"),
-    "BroadcastAdd4DSlow": KernelCost(18637, {"el": 153},
-        "m4sim fit, 8 ops"),
-    "BroadcastMul4DSlow": KernelCost(0, {"el": 58.3},
-        "m4sim fit, 1 op"),
-    "arm_avgpool_s8": KernelCost(377, {"win": 13.8, "out": 16.3},
-        "m4sim fit, 14 ops"),
-    "arm_max_pool_s8": KernelCost(0, {"win": 11.1},
-        "m4sim fit, 1 op"),
-    "arm_softmax_s8": KernelCost(0, {"el": 297},
-        "m4sim fit, 6 ops (all 12 classes)"),
-    "copy": KernelCost(194, {"bytes": 0.533},
-        "m4sim fit, 10 ops"),
+    "arm_elementwise_add_s8": KernelCost(820, {"el": 81.7}, "m4sim fit, 10 ops"),
+    "arm_elementwise_mul_s8": KernelCost(0, {"el": 36.8}, "m4sim fit, 1 op"),
+    "BroadcastAdd4DSlow": KernelCost(18637, {"el": 153}, "m4sim fit, 8 ops"),
+    "BroadcastMul4DSlow": KernelCost(0, {"el": 58.3}, "m4sim fit, 1 op"),
+    "arm_avgpool_s8": KernelCost(377, {"win": 13.8, "out": 16.3}, "m4sim fit, 14 ops"),
+    "arm_max_pool_s8": KernelCost(0, {"win": 11.1}, "m4sim fit, 1 op"),
+    "arm_softmax_s8": KernelCost(0, {"el": 297}, "m4sim fit, 6 ops (all 12 classes)"),
+    "copy": KernelCost(194, {"bytes": 0.533}, "m4sim fit, 10 ops"),
     # TFLM reference kernels (el = the larger of input and output elements). MEAN (Keras'
     # GlobalAveragePooling2D) is ~12x an AVERAGE_POOL_2D over the same map.
-    "reference STRIDED_SLICE": KernelCost(0, {"el": 2},
-        "m4sim fit, 2 ops"),
-    "reference MEAN": KernelCost(0, {"el": 174},
-        "m4sim fit, 1 op"),
-    "reference": KernelCost(500, {"el": 40.0},
-                            "GUESS, not measured: other TFLM reference kernels, ~40 per element"),
+    "reference STRIDED_SLICE": KernelCost(0, {"el": 2}, "m4sim fit, 2 ops"),
+    "reference MEAN": KernelCost(0, {"el": 174}, "m4sim fit, 1 op"),
+    "reference": KernelCost(
+        500, {"el": 40.0}, "GUESS, not measured: other TFLM reference kernels, ~40 per element"
+    ),
 }
 
 
@@ -158,16 +151,16 @@ class OpInfo:
     """One operator of subgraph 0 as the cost model sees it."""
 
     index: int
-    op: str                          # builtin name, e.g. CONV_2D
-    kernel: str                      # e.g. arm_convolve_1x1_s8_fast, BroadcastAdd4DSlow
-    path: str                        # "cmsis-nn", "reference" or "copy"
-    input_shapes: list               # activation inputs (weights excluded)
-    output_shape: tuple
-    filter_shape: tuple | None
-    params: dict
-    features: dict                   # the KernelCost feature values
-    op_class: str = ""               # coarse class for reports, e.g. "conv 1x1"
-    cost_key: str = ""               # the M4_COST entry (the kernel, or a kernel variant)
+    op: str  # builtin name, e.g. CONV_2D
+    kernel: str  # e.g. arm_convolve_1x1_s8_fast, BroadcastAdd4DSlow
+    path: str  # "cmsis-nn", "reference" or "copy"
+    input_shapes: list[Any]  # activation inputs (weights excluded)
+    output_shape: tuple[Any, ...]
+    filter_shape: tuple[Any, ...] | None
+    params: dict[str, Any]
+    features: dict[str, Any]  # the KernelCost feature values
+    op_class: str = ""  # coarse class for reports, e.g. "conv 1x1"
+    cost_key: str = ""  # the M4_COST entry (the kernel, or a kernel variant)
 
     @property
     def macs(self) -> int:
@@ -183,19 +176,26 @@ def _padding(padding: int, in_size: int, out_size: int, stride: int, k: int, dil
     return total // 2
 
 
-def _prod(shape) -> int:
+def _prod(shape: Iterable[Any]) -> int:
     n = 1
     for d in shape:
         n *= int(d)
     return n
 
 
-def classify(index: int, op: str, in_shapes: list, out_shape: tuple, filt: tuple | None,
-             opts, const_inputs: list) -> OpInfo:
+def classify(
+    index: int,
+    op: str,
+    in_shapes: list[Any],
+    out_shape: tuple[Any, ...],
+    filt: tuple[Any, ...] | None,
+    opts: Any,  # the tflite flatbuffer builtin options object (untyped)
+    const_inputs: list[Any],
+) -> OpInfo:
     """The kernel that will run one operator, with its cost features."""
     out_el = _prod(out_shape)
-    feats: dict = {"out": out_el}
-    params: dict = {}
+    feats: dict[str, Any] = {"out": out_el}
+    params: dict[str, Any] = {}
     kernel, path, cls = "reference", "reference", op.lower()
     if op == "CONV_2D" and filt is not None:
         _, ih, iw, cin = in_shapes[0]
@@ -224,8 +224,13 @@ def classify(index: int, op: str, in_shapes: list, out_shape: tuple, filt: tuple
         ph = _padding(opts.padding, ih, oh, sh, kh, dh)
         pw = _padding(opts.padding, iw, ow, sw, kw, dw)
         mult = cout // max(cin, 1)
-        params = {"kernel": (kh, kw), "stride": (sh, sw), "dilation": (dh, dw), "pad": (ph, pw),
-                  "depth_multiplier": mult}
+        params = {
+            "kernel": (kh, kw),
+            "stride": (sh, sw),
+            "dilation": (dh, dw),
+            "pad": (ph, pw),
+            "depth_multiplier": mult,
+        }
         feats.update(macs=oh * ow * cout * kh * kw, px=oh * ow, col=oh * ow * kh * kw * cin)
         path = "cmsis-nn"
         if mult == 1 and dh == dw == 1:
@@ -241,8 +246,11 @@ def classify(index: int, op: str, in_shapes: list, out_shape: tuple, filt: tuple
         cout, depth = filt[0], filt[-1]
         feats.update(macs=cout * depth * max(out_el // max(cout, 1), 1))
         path, cls = "cmsis-nn", "fully connected"
-        kernel = ("arm_convolve_1x1_s8_fast" if len(out_shape) > 2 and depth % 4 == 0
-                  else "arm_fully_connected_s8")
+        kernel = (
+            "arm_convolve_1x1_s8_fast"
+            if len(out_shape) > 2 and depth % 4 == 0
+            else "arm_fully_connected_s8"
+        )
     elif op in ("ADD", "MUL"):
         shapes = [tuple(s) for s in in_shapes]
         feats = {"el": out_el, "out": out_el}
@@ -275,10 +283,19 @@ def classify(index: int, op: str, in_shapes: list, out_shape: tuple, filt: tuple
     # arm_convolve_s8 on a 1-channel input is its own cost regime: im2col copies one byte per
     # kernel tap (a call per tap), so its cost follows the im2col size, not the MACs.
     cost_key = kernel + ("/cin1" if cls == "conv cin=1" else "")
-    return OpInfo(index=index, op=op, kernel=kernel, path=path, cost_key=cost_key,
-                  input_shapes=[tuple(s) for s in in_shapes], output_shape=tuple(out_shape),
-                  filter_shape=tuple(filt) if filt is not None else None, params=params,
-                  features=feats, op_class=cls)
+    return OpInfo(
+        index=index,
+        op=op,
+        kernel=kernel,
+        path=path,
+        cost_key=cost_key,
+        input_shapes=[tuple(s) for s in in_shapes],
+        output_shape=tuple(out_shape),
+        filter_shape=tuple(filt) if filt is not None else None,
+        params=params,
+        features=feats,
+        op_class=cls,
+    )
 
 
 def model_ops(tflite: bytes, where: str = "model") -> list[OpInfo]:
@@ -305,8 +322,7 @@ def model_ops(tflite: bytes, where: str = "model") -> list[OpInfo]:
         for i, o in enumerate(graph.operators or []):
             name = names.get(codes[o.opcodeIndex], f"BUILTIN_{codes[o.opcodeIndex]}")
             inputs = [t for t in (o.inputs if o.inputs is not None else []) if t >= 0]
-            act = [tuple(int(d) for d in graph.tensors[t].shape) for t in inputs
-                   if not is_const(t)]
+            act = [tuple(int(d) for d in graph.tensors[t].shape) for t in inputs if not is_const(t)]
             const = [tuple(int(d) for d in graph.tensors[t].shape) for t in inputs if is_const(t)]
             out = tuple(int(d) for d in graph.tensors[o.outputs[0]].shape)
             filt = None
@@ -318,15 +334,22 @@ def model_ops(tflite: bytes, where: str = "model") -> list[OpInfo]:
             ops.append(classify(i, name, act or [out], out, filt, o.builtinOptions, const))
     except KwsError:
         raise
-    except Exception as exc:  # noqa: BLE001 - a malformed flatbuffer raises anything
-        raise KwsError(f"{where}: cannot read the operators of the TFLite flatbuffer "
-                       f"({type(exc).__name__}: {exc}); re-run `kwstool quantize`") from None
+    except Exception as exc:
+        raise KwsError(
+            f"{where}: cannot read the operators of the TFLite flatbuffer "
+            f"({type(exc).__name__}: {exc}); re-run `kwstool quantize`"
+        ) from None
     return ops
 
 
 def instructions(op: OpInfo, table: dict[str, KernelCost] | None = None) -> float:
     """Estimated Cortex-M4 instructions of one operator."""
     t = table or M4_COST
-    cost = t.get(op.cost_key or op.kernel) or t.get(op.kernel) or t.get("reference") \
+    cost = (
+        t.get(op.cost_key or op.kernel)
+        or t.get(op.kernel)
+        or t.get("reference")
         or M4_COST["reference"]
-    return cost.fixed + sum(c * float(op.features.get(f, 0)) for f, c in cost.coef.items())
+    )
+    total: float = cost.fixed + sum(c * float(op.features.get(f, 0)) for f, c in cost.coef.items())
+    return total

@@ -18,6 +18,7 @@ import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -54,24 +55,31 @@ class ExportResult:
     arena_bytes: int
     resolver_methods: list[str]
     labels: list[str]
-    inference_ms: float | None = None        # cost-model latency on the board
-    inference_period_ms: int | None = None   # KWS_INFERENCE_PERIOD_MS
-    realtime_problem: str | None = None      # why it cannot keep real time (exported with force)
+    inference_ms: float | None = None  # cost-model latency on the board
+    inference_period_ms: int | None = None  # KWS_INFERENCE_PERIOD_MS
+    realtime_problem: str | None = None  # why it cannot keep real time (exported with force)
 
 
 def check_budget(model_bytes: int, arena_bytes: int, board: Board, where: str) -> None:
     """Refuse a model that does not fit ``board``, with the numbers."""
     problems = []
     if model_bytes > board.model_budget:
-        problems.append(f"model {model_bytes} B > {board.model_budget} B flash budget "
-                        f"({board.flash_bytes} B {board.flash_note} - {board.flash_reserve} B "
-                        f"firmware reserve)")
+        problems.append(
+            f"model {model_bytes} B > {board.model_budget} B flash budget "
+            f"({board.flash_bytes} B {board.flash_note} - {board.flash_reserve} B "
+            f"firmware reserve)"
+        )
     if arena_bytes > board.arena_budget:
-        problems.append(f"arena {arena_bytes} B > {board.arena_budget} B RAM budget "
-                        f"({board.ram_bytes} B RAM - {board.ram_reserve} B firmware reserve)")
+        problems.append(
+            f"arena {arena_bytes} B > {board.arena_budget} B RAM budget "
+            f"({board.ram_bytes} B RAM - {board.ram_reserve} B firmware reserve)"
+        )
     if problems:
-        raise KwsError(f"{where}: does not fit {board.name}: " + "; ".join(problems)
-                       + "; train a smaller model (e.g. --model tiny_conv) or choose another board")
+        raise KwsError(
+            f"{where}: does not fit {board.name}: "
+            + "; ".join(problems)
+            + "; train a smaller model (e.g. --model tiny_conv) or choose another board"
+        )
 
 
 # --- C text ------------------------------------------------------------------------------------
@@ -110,15 +118,19 @@ def _threshold_u8(value: object, what: str) -> int:
         raise KwsError(f"recognizer {what}: {value!r} is not a number; give 0..1 or 0..255")
     if isinstance(value, float):
         if not 0.0 <= value <= 1.0:
-            raise KwsError(f"recognizer {what}: {value} is outside 0..1 (a probability); give "
-                           f"0..1, or an integer 0..255")
+            raise KwsError(
+                f"recognizer {what}: {value} is outside 0..1 (a probability); give "
+                f"0..1, or an integer 0..255"
+            )
         return round(value * 255)
     if not 0 <= value <= 255:
         raise KwsError(f"recognizer {what}: {value} is outside 0..255")
     return int(value)
 
 
-def recognizer_settings(recognizer: dict, labels: list[str], period_ms: int) -> dict:
+def recognizer_settings(
+    recognizer: dict[str, Any], labels: list[str], period_ms: int
+) -> dict[str, Any]:
     """The recognizer macros' values: window, suppression, coverage and one threshold per label.
 
     ``recognizer`` holds ``threshold`` (every label) and/or ``thresholds`` ({label: value});
@@ -131,29 +143,48 @@ def recognizer_settings(recognizer: dict, labels: list[str], period_ms: int) -> 
     per_label = dict(rec.get("thresholds") or {})
     unknown = sorted(set(per_label) - set(labels))
     if unknown:
-        raise KwsError(f"recognizer thresholds: {', '.join(unknown)} not among the model's labels "
-                       f"({', '.join(labels)})")
-    thresholds = [_threshold_u8(per_label[lab], f"threshold of {lab!r}") if lab in per_label
-                  else default for lab in labels]
+        raise KwsError(
+            f"recognizer thresholds: {', '.join(unknown)} not among the model's labels "
+            f"({', '.join(labels)})"
+        )
+    thresholds = [
+        _threshold_u8(per_label[lab], f"threshold of {lab!r}") if lab in per_label else default
+        for lab in labels
+    ]
     window, coverage = int(rec["average_window_ms"]), int(rec["minimum_coverage_ms"])
     if not 0 < window <= MAX_WINDOW_MS or not 0 <= coverage < window:
-        raise KwsError(f"recognizer: window {window} ms / coverage {coverage} ms; need 0 < window "
-                       f"<= {MAX_WINDOW_MS} ms and 0 <= coverage < window")
-    return {"average_window_ms": window, "suppression_ms": int(rec["suppression_ms"]),
-            "minimum_coverage_ms": coverage, "threshold": default, "thresholds": thresholds}
+        raise KwsError(
+            f"recognizer: window {window} ms / coverage {coverage} ms; need 0 < window "
+            f"<= {MAX_WINDOW_MS} ms and 0 <= coverage < window"
+        )
+    return {
+        "average_window_ms": window,
+        "suppression_ms": int(rec["suppression_ms"]),
+        "minimum_coverage_ms": coverage,
+        "threshold": default,
+        "thresholds": thresholds,
+    }
 
 
 def check_period(period_ms: int, stride_ms: int) -> int:
     """``period_ms`` if it is a positive multiple of the stride of at most 1 s, else KwsError."""
     p = int(period_ms)
     if p <= 0 or p % stride_ms != 0 or p > 1000:
-        raise KwsError(f"inference period {period_ms} ms: must be a multiple of the {stride_ms} ms "
-                       f"stride, {stride_ms}..1000 ms")
+        raise KwsError(
+            f"inference period {period_ms} ms: must be a multiple of the {stride_ms} ms "
+            f"stride, {stride_ms}..1000 ms"
+        )
     return p
 
 
-def check_timing(tflite: bytes, board: str, where: str, stride_ms: int,
-                 inference_period_ms: int | None = None, force: bool = False) -> dict:
+def check_timing(
+    tflite: bytes,
+    board: str,
+    where: str,
+    stride_ms: int,
+    inference_period_ms: int | None = None,
+    force: bool = False,
+) -> dict[str, Any]:
     """The live loop's period, checked against the cost model's inference time on ``board``.
 
     Without ``inference_period_ms`` the period is the larger of :func:`default_period_ms` and
@@ -167,8 +198,9 @@ def check_timing(tflite: bytes, board: str, where: str, stride_ms: int,
 
     result = prof.estimate(tflite, board, where)
     problem = None
-    requested = None if inference_period_ms is None else check_period(inference_period_ms,
-                                                                      stride_ms)
+    requested = (
+        None if inference_period_ms is None else check_period(inference_period_ms, stride_ms)
+    )
     try:
         needed = prof.check_realtime(result, board, requested)
         period = requested if requested is not None else max(default_period_ms(stride_ms), needed)
@@ -176,30 +208,47 @@ def check_timing(tflite: bytes, board: str, where: str, stride_ms: int,
         if not force:
             raise KwsError(f"{exc}".replace(", or --force", ", or export with --force")) from None
         problem = str(exc)
-        need = prof.inference_period_ms(result.est_ms, result.frontend_ms_per_frame,
-                                        max_period_ms=1000)
+        need = prof.inference_period_ms(
+            result.est_ms, result.frontend_ms_per_frame, max_period_ms=1000
+        )
         period = requested if requested is not None else (need or 1000)
-    return {"inference_ms": result.est_ms, "inference_us": round(result.est_ms * 1000),
-            "period_ms": int(period), "problem": problem, "board": board,
-            "frontend_ms_per_frame": result.frontend_ms_per_frame,
-            "note": result.estimate_note}
+    return {
+        "inference_ms": result.est_ms,
+        "inference_us": round(result.est_ms * 1000),
+        "period_ms": int(period),
+        "problem": problem,
+        "board": board,
+        "frontend_ms_per_frame": result.frontend_ms_per_frame,
+        "note": result.estimate_note,
+    }
 
 
-def render_header(report: dict, model_name: str, sha256: str, model_bytes: int, board: Board,
-                  recognizer: dict, inference_period_ms: int | None = None,
-                  timing: dict | None = None) -> str:
+def render_header(
+    report: dict[str, Any],
+    model_name: str,
+    sha256: str,
+    model_bytes: int,
+    board: Board,
+    recognizer: dict[str, Any],
+    inference_period_ms: int | None = None,
+    timing: dict[str, Any] | None = None,
+) -> str:
     """Text of ``kws_model_data.h``; the period defaults to :func:`default_period_ms`."""
     labels = report["labels"]
     feats = report.get("features")
     if not isinstance(feats, dict) or any(k not in feats for k in FEATURE_KEYS):
-        raise KwsError(f"quantize.json: no complete feature parameters ({', '.join(FEATURE_KEYS)});"
-                       f" re-run `kwstool quantize`")
+        raise KwsError(
+            f"quantize.json: no complete feature parameters ({', '.join(FEATURE_KEYS)});"
+            f" re-run `kwstool quantize`"
+        )
     frames = int(feats["num_frames"])
     channels = int(feats["num_channels"])
     in_size = int(np.prod(report["input"]["shape"][1:]))
     if in_size != frames * channels:
-        raise KwsError(f"quantize.json: model input {report['input']['shape']} does not hold "
-                       f"{frames}x{channels} features; re-run `kwstool quantize`")
+        raise KwsError(
+            f"quantize.json: model input {report['input']['shape']} does not hold "
+            f"{frames}x{channels} features; re-run `kwstool quantize`"
+        )
     used = int(report["arena_bytes"])
     margin = arena_margin(used)
     methods = report["op_resolver"]
@@ -227,8 +276,9 @@ def render_header(report: dict, model_name: str, sha256: str, model_bytes: int, 
         "KWS_FEATURE_CHANNELS": str(channels),
     }
     stride = int(feats["stride_ms"])
-    period = check_period(default_period_ms(stride) if inference_period_ms is None
-                          else inference_period_ms, stride)
+    period = check_period(
+        default_period_ms(stride) if inference_period_ms is None else inference_period_ms, stride
+    )
     rs = recognizer_settings(recognizer, list(labels), period)
     rec_defs = {
         "KWS_INFERENCE_PERIOD_MS": str(period),
@@ -239,21 +289,27 @@ def render_header(report: dict, model_name: str, sha256: str, model_bytes: int, 
         "KWS_RECOGNIZER_THRESHOLDS": "{ " + ", ".join(str(t) for t in rs["thresholds"]) + " }",
     }
 
-    def block(defs: dict) -> str:
+    def block(defs: dict[str, Any]) -> str:
         width = max(len(k) for k in defs)
         return "".join(f"#define {k.ljust(width)} {v}\n" for k, v in defs.items())
 
     timing_text = ""
     if timing is not None:
         timing_defs = {"KWS_MODEL_INFERENCE_US_ESTIMATE": str(int(timing["inference_us"]))}
-        late = (" * EXPORTED WITH --force: the inference does not keep KWS_INFERENCE_PERIOD_MS.\n"
-                if timing.get("problem") else "")
+        late = (
+            " * EXPORTED WITH --force: the inference does not keep KWS_INFERENCE_PERIOD_MS.\n"
+            if timing.get("problem")
+            else ""
+        )
         timing_text = (
             f"\n/* Estimated inference time on {timing['board']} (kwstool.deploy.profile cost\n"
             " * model; `kwstool profile --measure` counts it on QEMU, `kwstool device-test`\n"
             " * on the board).\n"
             f" * KWS_INFERENCE_PERIOD_MS holds it x {LATENCY_MARGIN} plus the front end's frames.\n"
-            + late + " */\n" + block(timing_defs))
+            + late
+            + " */\n"
+            + block(timing_defs)
+        )
 
     acc = (report.get("accuracy") or {}).get("int8") or {}
     acc_text = ", ".join(f"{k} {v:.4f}" for k, v in sorted(acc.items()) if v is not None) or "n/a"
@@ -266,24 +322,26 @@ def render_header(report: dict, model_name: str, sha256: str, model_bytes: int, 
         " * (max(2 KiB, 25%) for optimized-kernel scratch buffers), rounded to 16.\n"
         " */\n"
         "#ifndef KWS_MODEL_DATA_H_\n#define KWS_MODEL_DATA_H_\n\n"
-        + block(d) +
-        "\n/* One X(method) per tflite::MicroMutableOpResolver method the model needs, e.g.\n"
+        + block(d)
+        + "\n/* One X(method) per tflite::MicroMutableOpResolver method the model needs, e.g.\n"
         " *   #define KWS_ADD_OP(m) resolver.m();\n *   KWS_MODEL_FOR_EACH_OP(KWS_ADD_OP)\n */\n"
         f"#define KWS_MODEL_FOR_EACH_OP(X) \\\n{op_lines}\n\n"
         "/* Front-end parameters the model was trained with (checked against kws_frontend). */\n"
-        + block(feature_defs) +
-        "\n/* Live loop and recognizer (docs/ARCHITECTURE.md, \"Export contract\"): the model runs\n"
+        + block(feature_defs)
+        + '\n/* Live loop and recognizer (docs/ARCHITECTURE.md, "Export contract"): the model'
+        " runs\n"
         " * every KWS_INFERENCE_PERIOD_MS of audio; scores are averaged over the last\n"
         " * AVERAGE_WINDOW_MS; a detection needs the top label's average >= its entry of\n"
         " * THRESHOLDS (score*255, one per label; THRESHOLD: the value for labels not set\n"
         " * separately), the averaged results to span >= MINIMUM_COVERAGE_MS of audio, and\n"
         " * SUPPRESSION_MS since the last detection. */\n"
-        + block(rec_defs) + timing_text +
-        "\n#ifdef __cplusplus\nextern \"C\" {\n#endif\n\n"
+        + block(rec_defs)
+        + timing_text
+        + '\n#ifdef __cplusplus\nextern "C" {\n#endif\n\n'
         "extern const char *const kws_model_labels[KWS_MODEL_NUM_LABELS];\n"
         "extern const unsigned char kws_model_data[]; /* alignas(16) */\n"
         "extern const unsigned int kws_model_data_len;\n"
-        "\n#ifdef __cplusplus\n}  /* extern \"C\" */\n#endif\n\n"
+        '\n#ifdef __cplusplus\n}  /* extern "C" */\n#endif\n\n'
         "#endif  /* KWS_MODEL_DATA_H_ */\n"
     )
 
@@ -292,25 +350,31 @@ def render_source(tflite: bytes, labels: list[str], model_name: str, sha256: str
     """Text of ``kws_model_data.cc``: the model bytes (12 per line) and the labels."""
     lines = []
     for i in range(0, len(tflite), 12):
-        lines.append("  " + ", ".join(f"0x{b:02x}" for b in tflite[i:i + 12]) + ",")
+        lines.append("  " + ", ".join(f"0x{b:02x}" for b in tflite[i : i + 12]) + ",")
     label_text = "".join(f"  {_c_string(lab)},\n" for lab in labels)
     return (
         "/* kws_model_data.cc: generated by `kwstool export`; do not edit, re-export instead.\n"
         f" * Model {model_name}, {len(tflite)} bytes, sha256 {sha256}. */\n"
-        "#include \"kws_model_data.h\"\n\n"
+        '#include "kws_model_data.h"\n\n'
         "const char *const kws_model_labels[KWS_MODEL_NUM_LABELS] = {\n" + label_text + "};\n\n"
         "/* TFLite flatbuffer; TFLite-Micro needs it 16-byte aligned. */\n"
         "alignas(16) const unsigned char kws_model_data[] = {\n" + "\n".join(lines) + "\n};\n\n"
         f"const unsigned int kws_model_data_len = {len(tflite)};\n\n"
         "static_assert(sizeof(kws_model_data) == KWS_MODEL_DATA_BYTES,\n"
-        "              \"kws_model_data.h and kws_model_data.cc come from different exports\");\n"
+        '              "kws_model_data.h and kws_model_data.cc come from different exports");\n'
     )
 
 
 # --- the command -------------------------------------------------------------------------------
-def export(run_dir: str | os.PathLike, out_dir: str | os.PathLike = DEFAULT_OUT,
-           board: str = "nano33ble", recognizer: dict | None = None,
-           inference_period_ms: int | None = None, *, force: bool = False) -> ExportResult:
+def export(
+    run_dir: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str] = DEFAULT_OUT,
+    board: str = "nano33ble",
+    recognizer: dict[str, Any] | None = None,
+    inference_period_ms: int | None = None,
+    *,
+    force: bool = False,
+) -> ExportResult:
     """Write ``kws_model_data.h``/``.cc`` for the quantized model in ``run_dir`` into ``out_dir``.
 
     ``recognizer`` may hold ``average_window_ms``, ``suppression_ms``, ``minimum_coverage_ms``,
@@ -338,11 +402,15 @@ def export(run_dir: str | os.PathLike, out_dir: str | os.PathLike = DEFAULT_OUT,
     info = model_info(tflite, str(tflite_path))
     methods = resolver_methods(info.ops, str(tflite_path))
     if methods != report.get("op_resolver") or report.get("model_bytes") != len(tflite):
-        raise KwsError(f"{tflite_path.with_name('quantize.json')}: does not describe "
-                       f"{tflite_path.name}; re-run `kwstool quantize`")
+        raise KwsError(
+            f"{tflite_path.with_name('quantize.json')}: does not describe "
+            f"{tflite_path.name}; re-run `kwstool quantize`"
+        )
     if len(report["labels"]) != int(np.prod(info.output_shape[1:])):
-        raise KwsError(f"{tflite_path.with_name('quantize.json')}: {len(report['labels'])} labels "
-                       f"for a model with {info.output_shape} outputs; re-run `kwstool quantize`")
+        raise KwsError(
+            f"{tflite_path.with_name('quantize.json')}: {len(report['labels'])} labels "
+            f"for a model with {info.output_shape} outputs; re-run `kwstool quantize`"
+        )
 
     sha256 = hashlib.sha256(tflite).hexdigest()
     model_name = str(report.get("model") or "custom")
@@ -351,25 +419,35 @@ def export(run_dir: str | os.PathLike, out_dir: str | os.PathLike = DEFAULT_OUT,
     arena = arena_total(used)
     check_budget(len(tflite), arena, target, str(tflite_path))
     stride = int((report.get("features") or {}).get("stride_ms", 20))
-    timing = check_timing(tflite, target.name, str(tflite_path), stride, inference_period_ms,
-                          force)
+    timing = check_timing(tflite, target.name, str(tflite_path), stride, inference_period_ms, force)
 
     # stream-eval --calibrate's per-label thresholds (RUN/calibration.json), then the caller's
     rec = {**(load_calibration(tflite_path) or {}), **(recognizer or {})}
-    header = render_header(report, model_name, sha256, len(tflite), target, rec,
-                           timing["period_ms"], timing)
+    header = render_header(
+        report, model_name, sha256, len(tflite), target, rec, timing["period_ms"], timing
+    )
     source = render_source(tflite, list(report["labels"]), model_name, sha256)
     out = Path(out_dir)
     try:
         write_text(out / SOURCE_FILE, source)
         write_text(out / HEADER_FILE, header)
     except OSError as exc:
-        raise KwsError(f"{out}: cannot write the model files ({exc.strerror or exc}); choose a "
-                       f"writable folder with --out") from None
-    return ExportResult(header=out / HEADER_FILE, source=out / SOURCE_FILE, board=target,
-                        model_name=model_name, model_bytes=len(tflite), arena_used_bytes=used,
-                        arena_margin_bytes=margin, arena_bytes=arena,
-                        resolver_methods=methods, labels=list(report["labels"]),
-                        inference_ms=timing["inference_ms"],
-                        inference_period_ms=timing["period_ms"],
-                        realtime_problem=timing["problem"])
+        raise KwsError(
+            f"{out}: cannot write the model files ({exc.strerror or exc}); choose a "
+            f"writable folder with --out"
+        ) from None
+    return ExportResult(
+        header=out / HEADER_FILE,
+        source=out / SOURCE_FILE,
+        board=target,
+        model_name=model_name,
+        model_bytes=len(tflite),
+        arena_used_bytes=used,
+        arena_margin_bytes=margin,
+        arena_bytes=arena,
+        resolver_methods=methods,
+        labels=list(report["labels"]),
+        inference_ms=timing["inference_ms"],
+        inference_period_ms=timing["period_ms"],
+        realtime_problem=timing["problem"],
+    )

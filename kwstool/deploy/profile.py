@@ -21,6 +21,7 @@ import shutil
 import subprocess
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from kwstool.deploy.costmodel import (
     BOARD_TIMING,
@@ -51,12 +52,12 @@ class OpProfile:
     index: int
     op: str
     kernel: str
-    path: str                 # cmsis-nn / reference / copy
+    path: str  # cmsis-nn / reference / copy
     op_class: str
-    input_shapes: list
-    output_shape: tuple
-    filter_shape: tuple | None
-    params: dict
+    input_shapes: list[Any]
+    output_shape: tuple[Any, ...]
+    filter_shape: tuple[Any, ...] | None
+    params: dict[str, Any]
     macs: int
     est_instructions: float
     est_cycles: float
@@ -81,10 +82,10 @@ class ProfileResult:
     frontend_instructions_per_frame: int
     frontend_ms_per_frame: float
     measured: bool = False
-    measured_instructions: int | None = None    # whole Invoke (includes interpreter overhead)
+    measured_instructions: int | None = None  # whole Invoke (includes interpreter overhead)
     measured_cycles: float | None = None
     measured_ms: float | None = None
-    measurement: dict = field(default_factory=dict)
+    measurement: dict[str, Any] = field(default_factory=dict)
 
     @property
     def latency_ms(self) -> float:
@@ -95,7 +96,7 @@ class ProfileResult:
     def source(self) -> str:
         return "m4sim (QEMU instruction count)" if self.measured else "cost model"
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["latency_ms"] = self.latency_ms
         d["source"] = self.source
@@ -112,33 +113,60 @@ def board_timing(board: str) -> BoardTiming:
     return BOARD_TIMING[board]
 
 
-def estimate(tflite: bytes, board: str = "nano33ble", where: str = "model",
-             table: dict | None = None) -> ProfileResult:
+def estimate(
+    tflite: bytes,
+    board: str = "nano33ble",
+    where: str = "model",
+    table: dict[str, Any] | None = None,
+) -> ProfileResult:
     """The cost model's profile of ``tflite`` bytes on ``board``."""
     t = board_timing(board)
     ops = []
     for info in model_ops(tflite, where):
         ins = instructions(info, table)
         cyc = ins * t.cycles_per_instruction
-        ops.append(OpProfile(index=info.index, op=info.op, kernel=info.kernel, path=info.path,
-                             op_class=info.op_class, input_shapes=info.input_shapes,
-                             output_shape=info.output_shape, filter_shape=info.filter_shape,
-                             params=info.params, macs=info.macs, est_instructions=ins,
-                             est_cycles=cyc, est_ms=_ms(cyc, t.clock_mhz)))
+        ops.append(
+            OpProfile(
+                index=info.index,
+                op=info.op,
+                kernel=info.kernel,
+                path=info.path,
+                op_class=info.op_class,
+                input_shapes=info.input_shapes,
+                output_shape=info.output_shape,
+                filter_shape=info.filter_shape,
+                params=info.params,
+                macs=info.macs,
+                est_instructions=ins,
+                est_cycles=cyc,
+                est_ms=_ms(cyc, t.clock_mhz),
+            )
+        )
     total_ins = sum(o.est_instructions for o in ops)
     total_cyc = total_ins * t.cycles_per_instruction
     fe_cyc = t.frontend_instructions_per_frame * t.cycles_per_instruction
-    return ProfileResult(model_path=where, board=board, clock_mhz=t.clock_mhz,
-                         cycles_per_instruction=t.cycles_per_instruction,
-                         cycles_note=t.cycles_note, estimate_note=t.note, ops=ops,
-                         est_instructions=total_ins, est_cycles=total_cyc,
-                         est_ms=_ms(total_cyc, t.clock_mhz),
-                         frontend_instructions_per_frame=t.frontend_instructions_per_frame,
-                         frontend_ms_per_frame=_ms(fe_cyc, t.clock_mhz))
+    return ProfileResult(
+        model_path=where,
+        board=board,
+        clock_mhz=t.clock_mhz,
+        cycles_per_instruction=t.cycles_per_instruction,
+        cycles_note=t.cycles_note,
+        estimate_note=t.note,
+        ops=ops,
+        est_instructions=total_ins,
+        est_cycles=total_cyc,
+        est_ms=_ms(total_cyc, t.clock_mhz),
+        frontend_instructions_per_frame=t.frontend_instructions_per_frame,
+        frontend_ms_per_frame=_ms(fe_cyc, t.clock_mhz),
+    )
 
 
-def profile(model_path: str | os.PathLike, board: str = "nano33ble", measure: bool = False,
-            tflm_src: str | os.PathLike | None = None) -> ProfileResult:
+def profile(
+    model_path: str | os.PathLike[str],
+    board: str = "nano33ble",
+    measure: bool = False,
+    tflm_src: str | os.PathLike[str] | None = None,
+) -> ProfileResult:
     """Per-operator and total cycles and milliseconds of an int8 .tflite on ``board``.
 
     ``model_path`` is a .tflite or a run folder holding ``model_int8.tflite``. ``measure``: also
@@ -157,20 +185,24 @@ def profile(model_path: str | os.PathLike, board: str = "nano33ble", measure: bo
     if measure:
         t = board_timing(board)
         if not t.measured:
-            raise KwsError(f"--measure: no emulator for {board} ({t.note}); the cost model's "
-                           f"estimate is all kwstool has, drop --measure")
+            raise KwsError(
+                f"--measure: no emulator for {board} ({t.note}); the cost model's "
+                f"estimate is all kwstool has, drop --measure"
+            )
         apply_measurement(result, measure_m4(tflite, tflm_src, str(p)))
     return result
 
 
-def apply_measurement(result: ProfileResult, m: dict) -> ProfileResult:
+def apply_measurement(result: ProfileResult, m: dict[str, Any]) -> ProfileResult:
     """Fill the measured columns of ``result`` from :func:`measure_m4`'s output."""
     per_op = m["ops"]
     if len(per_op) != len(result.ops):
-        raise KwsError(f"{result.model_path}: m4sim reported {len(per_op)} operators for a model "
-                       f"with {len(result.ops)}; rebuild the harness (delete its build folder)")
+        raise KwsError(
+            f"{result.model_path}: m4sim reported {len(per_op)} operators for a model "
+            f"with {len(result.ops)}; rebuild the harness (delete its build folder)"
+        )
     cpi, mhz = result.cycles_per_instruction, result.clock_mhz
-    for op, (name, ins) in zip(result.ops, per_op):
+    for op, (_name, ins) in zip(result.ops, per_op):
         op.measured_instructions = ins
         op.measured_cycles = ins * cpi
         op.measured_ms = _ms(ins * cpi, mhz)
@@ -185,13 +217,14 @@ def apply_measurement(result: ProfileResult, m: dict) -> ProfileResult:
 
 
 # --- real time ---------------------------------------------------------------------------------
-def inference_period_ms(latency_ms: float, frontend_ms_per_frame: float = 0.0,
-                        max_period_ms: int = MAX_PERIOD_MS) -> int | None:
+def inference_period_ms(
+    latency_ms: float, frontend_ms_per_frame: float = 0.0, max_period_ms: int = MAX_PERIOD_MS
+) -> int | None:
     """The firmware's inference period: the smallest multiple of the 20 ms feature stride that
     holds the inference (with :data:`LATENCY_MARGIN` headroom) plus the front end's frames of
     that period; ``None`` when that exceeds ``max_period_ms`` (cannot keep real time)."""
     if frontend_ms_per_frame >= FEATURE_STRIDE_MS:
-        return None          # the front end alone cannot keep up
+        return None  # the front end alone cannot keep up
     period = FEATURE_STRIDE_MS
     while period <= max_period_ms:
         frames = period // FEATURE_STRIDE_MS
@@ -201,8 +234,9 @@ def inference_period_ms(latency_ms: float, frontend_ms_per_frame: float = 0.0,
     return None
 
 
-def check_realtime(result: ProfileResult, board: str | None = None,
-                   period_ms: int | None = None) -> int:
+def check_realtime(
+    result: ProfileResult, board: str | None = None, period_ms: int | None = None
+) -> int:
     """The inference period for ``result`` on its board, or KwsError with a one-line reason.
 
     ``period_ms`` asks for a specific cadence (a multiple of 20 ms) and refuses when the model
@@ -215,23 +249,29 @@ def check_realtime(result: ProfileResult, board: str | None = None,
     what = f"{result.model_path}: inference {lat:.0f} ms on {board} ({result.source})"
     if period_ms is not None:
         if period_ms <= 0 or period_ms % FEATURE_STRIDE_MS:
-            raise KwsError(f"inference period {period_ms} ms is not a positive multiple of the "
-                           f"{FEATURE_STRIDE_MS} ms feature stride")
+            raise KwsError(
+                f"inference period {period_ms} ms is not a positive multiple of the "
+                f"{FEATURE_STRIDE_MS} ms feature stride"
+            )
         need = lat * LATENCY_MARGIN + (period_ms // FEATURE_STRIDE_MS) * fe
         if need > period_ms:
-            raise KwsError(f"{what} x {LATENCY_MARGIN} + front end {fe:.1f} ms/frame needs "
-                           f"{need:.0f} ms > the {period_ms} ms period; choose a longer period, "
-                           f"a smaller model, or --force")
+            raise KwsError(
+                f"{what} x {LATENCY_MARGIN} + front end {fe:.1f} ms/frame needs "
+                f"{need:.0f} ms > the {period_ms} ms period; choose a longer period, "
+                f"a smaller model, or --force"
+            )
         return period_ms
     period = inference_period_ms(lat, fe)
     if period is None:
-        raise KwsError(f"{what} cannot keep real time: x {LATENCY_MARGIN} + front end needs more "
-                       f"than the {MAX_PERIOD_MS} ms longest period; train a smaller model "
-                       f"(see docs/m4_op_costs.md) or export with --force")
+        raise KwsError(
+            f"{what} cannot keep real time: x {LATENCY_MARGIN} + front end needs more "
+            f"than the {MAX_PERIOD_MS} ms longest period; train a smaller model "
+            f"(see docs/m4_op_costs.md) or export with --force"
+        )
     return period
 
 
-def latency_report(tflite: bytes, where: str = "model") -> dict:
+def latency_report(tflite: bytes, where: str = "model") -> dict[str, Any]:
     """Cost-model latency of ``tflite`` on every board, for ``quantize.json`` (``latency``)."""
     out = {}
     for board in BOARD_TIMING:
@@ -250,7 +290,7 @@ def latency_report(tflite: bytes, where: str = "model") -> dict:
 
 
 # --- measurement (m4sim on QEMU) ---------------------------------------------------------------
-def _find_tflm_src(tflm_src) -> Path:
+def _find_tflm_src(tflm_src: str | os.PathLike[str] | None) -> Path:
     """The pinned library's ``src/`` folder (holding tensorflow/lite/micro)."""
     candidates = []
     if tflm_src:
@@ -262,49 +302,64 @@ def _find_tflm_src(tflm_src) -> Path:
         candidates += sorted(libdeps.glob(f"*/{TFLM_LIB}"))
     for c in candidates:
         for root in (c / "src", c):
-            if (root / "tensorflow" / "lite" / "micro" / "micro_interpreter.h").exists() and \
-                    (root / "third_party" / "cmsis_nn").is_dir():
+            if (root / "tensorflow" / "lite" / "micro" / "micro_interpreter.h").exists() and (
+                root / "third_party" / "cmsis_nn"
+            ).is_dir():
                 return root.resolve()
     if tflm_src or os.environ.get("KWSTOOL_TFLM_SRC"):
-        raise KwsError(f"{candidates[0]}: not the {TFLM_LIB} library (no src/tensorflow/lite/micro "
-                       f"with third_party/cmsis_nn); pass the folder `pio run` put in "
-                       f"firmware/.pio/libdeps/nano33ble/{TFLM_LIB}")
-    raise KwsError(f"--measure needs the TFLite-Micro sources the firmware pins: run `pio run -e "
-                   f"nano33ble` in firmware/ once (fetches {TFLM_LIB}), or pass --tflm-src DIR "
-                   f"(or set KWSTOOL_TFLM_SRC)")
+        raise KwsError(
+            f"{candidates[0]}: not the {TFLM_LIB} library (no src/tensorflow/lite/micro "
+            f"with third_party/cmsis_nn); pass the folder `pio run` put in "
+            f"firmware/.pio/libdeps/nano33ble/{TFLM_LIB}"
+        )
+    raise KwsError(
+        f"--measure needs the TFLite-Micro sources the firmware pins: run `pio run -e "
+        f"nano33ble` in firmware/ once (fetches {TFLM_LIB}), or pass --tflm-src DIR "
+        f"(or set KWSTOOL_TFLM_SRC)"
+    )
 
 
 def check_tools() -> None:
     """KwsError naming what is missing to measure (one line)."""
     missing = [t for t in (CXX, "arm-none-eabi-gcc", "make") if shutil.which(t) is None]
     if missing:
-        raise KwsError(f"--measure needs {', '.join(missing)}: install them (apt-get install "
-                       f"{APT_TOOLCHAIN} make)")
+        raise KwsError(
+            f"--measure needs {', '.join(missing)}: install them (apt-get install "
+            f"{APT_TOOLCHAIN} make)"
+        )
     if shutil.which(QEMU) is None:
         raise KwsError(f"--measure needs {QEMU}: install it (apt-get install qemu-system-arm)")
     if not (HARNESS_DIR / "Makefile").exists():
-        raise KwsError(f"--measure needs the m4sim harness in {HARNESS_DIR} (a kwstool source "
-                       f"checkout); it is not part of an installed wheel")
+        raise KwsError(
+            f"--measure needs the m4sim harness in {HARNESS_DIR} (a kwstool source "
+            f"checkout); it is not part of an installed wheel"
+        )
 
 
 def _build_dir(src: Path) -> Path:
     """A cache folder per (TFLM sources, harness sources) pair."""
     h = hashlib.sha256(str(src).encode())
     for f in sorted(HARNESS_DIR.iterdir()):
-        if f.is_file() and f.suffix in (".c", ".cpp", ".h", ".ld") or f.name == "Makefile":
+        if (f.is_file() and f.suffix in (".c", ".cpp", ".h", ".ld")) or f.name == "Makefile":
             h.update(f.name.encode() + f.read_bytes())
     base = os.environ.get("KWSTOOL_M4SIM_BUILD")
-    root = Path(base) if base else Path(os.environ.get("XDG_CACHE_HOME",
-                                                         Path.home() / ".cache")) / "kwstool"
+    root = (
+        Path(base)
+        if base
+        else Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "kwstool"
+    )
     return root / "m4sim" / h.hexdigest()[:16]
 
 
-def _run(cmd: list, what: str, timeout: float, cwd=None) -> str:
+def _run(cmd: list[Any], what: str, timeout: float, cwd: Path | None = None) -> str:
     try:
-        proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout,
-                              check=False)
+        proc = subprocess.run(
+            cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False
+        )
     except subprocess.TimeoutExpired:
-        raise KwsError(f"m4sim: {what} took more than {timeout:.0f} s; see firmware/m4sim/README.md")
+        raise KwsError(
+            f"m4sim: {what} took more than {timeout:.0f} s; see firmware/m4sim/README.md"
+        ) from None
     if proc.returncode != 0:
         tail = (proc.stderr.strip() or proc.stdout.strip()).splitlines()
         err = next((ln for ln in tail if "error" in ln.lower()), tail[-1] if tail else "")
@@ -313,9 +368,9 @@ def _run(cmd: list, what: str, timeout: float, cwd=None) -> str:
     return proc.stdout + "\n" + proc.stderr
 
 
-def parse_output(text: str) -> dict:
+def parse_output(text: str) -> dict[str, Any]:
     """The ``M4SIM ...`` lines of the runner -> dict (see firmware/m4sim/README.md)."""
-    out: dict = {"ops": [], "invoke": []}
+    out: dict[str, Any] = {"ops": [], "invoke": []}
     for line in text.splitlines():
         if not line.startswith("M4SIM "):
             continue
@@ -338,17 +393,22 @@ def parse_output(text: str) -> dict:
         elif kind == "done":
             out["done"] = True
     if not out.get("done") or not out["invoke"]:
-        raise KwsError("m4sim: the runner stopped before the end of its output; see "
-                       "firmware/m4sim/README.md")
+        raise KwsError(
+            "m4sim: the runner stopped before the end of its output; see firmware/m4sim/README.md"
+        )
     cal = out.get("calibration") or {}
     if cal.get("loop_instructions") != cal.get("measured_instructions"):
-        raise KwsError(f"m4sim: timer calibration off ({cal}); QEMU must run with -icount "
-                       f"shift=0 on mps2-an386")
+        raise KwsError(
+            f"m4sim: timer calibration off ({cal}); QEMU must run with -icount "
+            f"shift=0 on mps2-an386"
+        )
     out["invoke_instructions"] = out["invoke"][-1]
     return out
 
 
-def measure_m4(tflite: bytes, tflm_src=None, where: str = "model") -> dict:
+def measure_m4(
+    tflite: bytes, tflm_src: str | os.PathLike[str] | None = None, where: str = "model"
+) -> dict[str, Any]:
     """Run ``tflite`` on m4sim; per-op instructions, whole-invoke instructions, front end."""
     from kwstool.core.tflite import model_info, resolver_methods
 
@@ -357,21 +417,42 @@ def measure_m4(tflite: bytes, tflm_src=None, where: str = "model") -> dict:
     build = _build_dir(src)
     build.mkdir(parents=True, exist_ok=True)
     methods = resolver_methods(model_info(tflite, where).ops, where)
-    ops_text = ("#define M4SIM_FOR_EACH_OP(X) " + " ".join(f"X({m})" for m in methods) + "\n")
+    ops_text = "#define M4SIM_FOR_EACH_OP(X) " + " ".join(f"X({m})" for m in methods) + "\n"
     tag = hashlib.sha256(ops_text.encode()).hexdigest()[:12]
     ops_h = build / f"ops_{tag}.h"
     if not ops_h.exists() or ops_h.read_text() != ops_text:
         ops_h.write_text(ops_text)
     jobs = str(max(1, min(4, os.cpu_count() or 1)))
-    make = ["make", "-s", "-C", str(HARNESS_DIR), f"-j{jobs}", f"TFLM_SRC={src}", f"BUILD={build}",
-            f"OPS={ops_h}", f"TAG={tag}"]
-    _run(make + ["all"], "build (first time: compiles TFLM + CMSIS-NN, a few minutes)", 3600)
+    make = [
+        "make",
+        "-s",
+        "-C",
+        str(HARNESS_DIR),
+        f"-j{jobs}",
+        f"TFLM_SRC={src}",
+        f"BUILD={build}",
+        f"OPS={ops_h}",
+        f"TAG={tag}",
+    ]
+    _run([*make, "all"], "build (first time: compiles TFLM + CMSIS-NN, a few minutes)", 3600)
     model_file = build / f"model_{hashlib.sha256(tflite).hexdigest()[:16]}.tflite"
     model_file.write_bytes(tflite)
-    qemu = [QEMU, "-M", "mps2-an386", "-icount", "shift=0", "-nographic", "-monitor", "none",
-            "-serial", "none", "-semihosting-config",
-            f"enable=on,target=native,arg=m4sim,arg={model_file}",
-            "-kernel", str(build / f"m4sim_{tag}.elf")]
+    qemu = [
+        QEMU,
+        "-M",
+        "mps2-an386",
+        "-icount",
+        "shift=0",
+        "-nographic",
+        "-monitor",
+        "none",
+        "-serial",
+        "none",
+        "-semihosting-config",
+        f"enable=on,target=native,arg=m4sim,arg={model_file}",
+        "-kernel",
+        str(build / f"m4sim_{tag}.elf"),
+    ]
     text = _run(qemu, "QEMU run", QEMU_TIMEOUT_S)
     result = parse_output(text)
     result["tflm_src"] = str(src)

@@ -178,7 +178,8 @@ def _fold(
     result = {"fold": f, "config": cfg.to_dict(), "test_count": ev.count, "top1": ev.top1,
               "correct": int(np.trace(ev.confusion)), "macro_f1": ev.macro_f1,
               "recall": {c.label: c.recall for c in ev.per_class}, "best_epoch": tr.best_epoch,
-              "epochs_run": tr.epochs_run, "seconds": round(time.perf_counter() - t0, 1)}  # fmt: skip
+              "epochs_run": tr.epochs_run,
+              "seconds": round(time.perf_counter() - t0, 1)}  # fmt: skip
     write_json(cached, result)
     return result
 

@@ -46,16 +46,23 @@ def _block(x: Any, channels: int, kernel: int, dropout: float, name: str) -> Any
     return layers.ReLU(name=f"{name}_relu")(x)
 
 
-def ds_tcn(num_labels: int, batch_size: int | None = None, channels: int = 64,
-           stem_kernel: int = 5, kernels: tuple[int, ...] = DS_TCN_KERNELS,
-           pool_after: int | None = None, dropout: float = 0.1) -> Any:
+def ds_tcn(
+    num_labels: int,
+    batch_size: int | None = None,
+    channels: int = 64,
+    stem_kernel: int = 5,
+    kernels: tuple[int, ...] = DS_TCN_KERNELS,
+    pool_after: int | None = None,
+    dropout: float = 0.1,
+) -> Any:
     """The default keyword model (see the module docstring); about 35k parameters for 12 labels."""
     keras, layers = zoo._layers()
     frames, bins = zoo.INPUT_SHAPE[0], zoo.INPUT_SHAPE[1]
     inputs = keras.Input(shape=zoo.INPUT_SHAPE, batch_size=batch_size, name="features")
     x = layers.Reshape((frames, 1, bins), name="bins_as_channels")(inputs)
-    x = layers.Conv2D(channels, (stem_kernel, 1), strides=(2, 1), padding="valid",
-                      use_bias=False, name="stem")(x)
+    x = layers.Conv2D(
+        channels, (stem_kernel, 1), strides=(2, 1), padding="valid", use_bias=False, name="stem"
+    )(x)
     # The input normalisation after the (linear) stem: the same function and gradients as
     # scaling the input, but the converter folds a multiply *after* a convolution into it,
     # whereas one between the reshape and the convolution would stay a MUL op on the board.

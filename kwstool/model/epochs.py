@@ -36,7 +36,10 @@ class Epoch:
 
 
 def extras(
-    extra_examples: ExtraExamples | None, seed: int, epoch: int, num_labels: int,
+    extra_examples: ExtraExamples | None,
+    seed: int,
+    epoch: int,
+    num_labels: int,
     model: Any = None,
 ) -> tuple[np.ndarray | None, np.ndarray | None]:
     """Call ``extra_examples`` for ``epoch`` and check what it gave (one-line errors). A hook

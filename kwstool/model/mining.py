@@ -38,7 +38,9 @@ class HardNegatives:
     threshold: float = 0.5
     pool_size: int = 1500
     mined_per_epoch: int = 600
-    pool: np.ndarray = field(default_factory=lambda: np.empty((0, NUM_FRAMES, NUM_CHANNELS), np.int8))
+    pool: np.ndarray = field(
+        default_factory=lambda: np.empty((0, NUM_FRAMES, NUM_CHANNELS), np.int8)
+    )
     history: list[dict[str, Any]] = field(default_factory=list)
 
     needs_model = True  # train() calls it (rng, epoch, model)
@@ -48,22 +50,23 @@ class HardNegatives:
         """Examples one call returns once the pool is full (for the learning-rate schedule)."""
         return self.windows.count + min(self.mined_per_epoch, self.pool_size)
 
-    def __call__(self, rng: np.random.Generator, epoch: int, model: Any
-                 ) -> tuple[np.ndarray, np.ndarray]:
+    def __call__(
+        self, rng: np.random.Generator, epoch: int, model: Any
+    ) -> tuple[np.ndarray, np.ndarray]:
         feats, labels = self.windows(rng)
         if model is not None and epoch > 1 and (epoch - 1) % self.every == 0:
             self.mine(rng, model, epoch)
         if len(self.pool):
-            take = rng.choice(len(self.pool), size=min(self.mined_per_epoch, len(self.pool)),
-                              replace=False)
+            take = rng.choice(
+                len(self.pool), size=min(self.mined_per_epoch, len(self.pool)), replace=False
+            )
             feats = np.concatenate([feats, self.pool[take]])
             labels = np.concatenate([labels, np.full(len(take), self.windows.unknown)])
         return feats, labels
 
     def negative_frames(self, rng: np.random.Generator) -> np.ndarray:
         """int8 features of a continuous stream of other words and noise (no keyword)."""
-        cfg = replace(self.windows.config, keyword_share=0.0,
-                      stream_seconds=self.stream_seconds)
+        cfg = replace(self.windows.config, keyword_share=0.0, stream_seconds=self.stream_seconds)
         negative = replace(self.windows, config=cfg, count=0)
         stream, _ = negative._stream(rng)
         return to_int8(compute_raw(stream))
@@ -73,14 +76,21 @@ class HardNegatives:
         frames = self.negative_frames(rng)
         ends = np.arange(NUM_FRAMES - 1, len(frames), self.hop_frames)
         wins = np.stack([frames[e - NUM_FRAMES + 1 : e + 1] for e in ends])
-        probs = np.asarray(model.predict(wins.astype(np.float32)[..., None], batch_size=512,
-                                         verbose=0))
+        probs = np.asarray(
+            model.predict(wins.astype(np.float32)[..., None], batch_size=512, verbose=0)
+        )
         keyword = np.array([not is_filler(n) for n in self.windows.label_names])
         best = probs[:, keyword].max(axis=1)
         hard = wins[best >= self.threshold]
         self.pool = np.concatenate([self.pool, hard])[-self.pool_size :]
         seconds = len(frames) * 0.02
-        self.history.append({"epoch": epoch, "windows": int(len(wins)), "hard": int(len(hard)),
-                             "false_accept_windows_per_hour": round(len(hard) * 3600 / seconds, 1),
-                             "pool": int(len(self.pool))})
-        return int(len(hard))
+        self.history.append(
+            {
+                "epoch": epoch,
+                "windows": len(wins),
+                "hard": len(hard),
+                "false_accept_windows_per_hour": round(len(hard) * 3600 / seconds, 1),
+                "pool": len(self.pool),
+            }
+        )
+        return len(hard)

@@ -239,7 +239,7 @@ def _run_epoch(s: _Session, epoch: int) -> dict[str, Any]:
 def _record(s: _Session, row: dict[str, Any]) -> tuple[bool, bool]:
     """Update the state with ``row``, save best/checkpoint/history; (improved, stop)."""
     state, epoch = s.state, row["epoch"]
-    state["history"] = s.history + [row]
+    state["history"] = [*s.history, row]
     improved = row["score"] > state["best_score"]
     if improved:
         state.update(
@@ -300,8 +300,10 @@ def _session(
     labels = list(data.labels)
     y_train = np.asarray(train_split.labels, dtype=np.int64)
     if hooks.get("extra_examples") is None and cfg.stream_windows > 0:
-        hooks = {**hooks, "extra_examples": stream_examples(cfg, train_split, labels,
-                                                            data.background_noise)}
+        hooks = {
+            **hooks,
+            "extra_examples": stream_examples(cfg, train_split, labels, data.background_noise),
+        }
     n_extra = int(getattr(hooks.get("extra_examples"), "per_epoch", 0))
     net, optimizer, schedule, opt_info = _compile(cfg, len(labels), len(y_train) + n_extra)
     silence = labels.index(SILENCE_LABEL) if SILENCE_LABEL in labels else None

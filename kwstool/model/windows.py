@@ -104,7 +104,9 @@ class StreamWindows:
         self.noise = [np.asarray(r, np.float32).reshape(-1) for r in self.noise if np.size(r)]
         voiced = np.array([e > s for s, e in self.spans], dtype=bool)
         self.keyword_idx = np.flatnonzero(keyword[self.labels] & voiced)
-        self.other_idx = np.flatnonzero(~keyword[self.labels] & (self.labels != self.silence) & voiced)
+        self.other_idx = np.flatnonzero(
+            ~keyword[self.labels] & (self.labels != self.silence) & voiced
+        )
         if len(self.keyword_idx) == 0:
             raise ValueError("stream windows need voiced keyword clips in the training split")
 
@@ -127,8 +129,11 @@ class StreamWindows:
 
     # --- stream ----------------------------------------------------------------------------------
     def _pick(self, rng: np.random.Generator) -> int:
-        pool = self.keyword_idx if (rng.random() < self.config.keyword_share or
-                                    len(self.other_idx) == 0) else self.other_idx
+        pool = (
+            self.keyword_idx
+            if (rng.random() < self.config.keyword_share or len(self.other_idx) == 0)
+            else self.other_idx
+        )
         return int(pool[rng.integers(len(pool))])
 
     def _stream(self, rng: np.random.Generator) -> tuple[np.ndarray, list[_Event]]:
@@ -161,8 +166,9 @@ class StreamWindows:
         x += rng.uniform(*self.config.noise_volume) * rec[start : start + len(x)]
 
     # --- windows ---------------------------------------------------------------------------------
-    def _windows(self, frames: np.ndarray, events: list[_Event], rng: np.random.Generator
-                 ) -> tuple[list[np.ndarray], list[int]]:
+    def _windows(
+        self, frames: np.ndarray, events: list[_Event], rng: np.random.Generator
+    ) -> tuple[list[np.ndarray], list[int]]:
         ends = self._window_ends(len(frames), events, rng)
         feats, labels = [], []
         for end in ends:
@@ -172,8 +178,9 @@ class StreamWindows:
                 labels.append(label)
         return feats, labels
 
-    def _window_ends(self, n_frames: int, events: list[_Event], rng: np.random.Generator
-                     ) -> list[int]:
+    def _window_ends(
+        self, n_frames: int, events: list[_Event], rng: np.random.Generator
+    ) -> list[int]:
         """Last frame index of each window: around every keyword (at random offsets that hold
         the whole word, or cut it at an edge) plus uniformly random positions."""
         c = self.config

@@ -172,7 +172,10 @@ class MicSource:
             self.stream.close()
 
     def describe(self) -> str:
-        return f"microphone {self.device if self.device is not None else '(default)'} at {self.rate} Hz"
+        return (
+            f"microphone {self.device if self.device is not None else '(default)'}"
+            f" at {self.rate} Hz"
+        )
 
 
 @dataclass

@@ -58,7 +58,7 @@ class View:
         self._last = 0.0
         self._state: ListenState | None = None
 
-    def __enter__(self) -> View:  # noqa: PYI034 - typing_extensions is no dependency
+    def __enter__(self) -> View:
         if self.console.is_terminal:
             from rich.live import Live
 

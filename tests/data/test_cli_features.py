@@ -8,8 +8,8 @@ import sys
 import numpy as np
 from wavgen import as_int16, tone, write_wav
 
-from kwstool.core import frontend as features
 from kwstool.cli import main
+from kwstool.core import frontend as features
 
 
 def make_folder(tmp_path):
@@ -38,7 +38,10 @@ def test_folder_skips_bad_files_and_writes_list(tmp_path, capsys):
     assert main(["features", str(d), "--out", str(out), "--png", str(tmp_path / "f.png")]) == 0
     arr = np.load(out)
     assert arr.shape == (2, 49, 40)
-    assert (tmp_path / "f.files.txt").read_text().splitlines() == [str(d / "a.wav"), str(d / "b.wav")]
+    assert (tmp_path / "f.files.txt").read_text().splitlines() == [
+        str(d / "a.wav"),
+        str(d / "b.wav"),
+    ]
     err = capsys.readouterr().err
     assert "broken.wav" in err and "empty.wav" in err
     png = (tmp_path / "f.png").read_bytes()
@@ -64,7 +67,18 @@ def test_missing_path_and_bad_suffix(tmp_path, capsys):
 
 def test_console_script_prints_no_traceback(tmp_path):
     (tmp_path / "bad.wav").write_bytes(b"RIFF")
-    proc = subprocess.run([sys.executable, "-m", "kwstool", "features", str(tmp_path / "bad.wav"),
-                           "--out", str(tmp_path / "o.npy")], capture_output=True, text=True)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "kwstool",
+            "features",
+            str(tmp_path / "bad.wav"),
+            "--out",
+            str(tmp_path / "o.npy"),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr and "bad.wav" in proc.stderr

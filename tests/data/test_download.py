@@ -18,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import shared_path
 from scipy.io import wavfile
 
-from conftest import shared_path
 from kwstool.data import download as dl
 from kwstool.errors import KwsError
 
@@ -152,7 +152,8 @@ def _archive_members() -> dict[str, bytes]:
         members[f"./bird/{spk}_nohash_0.wav"] = _wav_bytes(_tone(1234.0, 99))
     rng = np.random.default_rng(5)
     members["./_background_noise_/hum.wav"] = _wav_bytes(
-        rng.normal(0, 200, 20 * 16000).astype(np.int16))
+        rng.normal(0, 200, 20 * 16000).astype(np.int16)
+    )
     members["./README.md"] = b"test archive\n"
     return members
 
@@ -191,8 +192,12 @@ def test_full_download_is_verified_and_reused(server, tmp_path, archive_bytes):
 def test_dropped_connection_is_resumed_with_range(server, tmp_path, archive_bytes):
     server.files["/a.tar.gz"] = archive_bytes
     server.drop_once.add("/a.tar.gz")
-    res = dl.download(server.url + "/a.tar.gz", tmp_path,
-                      sha256=hashlib.sha256(archive_bytes).hexdigest(), progress=False)
+    res = dl.download(
+        server.url + "/a.tar.gz",
+        tmp_path,
+        sha256=hashlib.sha256(archive_bytes).hexdigest(),
+        progress=False,
+    )
     assert res.path.read_bytes() == archive_bytes
     half = len(archive_bytes) // 2
     assert server.log == [("/a.tar.gz", None), ("/a.tar.gz", f"bytes={half}-")]
@@ -219,8 +224,12 @@ def test_interrupted_download_resumes_on_next_run(server, tmp_path, archive_byte
 def test_complete_part_file_is_finished_without_refetching(server, tmp_path, archive_bytes):
     server.files["/a.tar.gz"] = archive_bytes
     (tmp_path / "a.tar.gz.part").write_bytes(archive_bytes)  # killed just before the rename
-    res = dl.download(server.url + "/a.tar.gz", tmp_path,
-                      sha256=hashlib.sha256(archive_bytes).hexdigest(), progress=False)
+    res = dl.download(
+        server.url + "/a.tar.gz",
+        tmp_path,
+        sha256=hashlib.sha256(archive_bytes).hexdigest(),
+        progress=False,
+    )
     assert res.path.read_bytes() == archive_bytes and res.resumed_from == len(archive_bytes)
     assert server.log == [("/a.tar.gz", f"bytes={len(archive_bytes)}-")]  # answered 416
 
@@ -229,15 +238,22 @@ def test_server_ignoring_range_restarts_cleanly(server, tmp_path, archive_bytes)
     server.files["/a.tar.gz"] = archive_bytes
     (tmp_path / "a.tar.gz.part").write_bytes(archive_bytes[:1000])
     server.ignore_range = True
-    res = dl.download(server.url + "/a.tar.gz", tmp_path,
-                      sha256=hashlib.sha256(archive_bytes).hexdigest(), progress=False)
+    res = dl.download(
+        server.url + "/a.tar.gz",
+        tmp_path,
+        sha256=hashlib.sha256(archive_bytes).hexdigest(),
+        progress=False,
+    )
     assert res.path.read_bytes() == archive_bytes and res.resumed_from == 0
 
 
 def test_checksum_mismatch_keeps_nothing(server, tmp_path, archive_bytes):
     server.files["/a.tar.gz"] = archive_bytes
-    with pytest.raises(KwsError, match=r"has sha256 [0-9a-f]{64}, expected 0{64}; the download "
-                                       r"was deleted"):
+    with pytest.raises(
+        KwsError,
+        match=r"has sha256 [0-9a-f]{64}, expected 0{64}; the download "
+        r"was deleted",
+    ):
         dl.download(server.url + "/a.tar.gz", tmp_path, sha256="0" * 64, progress=False)
     assert sorted(p.name for p in tmp_path.iterdir()) == []
 
@@ -309,13 +325,16 @@ def _evil_tar(path: Path, kind: str) -> str:
         return bad.name
 
 
-@pytest.mark.parametrize("kind,why", [
-    ("dotdot", "has a '..' path component"),
-    ("absolute", "has an absolute path"),
-    ("symlink", "is a symbolic link"),
-    ("hardlink", "is a hard link"),
-    ("device", "is a device file"),
-])
+@pytest.mark.parametrize(
+    "kind,why",
+    [
+        ("dotdot", "has a '..' path component"),
+        ("absolute", "has an absolute path"),
+        ("symlink", "is a symbolic link"),
+        ("hardlink", "is a hard link"),
+        ("device", "is a device file"),
+    ],
+)
 def test_unsafe_members_are_rejected(tmp_path, kind, why):
     work = tmp_path / "work"
     work.mkdir()
@@ -357,8 +376,8 @@ def test_extraction_is_done_once(tmp_path, archive_bytes):
 
 # --- prepare from a URL, end to end -------------------------------------------------------------
 def test_prepare_from_url_end_to_end(server, tmp_path, archive_bytes):
-    from kwstool.data import load_prepared, prepare
     from kwstool.core.frontend import compute
+    from kwstool.data import load_prepared, prepare
 
     members = _archive_members()
     # add two real Speech Commands clips to the unknown pool
@@ -383,17 +402,22 @@ def test_prepare_from_url_end_to_end(server, tmp_path, archive_bytes):
         assert (per["yes"], per["no"]) == (n[s], n[s])
         assert per["_unknown_"] == want  # the pools are big enough
         assert per["_silence_"] == want  # slices of the 20 s noise recording
-    assert res.skipped == [] and res.clips_found == len([m for m in members if "/_" not in m
-                                                         and m.endswith(".wav")])
+    assert res.skipped == [] and res.clips_found == len(
+        [m for m in members if "/_" not in m and m.endswith(".wav")]
+    )
     data_ = load_prepared(out)
-    assert data_.manifest["archive"] == {"name": "mywords.tar.gz", "sha256": sha,
-                                         "verified": True}
+    assert data_.manifest["archive"] == {"name": "mywords.tar.gz", "sha256": sha, "verified": True}
     assert list(data_.background_noise) == ["hum"]
     tr = data_.split("train")
     assert np.array_equal(tr.features, compute(tr.audio))
     row = tr.files.index(f"yes/{SPEAKERS['train'][0]}_nohash_0.wav")
-    assert np.array_equal(tr.audio[row], _tone(440.0 + sorted(sum(SPEAKERS.values(), [])).index(
-        SPEAKERS["train"][0]), sorted(sum(SPEAKERS.values(), [])).index(SPEAKERS["train"][0])))
+    assert np.array_equal(
+        tr.audio[row],
+        _tone(
+            440.0 + sorted(sum(SPEAKERS.values(), [])).index(SPEAKERS["train"][0]),
+            sorted(sum(SPEAKERS.values(), [])).index(SPEAKERS["train"][0]),
+        ),
+    )
 
     # A second run is offline and does no work.
     requests = len(server.log)
@@ -409,13 +433,17 @@ def test_prepare_from_local_archive_with_top_folder(tmp_path):
     archive = tmp_path / "my_words.tar.gz"
     archive.write_bytes(_tar_gz(members))
     downloads = tmp_path / "downloads"
-    res = prepare(str(archive), tmp_path / "out", words=["no", "yes"], download_dir=downloads,
-                  progress=False)
+    res = prepare(
+        str(archive), tmp_path / "out", words=["no", "yes"], download_dir=downloads, progress=False
+    )
     assert res.source == str(archive.resolve()) and res.labels[2:] == ["no", "yes"]
     assert (downloads / "my_words" / "my_words" / "yes").is_dir()
     n = sum(len(v) for v in SPEAKERS.values())
     assert sum(res.splits[s]["per_class"]["yes"] for s in res.splits) == n
-    assert "my_words.tar.gz is not a known official archive and no --sha256 was given: not " \
-           "verified" in res.warnings
-    assert prepare(str(archive), tmp_path / "out", words=["no", "yes"], download_dir=downloads,
-                   progress=False).cached
+    assert (
+        "my_words.tar.gz is not a known official archive and no --sha256 was given: not "
+        "verified" in res.warnings
+    )
+    assert prepare(
+        str(archive), tmp_path / "out", words=["no", "yes"], download_dir=downloads, progress=False
+    ).cached

@@ -14,14 +14,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import shared_path
 from scipy.io import wavfile
 
-from conftest import shared_path
-from kwstool.data import prepared as kd
 from kwstool.core.audio import load_wav
-from kwstool.data import load_prepared, prepare
-from kwstool.errors import KwsError
 from kwstool.core.frontend import compute
+from kwstool.data import load_prepared, prepare
+from kwstool.data import prepared as kd
+from kwstool.errors import KwsError
 
 SPLITS = ("train", "validation", "test")
 WORDS = ["yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go"]
@@ -86,8 +86,9 @@ def check_disjoint(prepared) -> dict[str, str]:
 def test_hash_rule_matches_the_canonical_test_set():
     """The canonical test set holds only speakers the official rule puts in the test band."""
     root = shared_path("speech_commands_test_dev")
-    speakers = {kd.speaker_of(f"{w}/{p.name}") for w in WORDS + ["_unknown_"]
-                for p in (root / w).iterdir()}
+    speakers = {
+        kd.speaker_of(f"{w}/{p.name}") for w in WORDS + ["_unknown_"] for p in (root / w).iterdir()
+    }
     assert len(speakers) > 100
     assert all(kd.which_split(s, 10, 10) == "test" for s in speakers)
     assert all(10 <= kd.hash_percentage(s) < 20 for s in speakers)
@@ -116,8 +117,9 @@ def test_mini_counts_and_speakers(mini_prepared):
     root = shared_path("speech_commands_mini")
     assert res.labels == ["_silence_", "_unknown_", *WORDS]
     assert res.source_kind == "speech_commands" and res.skipped == []
-    assert res.clips_found == sum(wav_count(d) for d in root.iterdir()
-                                  if d.name != "_background_noise_")
+    assert res.clips_found == sum(
+        wav_count(d) for d in root.iterdir() if d.name != "_background_noise_"
+    )
     # every keyword clip is used, in the split of its speaker
     for w in WORDS:
         assert sum(res.splits[s]["per_class"][w] for s in SPLITS) == wav_count(root / w)
@@ -140,8 +142,9 @@ def test_mini_arrays_match_sources(mini_prepared):
     root = shared_path("speech_commands_mini")
     noise = prepared.background_noise
     assert sorted(noise) == sorted(p.stem for p in (root / "_background_noise_").iterdir())
-    assert np.array_equal(noise["white_noise"],
-                          load_wav(root / "_background_noise_" / "white_noise.wav", None))
+    assert np.array_equal(
+        noise["white_noise"], load_wav(root / "_background_noise_" / "white_noise.wav", None)
+    )
     for s in SPLITS:
         d = prepared.split(s)
         assert d.features.dtype == np.int8 and d.features.shape == (len(d.files), 49, 40)
@@ -150,8 +153,8 @@ def test_mini_arrays_match_sources(mini_prepared):
         for i, line in enumerate(d.files):
             label = prepared.labels[d.labels[i]]
             if line.startswith("#silence:"):
-                rel, off = line[len("#silence:"):].rsplit("@", 1)
-                seg = noise[Path(rel).stem][int(off):int(off) + 16000].astype(float)
+                rel, off = line[len("#silence:") :].rsplit("@", 1)
+                seg = noise[Path(rel).stem][int(off) : int(off) + 16000].astype(float)
                 lo, hi = kd._noise_range(len(noise[Path(rel).stem]), s, 10, 10)
                 assert label == "_silence_" and lo <= int(off) and int(off) + 16000 <= hi
                 assert np.corrcoef(seg, d.audio[i].astype(float))[0, 1] > 0.999
@@ -249,8 +252,11 @@ def make_user_tree(root: Path) -> dict:
             _write(root / rel, 16000, (_voice(16000, 1.0, 1500.0, 7) * 32767).astype(np.int16))
             files[("_unknown_", s)].append(rel)
     rng = np.random.default_rng(3)
-    _write(root / "_background_noise_" / "fan.wav", 16000,
-           rng.normal(0, 300, 30 * 16000).astype(np.int16))
+    _write(
+        root / "_background_noise_" / "fan.wav",
+        16000,
+        rng.normal(0, 300, 30 * 16000).astype(np.int16),
+    )
     bad_garbage = f"hey_lamp/{spk['train'][0]}_nohash_9.wav"
     (root / bad_garbage).write_bytes(b"this is not a wav file at all")
     bad_empty = f"lights_off/{spk['train'][1]}_nohash_9.wav"
@@ -282,8 +288,10 @@ def test_user_tree_formats_and_bad_clips(tmp_path):
         assert per["_silence_"] == want  # 30 s of noise gives slices for every split
         d = prepared.split(s)
         assert sorted(line for line in d.files if not line.startswith("#")) == sorted(
-            tree["files"][("hey_lamp", s)] + tree["files"][("lights_off", s)]
-            + ranked(tree["files"][("_unknown_", s)])[: per["_unknown_"]])
+            tree["files"][("hey_lamp", s)]
+            + tree["files"][("lights_off", s)]
+            + ranked(tree["files"][("_unknown_", s)])[: per["_unknown_"]]
+        )
         for i, line in enumerate(d.files):
             if not line.startswith("#"):  # any rate/format, resampled exactly as load_wav does
                 assert np.array_equal(d.audio[i], load_wav(root / line))
@@ -294,26 +302,37 @@ def test_list_files_decide_the_splits(tmp_path):
     root = tmp_path / "sc"
     for w, f in (("yes", 300.0), ("no", 700.0), ("wow", 1100.0)):
         for i, spk in enumerate("abcdefgh"):
-            _write(root / w / f"{spk}_nohash_0.wav", 16000,
-                   (_voice(16000, 1.0, f + i, i) * 32767).astype(np.int16))
-    (root / "validation_list.txt").write_text("yes/b_nohash_0.wav\nno/b_nohash_0.wav\n"
-                                              "wow/b_nohash_0.wav\n")
-    (root / "testing_list.txt").write_text("yes/c_nohash_0.wav\nno/c_nohash_0.wav\n"
-                                           "no/d_nohash_0.wav\nwow/c_nohash_0.wav\n")
+            _write(
+                root / w / f"{spk}_nohash_0.wav",
+                16000,
+                (_voice(16000, 1.0, f + i, i) * 32767).astype(np.int16),
+            )
+    (root / "validation_list.txt").write_text(
+        "yes/b_nohash_0.wav\nno/b_nohash_0.wav\nwow/b_nohash_0.wav\n"
+    )
+    (root / "testing_list.txt").write_text(
+        "yes/c_nohash_0.wav\nno/c_nohash_0.wav\nno/d_nohash_0.wav\nwow/c_nohash_0.wav\n"
+    )
     res = prepare(str(root), tmp_path / "out", words="yes,no", progress=False)
     prepared = load_prepared(tmp_path / "out")
     assert prepared.manifest["split_rule"] == "lists" and res.source_kind == "speech_commands"
-    assert prepared.split("validation").files == ["wow/b_nohash_0.wav", "yes/b_nohash_0.wav",
-                                                  "no/b_nohash_0.wav"]
-    assert prepared.split("test").files == ["wow/c_nohash_0.wav", "yes/c_nohash_0.wav",
-                                            "no/c_nohash_0.wav", "no/d_nohash_0.wav"]
+    assert prepared.split("validation").files == [
+        "wow/b_nohash_0.wav",
+        "yes/b_nohash_0.wav",
+        "no/b_nohash_0.wav",
+    ]
+    assert prepared.split("test").files == [
+        "wow/c_nohash_0.wav",
+        "yes/c_nohash_0.wav",
+        "no/c_nohash_0.wav",
+        "no/d_nohash_0.wav",
+    ]
     train = prepared.split("train")
     assert [prepared.labels[i] for i in train.labels].count("yes") == 6
     assert res.splits["train"]["per_class"]["_unknown_"] == 2  # ceil(10% of 12)
     assert res.splits["train"]["per_class"]["_silence_"] == 0  # no noise recordings
     # when list files decide, the percentages are ignored (and that is said)
-    res2 = prepare(str(root), tmp_path / "out2", words="yes,no", validation_pct=30,
-                   progress=False)
+    res2 = prepare(str(root), tmp_path / "out2", words="yes,no", validation_pct=30, progress=False)
     assert res2.splits == res.splits
     assert any("--validation-pct/--testing-pct are ignored" in w for w in res2.warnings)
 
@@ -360,8 +379,11 @@ def test_interrupted_write_leaves_no_manifest(tmp_path, monkeypatch):
         real(path, array)
 
     monkeypatch.setattr(kwstool.fileio, "save_npy", failing)
-    with pytest.raises(KwsError, match=r"prepared.*cannot write the prepared data \(No space "
-                                       r"left on device\); free some space"):
+    with pytest.raises(
+        KwsError,
+        match=r"prepared.*cannot write the prepared data \(No space "
+        r"left on device\); free some space",
+    ):
         prepare(str(root), out, words="hey_lamp,lights_off", force=True, progress=False)
     assert not (out / "manifest.json").exists()
     assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]
@@ -372,8 +394,11 @@ def test_interrupted_write_leaves_no_manifest(tmp_path, monkeypatch):
 def test_word_without_clips_is_an_error(tmp_path):
     root = tmp_path / "my_words"
     make_user_tree(root)
-    with pytest.raises(KwsError, match=r"word 'banana' has no clips in .*my_words.*hey_lamp, "
-                                       r"lights_off; fix --words"):
+    with pytest.raises(
+        KwsError,
+        match=r"word 'banana' has no clips in .*my_words.*hey_lamp, "
+        r"lights_off; fix --words",
+    ):
         prepare(str(root), tmp_path / "out", words="hey_lamp,banana", progress=False)
     with pytest.raises(KwsError, match="word 'yes' has no clips"):
         prepare(str(root), tmp_path / "out", progress=False)  # default words
@@ -385,24 +410,35 @@ def test_word_with_only_unreadable_clips_is_an_error(tmp_path):
     make_user_tree(root)
     for f in (root / "lights_off").rglob("*.wav"):
         f.write_bytes(b"RIFF")
-    with pytest.raises(KwsError, match=r"word 'lights_off' has no readable clips \(6 skipped, "
-                                       r"e.g. .*lights_off.*\); fix or replace its WAVs"):
+    with pytest.raises(
+        KwsError,
+        match=r"word 'lights_off' has no readable clips \(6 skipped, "
+        r"e.g. .*lights_off.*\); fix or replace its WAVs",
+    ):
         prepare(str(root), tmp_path / "out", words="hey_lamp,lights_off", progress=False)
 
 
 def test_empty_split_is_an_error(tmp_path):
     root = tmp_path / "one_speaker"
     for i in range(4):  # one speaker: all clips land in one split
-        _write(root / "hey_lamp" / f"alice_nohash_{i}.wav", 16000,
-               (_voice(16000, 1.0, 400.0 + i, i) * 32767).astype(np.int16))
+        _write(
+            root / "hey_lamp" / f"alice_nohash_{i}.wav",
+            16000,
+            (_voice(16000, 1.0, 400.0 + i, i) * 32767).astype(np.int16),
+        )
     empty = [s for s in SPLITS if s != ref_split(ref_pct("alice"))][0]  # first checked
     with pytest.raises(KwsError, match=f"split '{empty}' is empty"):
         prepare(str(root), tmp_path / "out", words="hey_lamp", progress=False)
 
 
-@pytest.mark.parametrize("words,msg", [
-    ("_unknown_", "reserved"), ("yes,yes", "more than once"), (",", "empty"),
-])
+@pytest.mark.parametrize(
+    "words,msg",
+    [
+        ("_unknown_", "reserved"),
+        ("yes,yes", "more than once"),
+        (",", "empty"),
+    ],
+)
 def test_bad_words(tmp_path, words, msg):
     with pytest.raises(KwsError, match=msg):
         prepare(str(tmp_path), tmp_path / "out", words=words, progress=False)
@@ -415,8 +451,7 @@ def test_bad_source_and_parameters(tmp_path):
     with pytest.raises(KwsError, match="not a .tar.gz"):
         prepare(str(tmp_path / "x.zip"), tmp_path / "out", progress=False)
     with pytest.raises(KwsError, match="must stay below 100"):
-        prepare(str(tmp_path), tmp_path / "out", validation_pct=50, testing_pct=50,
-                progress=False)
+        prepare(str(tmp_path), tmp_path / "out", validation_pct=50, testing_pct=50, progress=False)
     with pytest.raises(KwsError, match="no .wav files"):
         prepare(str(tmp_path), tmp_path / "out", progress=False)
 
@@ -439,14 +474,18 @@ def test_tfds_source_with_tfds_mock_data(tmp_path):
         names = tfds.builder("speech_commands").info.features["label"].names
         prepared = load_prepared(out)
         for s in SPLITS:
-            ds = tfds.load("speech_commands", split=s,
-                           read_config=tfds.ReadConfig(add_tfds_id=True))
-            examples = {"tfds:" + ex["tfds_id"].decode(): (names[int(ex["label"])], ex["audio"])
-                        for ex in tfds.as_numpy(ds)}
+            ds = tfds.load(
+                "speech_commands", split=s, read_config=tfds.ReadConfig(add_tfds_id=True)
+            )
+            examples = {
+                "tfds:" + ex["tfds_id"].decode(): (names[int(ex["label"])], ex["audio"])
+                for ex in tfds.as_numpy(ds)
+            }
             count = defaultdict(int)
             for name, _ in examples.values():
-                count[name if name in ("yes", "no", "up", "down", "_silence_")
-                      else "_unknown_"] += 1
+                count[
+                    name if name in ("yes", "no", "up", "down", "_silence_") else "_unknown_"
+                ] += 1
             known = sum(count[w] for w in ("yes", "no", "up", "down"))
             per = res.splits[s]["per_class"]
             for w in ("yes", "no", "up", "down"):

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from conftest import shared_path
+
 from kwstool.cli import main
 
 
@@ -35,14 +36,29 @@ def test_prepare_json_and_table(tmp_path, capsys):
     row = next(line for line in text.splitlines() if " yes " in line)
     cells = [c.strip() for c in row.replace("┃", "│").split("│") if c.strip()]
     total_yes = sum(d["splits"][s]["per_class"]["yes"] for s in ("train", "validation", "test"))
-    assert cells == ["yes", str(train["yes"]), str(d["splits"]["validation"]["per_class"]["yes"]),
-                     str(d["splits"]["test"]["per_class"]["yes"]), str(total_yes)]
+    assert cells == [
+        "yes",
+        str(train["yes"]),
+        str(d["splits"]["validation"]["per_class"]["yes"]),
+        str(d["splits"]["test"]["per_class"]["yes"]),
+        str(total_yes),
+    ]
 
 
 def test_prepare_errors_are_one_line_exit_2(tmp_path, capsys):
     src = str(shared_path("speech_commands_mini"))
-    rc = main(["prepare", "--source", src, "--data-dir", str(tmp_path / "x"),
-               "--words", "yes,banana", "--no-progress"])
+    rc = main(
+        [
+            "prepare",
+            "--source",
+            src,
+            "--data-dir",
+            str(tmp_path / "x"),
+            "--words",
+            "yes,banana",
+            "--no-progress",
+        ]
+    )
     assert rc == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: word 'banana' has no clips") and "\n" not in err

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from kwstool import _native
-from kwstool.deploy import device
 from kwstool.cli import main as cli
+from kwstool.deploy import device
 from kwstool.errors import KwsError
 
 
@@ -30,14 +30,23 @@ def test_parser_resynchronises():
     corrupt = bytearray(device.encode_frame(0x83, 99, b"xyz"))
     corrupt[7] ^= 1
     truncated = device.encode_frame(0x83, 98, bytes(100))[:12]
-    stream = (b"KWS listening\r\n" + good[0] + b"\xa5\x5a\x01\x00\xff\xff" + good[1]
-              + bytes(corrupt) + good[2] + truncated + good[3])
+    stream = (
+        b"KWS listening\r\n"
+        + good[0]
+        + b"\xa5\x5a\x01\x00\xff\xff"
+        + good[1]
+        + bytes(corrupt)
+        + good[2]
+        + truncated
+        + good[3]
+    )
     frames = []
     for i in range(0, len(stream), 5):  # arbitrary splits
-        frames += p.feed(stream[i:i + 5])
+        frames += p.feed(stream[i : i + 5])
     frames += p.flush()  # the truncated frame swallowed good[3]; idle flush recovers it
     assert [(f.type, f.seq, f.payload) for f in frames] == [
-        (0x83, i, bytes([i]) * i) for i in range(1, 5)]
+        (0x83, i, bytes([i]) * i) for i in range(1, 5)
+    ]
     assert p.stats["length_errors"] == 1
     assert p.stats["crc_errors"] == 1
     assert b"KWS listening" in bytes(p.text)
@@ -57,26 +66,45 @@ def test_parser_finds_a_frame_inside_a_failed_candidate():
 def test_key_values_and_reset_payload():
     info = device.parse_key_values(b"proto=1\nboard=nano33ble\nlabels=_silence_,yes\nx=-3\njunk\n")
     assert info == {"proto": 1, "board": "nano33ble", "labels": "_silence_,yes", "x": -3}
-    payload = device.reset_payload(3, 49, {"average_window_ms": 1000, "suppression_ms": 1500,
-                                           "minimum_coverage_ms": 200, "thresholds": [255, 200]})
-    assert payload == bytes([3, 49, 0, 0xE8, 0x03, 0, 0, 0xDC, 0x05, 0, 0, 200, 0, 0, 0,
-                             2, 255, 200])
+    payload = device.reset_payload(
+        3,
+        49,
+        {
+            "average_window_ms": 1000,
+            "suppression_ms": 1500,
+            "minimum_coverage_ms": 200,
+            "thresholds": [255, 200],
+        },
+    )
+    assert payload == bytes(
+        [3, 49, 0, 0xE8, 0x03, 0, 0, 0xDC, 0x05, 0, 0, 200, 0, 0, 0, 2, 255, 200]
+    )
 
 
 def test_resolve_recognizer():
     labels = ["_silence_", "_unknown_", "yes", "no"]
-    board = device.info_recognizer(device.parse_key_values(
-        b"average_window_ms=1000\nsuppression_ms=1500\nminimum_coverage_ms=200\n"
-        b"thresholds=200,200,200,180\n"))
-    assert board == {"average_window_ms": 1000, "suppression_ms": 1500,
-                     "minimum_coverage_ms": 200, "thresholds": [200, 200, 200, 180]}
+    board = device.info_recognizer(
+        device.parse_key_values(
+            b"average_window_ms=1000\nsuppression_ms=1500\nminimum_coverage_ms=200\n"
+            b"thresholds=200,200,200,180\n"
+        )
+    )
+    assert board == {
+        "average_window_ms": 1000,
+        "suppression_ms": 1500,
+        "minimum_coverage_ms": 200,
+        "thresholds": [200, 200, 200, 180],
+    }
     assert device.resolve_recognizer(board, None, labels, 5) == board
-    rec = device.resolve_recognizer(board, {"threshold": 0.5, "thresholds": {"no": 250},
-                                            "average_window_ms": 750}, labels, 5)
+    rec = device.resolve_recognizer(
+        board, {"threshold": 0.5, "thresholds": {"no": 250}, "average_window_ms": 750}, labels, 5
+    )
     assert rec["thresholds"] == [128, 128, 128, 250] and rec["average_window_ms"] == 750
     # the old --min-count: (count - 1) results of infer_every frames of 20 ms
-    assert device.resolve_recognizer(board, {"minimum_count": 3}, labels, 5)[
-        "minimum_coverage_ms"] == 200
+    assert (
+        device.resolve_recognizer(board, {"minimum_count": 3}, labels, 5)["minimum_coverage_ms"]
+        == 200
+    )
     with pytest.raises(KwsError, match="maybe"):
         device.resolve_recognizer(board, {"thresholds": {"maybe": 1}}, labels, 5)
     with pytest.raises(KwsError, match="reflash"):
@@ -119,11 +147,13 @@ def test_native_recognizer_binding():
     # per label: "no" (index 3, now scored 240) needs 250
     quieter = scores.copy()
     quieter[3:, 3] = 240
-    found = _native.recognize(quieter.tobytes(), times.tobytes(), 4, 1000,
-                              bytes([0, 0, 200, 250]), 1500, 200, 0b11)
+    found = _native.recognize(
+        quieter.tobytes(), times.tobytes(), 4, 1000, bytes([0, 0, 200, 250]), 1500, 200, 0b11
+    )
     assert found == [(2, 200, 2, 255, 3)]
-    found = _native.recognize(quieter.tobytes(), times.tobytes(), 4, 1000,
-                              bytes([0, 0, 200, 240]), 1500, 200, 0b11)
+    found = _native.recognize(
+        quieter.tobytes(), times.tobytes(), 4, 1000, bytes([0, 0, 200, 240]), 1500, 200, 0b11
+    )
     assert found == [(2, 200, 2, 255, 3), (5, 1900, 3, 240, 3)]
     with pytest.raises(ValueError):
         _native.recognize(scores.tobytes(), times.tobytes(), 5, 1000, 200, 1500, 200, 0)
@@ -149,8 +179,7 @@ def test_native_recognizer_object_equals_batch_replay():
     scores[:, 2] = np.where(rng.random(n) < 0.5, 250, scores[:, 2])  # bursts of one word
     times = np.cumsum(rng.choice([20, 40, 100, 300], n)).astype(np.uint32)
     thresholds = bytes([255, 255, 180, 150, 200])
-    batch = _native.recognize(scores.tobytes(), times.tobytes(), 5, 700, thresholds, 900, 120,
-                              0b11)
+    batch = _native.recognize(scores.tobytes(), times.tobytes(), 5, 700, thresholds, 900, 120, 0b11)
     rec = _native.Recognizer(5, 700, 900, thresholds, minimum_coverage_ms=120, ignore_mask=0b11)
     assert rec.num_labels == 5
     step = [rec.process(s.tobytes(), int(t)) for s, t in zip(scores, times)]
@@ -179,7 +208,7 @@ def test_native_feature_stream_equals_clip_features():
     assert (window == -128).all() and fs.frames == 0 and fs.time_ms == 0
     frames, pos = 0, 0
     for size in rng.integers(1, 900, 100):
-        frames += fs.feed(audio[pos:pos + size])
+        frames += fs.feed(audio[pos : pos + size])
         pos += int(size)
         if pos >= len(audio):
             break

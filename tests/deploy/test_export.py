@@ -90,12 +90,22 @@ def test_period_and_per_label_thresholds(exported, tmp_path):
     from kwstool.deploy.export import default_period_ms, export
 
     run, _, _ = exported
-    e = export(run, tmp_path, inference_period_ms=240,
-               recognizer={"threshold": 0.8, "thresholds": {"yes": 0.9, "no": 230},
-                           "average_window_ms": 1500, "minimum_coverage_ms": 480})
+    e = export(
+        run,
+        tmp_path,
+        inference_period_ms=240,
+        recognizer={
+            "threshold": 0.8,
+            "thresholds": {"yes": 0.9, "no": 230},
+            "average_window_ms": 1500,
+            "minimum_coverage_ms": 480,
+        },
+    )
     d = defines(e.header.read_text())
     assert d["KWS_INFERENCE_PERIOD_MS"] == "240"
-    assert d["KWS_RECOGNIZER_THRESHOLDS"] == "{ 204, 204, 230, 230 }"  # _silence_, _unknown_, yes, no
+    assert (
+        d["KWS_RECOGNIZER_THRESHOLDS"] == "{ 204, 204, 230, 230 }"
+    )  # _silence_, _unknown_, yes, no
     assert d["KWS_RECOGNIZER_THRESHOLD"] == "204"
     assert d["KWS_RECOGNIZER_AVERAGE_WINDOW_MS"] == "1500"
     assert d["KWS_RECOGNIZER_MINIMUM_COVERAGE_MS"] == "480"
@@ -103,11 +113,13 @@ def test_period_and_per_label_thresholds(exported, tmp_path):
     e = export(run, tmp_path, inference_period_ms=200, recognizer={"minimum_count": 3})
     assert defines(e.header.read_text())["KWS_RECOGNIZER_MINIMUM_COVERAGE_MS"] == "400"
     assert default_period_ms(20) == 100 and default_period_ms(30) == 120
-    for kw, match in (({"inference_period_ms": 90}, "multiple of the 20 ms stride"),
-                      ({"recognizer": {"thresholds": {"maybe": 0.5}}}, "maybe"),
-                      ({"recognizer": {"threshold": 1.5}}, "outside 0..1"),
-                      ({"recognizer": {"threshold": 300}}, "outside 0..255"),
-                      ({"recognizer": {"minimum_coverage_ms": 1000}}, "coverage")):
+    for kw, match in (
+        ({"inference_period_ms": 90}, "multiple of the 20 ms stride"),
+        ({"recognizer": {"thresholds": {"maybe": 0.5}}}, "maybe"),
+        ({"recognizer": {"threshold": 1.5}}, "outside 0..1"),
+        ({"recognizer": {"threshold": 300}}, "outside 0..255"),
+        ({"recognizer": {"minimum_coverage_ms": 1000}}, "coverage"),
+    ):
         with pytest.raises(KwsError, match=match) as err:
             export(run, tmp_path / "bad", **kw)
         assert "\n" not in str(err.value)
@@ -164,14 +176,24 @@ def test_export_compiles_and_runs_with_host_gcc(exported, tmp_path):
     (tmp_path / "c_check.c").write_text(C_CHECK)
     inc = f"-I{e.header.parent}"
     strict = ["-Wall", "-Wextra", "-Werror", "-pedantic"]
-    subprocess.run(["gcc", "-std=c99", *strict, inc, "-c", "c_check.c", "-o", "c_check.o"],
-                   cwd=tmp_path, check=True)
-    subprocess.run(["g++", "-std=c++11", *strict, inc, "main.cc", str(e.source), "c_check.o",
-                    "-o", "check"], cwd=tmp_path, check=True)
-    out = subprocess.run([str(tmp_path / "check")], capture_output=True, text=True,
-                         check=True).stdout
-    assert out == (f"test_tiny {q.model_bytes} _silence_ _unknown_ yes no "
-                   + " ".join(TINY_METHODS) + " 0.00390625 -128\n")
+    subprocess.run(
+        ["gcc", "-std=c99", *strict, inc, "-c", "c_check.c", "-o", "c_check.o"],
+        cwd=tmp_path,
+        check=True,
+    )
+    subprocess.run(
+        ["g++", "-std=c++11", *strict, inc, "main.cc", str(e.source), "c_check.o", "-o", "check"],
+        cwd=tmp_path,
+        check=True,
+    )
+    out = subprocess.run(
+        [str(tmp_path / "check")], capture_output=True, text=True, check=True
+    ).stdout
+    assert out == (
+        f"test_tiny {q.model_bytes} _silence_ _unknown_ yes no "
+        + " ".join(TINY_METHODS)
+        + " 0.00390625 -128\n"
+    )
 
 
 def test_export_compiles_for_cortex_m4(exported, tmp_path):
@@ -179,16 +201,34 @@ def test_export_compiles_for_cortex_m4(exported, tmp_path):
     if shutil.which("arm-none-eabi-g++") is None:
         pytest.skip("arm-none-eabi-g++ not installed (apt-get install gcc-arm-none-eabi)")
     obj = tmp_path / "kws_model_data.o"
-    subprocess.run(["arm-none-eabi-g++", *ARM_FLAGS, "-std=gnu++17", "-Os", "-Wall", "-Wextra",
-                    "-Werror", "-fno-exceptions", "-fno-rtti", f"-I{e.header.parent}", "-c",
-                    str(e.source), "-o", str(obj)], check=True)
+    subprocess.run(
+        [
+            "arm-none-eabi-g++",
+            *ARM_FLAGS,
+            "-std=gnu++17",
+            "-Os",
+            "-Wall",
+            "-Wextra",
+            "-Werror",
+            "-fno-exceptions",
+            "-fno-rtti",
+            f"-I{e.header.parent}",
+            "-c",
+            str(e.source),
+            "-o",
+            str(obj),
+        ],
+        check=True,
+    )
     readelf = shutil.which("arm-none-eabi-readelf")
     if readelf:  # the model bytes land in read-only data (flash), 16-byte aligned
-        syms = subprocess.run([readelf, "-sW", str(obj)], capture_output=True, text=True,
-                              check=True).stdout
+        syms = subprocess.run(
+            [readelf, "-sW", str(obj)], capture_output=True, text=True, check=True
+        ).stdout
         assert re.search(r"\bkws_model_data\b", syms)
-        sections = subprocess.run([readelf, "-SW", str(obj)], capture_output=True, text=True,
-                                  check=True).stdout
+        sections = subprocess.run(
+            [readelf, "-SW", str(obj)], capture_output=True, text=True, check=True
+        ).stdout
         rodata = [ln for ln in sections.splitlines() if ".rodata" in ln]
         assert rodata and max(int(ln.split()[-1]) for ln in rodata) >= 16
 
@@ -209,7 +249,8 @@ def test_over_budget_arena_is_refused_with_numbers(quantized_run, tmp_path):
     assert str(exc.value) == (
         f"{copy / 'model_int8.tflite'}: does not fit nano33ble: arena {arena_total(200_000)} B > "
         f"{nano.arena_budget} B RAM budget (262144 B RAM - 98304 B firmware reserve); train a "
-        f"smaller model (e.g. --model tiny_conv) or choose another board")
+        f"smaller model (e.g. --model tiny_conv) or choose another board"
+    )
     assert arena_total(200_000) == 250_000
     assert not (tmp_path / "out").exists()
 
@@ -229,7 +270,8 @@ def test_over_budget_model_is_refused_for_nano_but_fits_esp32(demo_data, tmp_pat
     assert str(exc.value) == (
         f"{run / 'model_int8.tflite'}: does not fit nano33ble: model {q.model_bytes} B > 589824 B "
         f"flash budget (983040 B 1 MiB flash less the 64 KiB bootloader - 393216 B firmware "
-        f"reserve); train a smaller model (e.g. --model tiny_conv) or choose another board")
+        f"reserve); train a smaller model (e.g. --model tiny_conv) or choose another board"
+    )
     assert not (tmp_path / "nano").exists()
     e = export(run, tmp_path / "esp", board="esp32dev")
     assert e.header.exists() and e.board.name == "esp32dev"

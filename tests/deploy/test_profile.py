@@ -94,7 +94,7 @@ def test_esp32_is_an_estimate(zoo):
 
 def test_inference_period():
     assert prof.inference_period_ms(10.0) == 20
-    assert prof.inference_period_ms(16.0) == 20          # 16 * 1.25 = 20
+    assert prof.inference_period_ms(16.0) == 20  # 16 * 1.25 = 20
     assert prof.inference_period_ms(16.1) == 40
     assert prof.inference_period_ms(250.0) == 320
     # the front end's frames of the period count too: 250*1.25 + 16 * 2.3 = 349.3 -> 360
@@ -109,8 +109,9 @@ def test_inference_period():
 def test_check_realtime(zoo):
     fast = prof.profile(zoo["tc_resnet"])
     assert prof.check_realtime(fast, "nano33ble") == prof.inference_period_ms(
-        fast.latency_ms, fast.frontend_ms_per_frame)
-    slow = prof.profile(zoo["ds_cnn"])   # ~40 M instructions: ~850 ms on the Nano
+        fast.latency_ms, fast.frontend_ms_per_frame
+    )
+    slow = prof.profile(zoo["ds_cnn"])  # ~40 M instructions: ~850 ms on the Nano
     with pytest.raises(KwsError) as exc:
         prof.check_realtime(slow, "nano33ble")
     msg = str(exc.value)
@@ -125,7 +126,7 @@ def test_check_realtime(zoo):
 # --- measurement: errors when something is missing --------------------------------------------
 def test_missing_tflm_sources(zoo, monkeypatch, tmp_path):
     monkeypatch.delenv("KWSTOOL_TFLM_SRC", raising=False)
-    monkeypatch.setattr(prof, "REPO_ROOT", tmp_path)          # no firmware/.pio here
+    monkeypatch.setattr(prof, "REPO_ROOT", tmp_path)  # no firmware/.pio here
     monkeypatch.setattr(prof, "check_tools", lambda: None)
     with pytest.raises(KwsError) as exc:
         prof.profile(zoo["tc_resnet"], measure=True)
@@ -135,10 +136,13 @@ def test_missing_tflm_sources(zoo, monkeypatch, tmp_path):
         prof.profile(zoo["tc_resnet"], measure=True, tflm_src=tmp_path)
 
 
-@pytest.mark.parametrize("missing, expect", [
-    ("qemu-system-arm", "apt-get install qemu-system-arm"),
-    ("arm-none-eabi-g++", "apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi"),
-])
+@pytest.mark.parametrize(
+    "missing, expect",
+    [
+        ("qemu-system-arm", "apt-get install qemu-system-arm"),
+        ("arm-none-eabi-g++", "apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi"),
+    ],
+)
 def test_missing_tools(zoo, monkeypatch, missing, expect):
     real = shutil.which
     monkeypatch.setattr(prof.shutil, "which", lambda t: None if t == missing else real(t) or t)
@@ -149,11 +153,13 @@ def test_missing_tools(zoo, monkeypatch, missing, expect):
 
 
 def test_parse_output_checks_calibration():
-    good = ("M4SIM calibration loop_instructions=100 measured_instructions=100\n"
-            "M4SIM invoke run=1 instructions=5000 ops=1\n"
-            "M4SIM op index=0 name=CONV_2D instructions=4800\n"
-            "M4SIM frontend frames=49 instructions_per_frame=108000 instructions_max=1\n"
-            "M4SIM done\n")
+    good = (
+        "M4SIM calibration loop_instructions=100 measured_instructions=100\n"
+        "M4SIM invoke run=1 instructions=5000 ops=1\n"
+        "M4SIM op index=0 name=CONV_2D instructions=4800\n"
+        "M4SIM frontend frames=49 instructions_per_frame=108000 instructions_max=1\n"
+        "M4SIM done\n"
+    )
     out = prof.parse_output(good)
     assert out["ops"] == [("CONV_2D", 4800)] and out["invoke_instructions"] == 5000
     with pytest.raises(KwsError, match="calibration"):
@@ -203,25 +209,32 @@ def _tflm_src() -> str | None:
 def test_measure_agrees_with_cost_model(zoo):
     missing = [t for t in (prof.CXX, prof.QEMU, "make") if shutil.which(t) is None]
     if missing:
-        pytest.skip(f"--measure needs {', '.join(missing)} (apt-get install "
-                    f"{prof.APT_TOOLCHAIN} qemu-system-arm)")
+        pytest.skip(
+            f"--measure needs {', '.join(missing)} (apt-get install "
+            f"{prof.APT_TOOLCHAIN} qemu-system-arm)"
+        )
     src = _tflm_src()
     if src is None:
-        pytest.skip("TFLite-Micro sources absent: set KWSTOOL_TFLM_SRC to the pinned "
-                    "Chirale_TensorFlowLite checkout, or `pio run` in firmware/ once")
+        pytest.skip(
+            "TFLite-Micro sources absent: set KWSTOOL_TFLM_SRC to the pinned "
+            "Chirale_TensorFlowLite checkout, or `pio run` in firmware/ once"
+        )
     r = prof.profile(zoo["tc_resnet"], measure=True, tflm_src=src)
     assert r.measured and r.source.startswith("m4sim")
     assert all(o.measured_instructions and o.measured_instructions > 0 for o in r.ops)
     per_op = sum(o.measured_instructions for o in r.ops)
-    assert per_op <= r.measured_instructions          # Invoke = ops + interpreter overhead
+    assert per_op <= r.measured_instructions  # Invoke = ops + interpreter overhead
     assert r.measured_instructions < per_op * 1.05
     assert r.est_instructions == pytest.approx(r.measured_instructions, rel=0.15)
     assert r.latency_ms == r.measured_ms
     assert r.measured_ms == pytest.approx(
-        r.measured_instructions * r.cycles_per_instruction / r.clock_mhz / 1000.0)
+        r.measured_instructions * r.cycles_per_instruction / r.clock_mhz / 1000.0
+    )
     assert 50_000 < r.frontend_instructions_per_frame < 200_000
-    assert r.measurement["calibration"]["loop_instructions"] == \
-        r.measurement["calibration"]["measured_instructions"]
+    assert (
+        r.measurement["calibration"]["loop_instructions"]
+        == r.measurement["calibration"]["measured_instructions"]
+    )
 
 
 # --- export and quantize carry the latency -----------------------------------------------------
@@ -252,7 +265,8 @@ def test_export_writes_the_inference_period(quantized_run, tmp_path):
     header = e.header.read_text()
     t = costmodel.BOARD_TIMING["nano33ble"]
     needed = prof.inference_period_ms(
-        e.inference_ms, t.frontend_instructions_per_frame * t.cycles_per_instruction / 64_000.0)
+        e.inference_ms, t.frontend_instructions_per_frame * t.cycles_per_instruction / 64_000.0
+    )
     # the default cadence: 100 ms unless the model needs longer
     assert e.inference_period_ms == max(MIN_DEFAULT_PERIOD_MS, needed)
     assert e.realtime_problem is None
@@ -283,8 +297,11 @@ def test_export_refuses_what_cannot_keep_up(quantized_run, tmp_path, monkeypatch
     assert "warning (--force)" in capsys.readouterr().err
     # a board 100x slower (front end aside): no period up to 500 ms works; forced, the header
     # gets the longest period export allows (1000 ms)
-    slow = dataclasses.replace(costmodel.BOARD_TIMING["nano33ble"], cycles_per_instruction=135.0,
-                               frontend_instructions_per_frame=0)
+    slow = dataclasses.replace(
+        costmodel.BOARD_TIMING["nano33ble"],
+        cycles_per_instruction=135.0,
+        frontend_instructions_per_frame=0,
+    )
     monkeypatch.setitem(costmodel.BOARD_TIMING, "nano33ble", slow)
     with pytest.raises(KwsError, match="cannot keep real time"):
         export(run, tmp_path / "slow")

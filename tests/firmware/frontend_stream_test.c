@@ -30,7 +30,8 @@ static size_t run_chunked(const int16_t *x, size_t n, size_t chunk, uint16_t *ou
     const int16_t *p = x + pos;
     while (len > 0) {
       size_t used = 0;
-      if (kws_frontend_process(&s, p, len, &used, out + frames * KWS_FRONTEND_NUM_CHANNELS)) ++frames;
+      if (kws_frontend_process(&s, p, len, &used, out + frames * KWS_FRONTEND_NUM_CHANNELS))
+        ++frames;
       p += used;
       len -= used;
       pos += used;

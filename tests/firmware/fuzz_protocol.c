@@ -29,7 +29,10 @@ static void random_bytes(void) {
     for (size_t i = 0; i < n; ++i) {
       const unsigned r = fw_rand();
       /* bias towards sync bytes and small lengths so headers actually form */
-      data[i] = (uint8_t)(r % 7 == 0 ? 0xA5 : r % 7 == 1 ? 0x5A : r % 7 == 2 ? (r >> 8) % 5 : r >> 16);
+      data[i] = (uint8_t)(r % 7 == 0   ? 0xA5
+                          : r % 7 == 1 ? 0x5A
+                          : r % 7 == 2 ? (r >> 8) % 5
+                                       : r >> 16);
     }
     size_t pos = 0;
     while (pos < n) {
@@ -68,7 +71,9 @@ static int n_expected, n_seen;
 static size_t random_frame(uint8_t *out, frame_id *id) {
   uint8_t payload[KWS_PROTO_MAX_PAYLOAD];
   const unsigned r = fw_rand();
-  const size_t len = r % 8 == 0 ? KWS_PROTO_MAX_PAYLOAD - fw_rand() % 3 : r % 3 == 0 ? 0 : fw_rand() % 300;
+  const size_t len = r % 8 == 0   ? KWS_PROTO_MAX_PAYLOAD - fw_rand() % 3
+                     : r % 3 == 0 ? 0
+                                  : fw_rand() % 300;
   for (size_t i = 0; i < len; ++i) payload[i] = (uint8_t)fw_rand();
   id->type = (uint8_t)fw_rand();
   id->seq = (uint8_t)fw_rand();
@@ -215,7 +220,8 @@ static void session_requests(void) {
 
   static const uint8_t types[] = {KWS_MSG_HELLO, KWS_MSG_RESET, KWS_MSG_AUDIO, KWS_MSG_AUDIO,
                                   KWS_MSG_AUDIO, KWS_MSG_AUDIO, KWS_MSG_AUDIO, KWS_MSG_AUDIO,
-                                  KWS_MSG_STATS, KWS_MSG_HELLO, KWS_MSG_BYE, 0x00, 0x81, 0xFF};
+                                  KWS_MSG_STATS, KWS_MSG_HELLO, KWS_MSG_BYE,   0x00,
+                                  0x81,          0xFF};
   uint8_t payload[KWS_PROTO_MAX_PAYLOAD], frame[KWS_PROTO_MAX_FRAME], junk[40];
   unsigned long sent = 0;
   uint32_t now = 0;

@@ -7,25 +7,25 @@
 
 static int fw_passes = 0, fw_failures = 0;
 
-#define CHECK(cond)                                                     \
-  do {                                                                  \
-    if (cond) {                                                         \
-      ++fw_passes;                                                      \
-    } else {                                                            \
-      ++fw_failures;                                                    \
-      printf("FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond);            \
-    }                                                                   \
+#define CHECK(cond)                                          \
+  do {                                                       \
+    if (cond) {                                              \
+      ++fw_passes;                                           \
+    } else {                                                 \
+      ++fw_failures;                                         \
+      printf("FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond); \
+    }                                                        \
   } while (0)
 
-#define CHECK_EQ(a, b)                                                                  \
-  do {                                                                                  \
-    const long long fw_a = (long long)(a), fw_b = (long long)(b);                       \
-    if (fw_a == fw_b) {                                                                 \
-      ++fw_passes;                                                                      \
-    } else {                                                                            \
-      ++fw_failures;                                                                    \
+#define CHECK_EQ(a, b)                                                                         \
+  do {                                                                                         \
+    const long long fw_a = (long long)(a), fw_b = (long long)(b);                              \
+    if (fw_a == fw_b) {                                                                        \
+      ++fw_passes;                                                                             \
+    } else {                                                                                   \
+      ++fw_failures;                                                                           \
       printf("FAIL %s:%d: %s == %s (%lld != %lld)\n", __FILE__, __LINE__, #a, #b, fw_a, fw_b); \
-    }                                                                                   \
+    }                                                                                          \
   } while (0)
 
 static int fw_report(void) {

@@ -204,8 +204,7 @@ int main(int argc, char **argv) {
            KWS_FRONTEND_SAMPLE_RATE, KWS_FRONTEND_STRIDE_MS,
            (unsigned long)pc.recognizer.average_window_ms, thresholds,
            (unsigned long)pc.recognizer.suppression_ms,
-           (unsigned long)pc.recognizer.minimum_coverage_ms,
-           KWS_PROTO_MAX_PAYLOAD / 2);
+           (unsigned long)pc.recognizer.minimum_coverage_ms, KWS_PROTO_MAX_PAYLOAD / 2);
 
   /* the pseudo-terminal: we keep the slave open too, so the master never sees a hang-up
    * between clients, and make it raw (no echo, no line discipline) */

@@ -35,16 +35,28 @@ def _read_exact(fd: int, n: int) -> bytes | None:
 
 
 class HostBoard:
-    def __init__(self, exe: Path, model: Path | None, labels: list[str], input_scale: float = 1.0,
-                 input_zero_point: int = 0, recognizer: dict | None = None,
-                 model_name: str = "host") -> None:
+    def __init__(
+        self,
+        exe: Path,
+        model: Path | None,
+        labels: list[str],
+        input_scale: float = 1.0,
+        input_zero_point: int = 0,
+        recognizer: dict | None = None,
+        model_name: str = "host",
+    ) -> None:
         self.exe = Path(exe)
         self.model_path = model
         self.labels = labels
         self.input_scale = input_scale
         self.input_zero_point = input_zero_point
-        self.recognizer = {"average_window_ms": 1000, "threshold": 200, "suppression_ms": 1500,
-                           "minimum_coverage_ms": 200, **(recognizer or {})}
+        self.recognizer = {
+            "average_window_ms": 1000,
+            "threshold": 200,
+            "suppression_ms": 1500,
+            "minimum_coverage_ms": 200,
+            **(recognizer or {}),
+        }
         self.model_name = model_name
         self.proc: subprocess.Popen | None = None
         self.port = ""
@@ -52,15 +64,26 @@ class HostBoard:
         self._fds: list[int] = []
         self._thread: threading.Thread | None = None
 
-    def __enter__(self) -> "HostBoard":
-        args = [str(self.exe), "--labels", ",".join(self.labels),
-                "--input-scale", repr(float(self.input_scale)),
-                "--input-zero-point", str(self.input_zero_point),
-                "--window-ms", str(self.recognizer["average_window_ms"]),
-                "--threshold", str(self.recognizer["threshold"]),
-                "--suppression-ms", str(self.recognizer["suppression_ms"]),
-                "--min-coverage-ms", str(self.recognizer["minimum_coverage_ms"]),
-                "--model-name", self.model_name]
+    def __enter__(self) -> HostBoard:
+        args = [
+            str(self.exe),
+            "--labels",
+            ",".join(self.labels),
+            "--input-scale",
+            repr(float(self.input_scale)),
+            "--input-zero-point",
+            str(self.input_zero_point),
+            "--window-ms",
+            str(self.recognizer["average_window_ms"]),
+            "--threshold",
+            str(self.recognizer["threshold"]),
+            "--suppression-ms",
+            str(self.recognizer["suppression_ms"]),
+            "--min-coverage-ms",
+            str(self.recognizer["minimum_coverage_ms"]),
+            "--model-name",
+            self.model_name,
+        ]
         if "thresholds" in self.recognizer:
             args += ["--thresholds", ",".join(str(int(t)) for t in self.recognizer["thresholds"])]
         pass_fds: tuple[int, ...] = ()
@@ -69,20 +92,29 @@ class HostBoard:
             from kwstool.deploy.device import TflmModel
 
             model = TflmModel(self.model_path)
-            req_r, req_w = os.pipe()   # board -> model server
-            rep_r, rep_w = os.pipe()   # model server -> board
-            args += ["--output-scale", repr(model.output_scale),
-                     "--output-zero-point", str(model.output_zero_point),
-                     "--model-bytes", str(Path(self.model_path).stat().st_size),
-                     "--model-out", str(req_w), "--model-in", str(rep_r)]
+            req_r, req_w = os.pipe()  # board -> model server
+            rep_r, rep_w = os.pipe()  # model server -> board
+            args += [
+                "--output-scale",
+                repr(model.output_scale),
+                "--output-zero-point",
+                str(model.output_zero_point),
+                "--model-bytes",
+                str(Path(self.model_path).stat().st_size),
+                "--model-out",
+                str(req_w),
+                "--model-in",
+                str(rep_r),
+            ]
             pass_fds = (req_w, rep_r)
         self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, pass_fds=pass_fds)
         if model is not None:
             os.close(req_w)
             os.close(rep_r)
             self._fds = [req_r, rep_w]
-            self._thread = threading.Thread(target=self._serve, args=(model, req_r, rep_w),
-                                            daemon=True)
+            self._thread = threading.Thread(
+                target=self._serve, args=(model, req_r, rep_w), daemon=True
+            )
             self._thread.start()
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline().decode().strip()

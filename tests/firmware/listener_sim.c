@@ -155,23 +155,40 @@ int main(int argc, char **argv) {
   int fake = 1, legacy = 0;
   for (int i = 1; i + 1 < argc; i += 2) {
     const char *a = argv[i], *v = argv[i + 1];
-    if (!strcmp(a, "--audio")) audio_path = v;
-    else if (!strcmp(a, "--period-ms")) period_ms = (uint32_t)strtoul(v, NULL, 10);
-    else if (!strcmp(a, "--inference-ms")) g_inference_us = (uint32_t)(strtod(v, NULL) * 1000.0);
-    else if (!strcmp(a, "--feature-us")) feature_us = (uint32_t)strtoul(v, NULL, 10);
-    else if (!strcmp(a, "--loop-us")) loop_us = (uint32_t)strtoul(v, NULL, 10);
-    else if (!strcmp(a, "--legacy")) legacy = atoi(v);
-    else if (!strcmp(a, "--chunk")) g_chunk = (size_t)strtoul(v, NULL, 10);
-    else if (!strcmp(a, "--labels")) g_num_labels = (uint8_t)strtoul(v, NULL, 10);
-    else if (!strcmp(a, "--ignore-mask")) ignore_mask = (uint32_t)strtoul(v, NULL, 0);
-    else if (!strcmp(a, "--window-ms")) pc.recognizer.average_window_ms = (uint32_t)strtoul(v, NULL, 10);
-    else if (!strcmp(a, "--suppression-ms")) pc.recognizer.suppression_ms = (uint32_t)strtoul(v, NULL, 10);
-    else if (!strcmp(a, "--min-coverage-ms")) pc.recognizer.minimum_coverage_ms = (uint32_t)strtoul(v, NULL, 10);
-    else if (!strcmp(a, "--thresholds")) parse_thresholds(v, &pc.recognizer);
-    else if (!strcmp(a, "--output-scale")) pc.output_scale = strtof(v, NULL);
-    else if (!strcmp(a, "--output-zero-point")) pc.output_zero_point = (int32_t)strtol(v, NULL, 10);
-    else if (!strcmp(a, "--model-in")) g_model_in = atoi(v), fake = 0;
-    else if (!strcmp(a, "--model-out")) g_model_out = atoi(v), fake = 0;
+    if (!strcmp(a, "--audio"))
+      audio_path = v;
+    else if (!strcmp(a, "--period-ms"))
+      period_ms = (uint32_t)strtoul(v, NULL, 10);
+    else if (!strcmp(a, "--inference-ms"))
+      g_inference_us = (uint32_t)(strtod(v, NULL) * 1000.0);
+    else if (!strcmp(a, "--feature-us"))
+      feature_us = (uint32_t)strtoul(v, NULL, 10);
+    else if (!strcmp(a, "--loop-us"))
+      loop_us = (uint32_t)strtoul(v, NULL, 10);
+    else if (!strcmp(a, "--legacy"))
+      legacy = atoi(v);
+    else if (!strcmp(a, "--chunk"))
+      g_chunk = (size_t)strtoul(v, NULL, 10);
+    else if (!strcmp(a, "--labels"))
+      g_num_labels = (uint8_t)strtoul(v, NULL, 10);
+    else if (!strcmp(a, "--ignore-mask"))
+      ignore_mask = (uint32_t)strtoul(v, NULL, 0);
+    else if (!strcmp(a, "--window-ms"))
+      pc.recognizer.average_window_ms = (uint32_t)strtoul(v, NULL, 10);
+    else if (!strcmp(a, "--suppression-ms"))
+      pc.recognizer.suppression_ms = (uint32_t)strtoul(v, NULL, 10);
+    else if (!strcmp(a, "--min-coverage-ms"))
+      pc.recognizer.minimum_coverage_ms = (uint32_t)strtoul(v, NULL, 10);
+    else if (!strcmp(a, "--thresholds"))
+      parse_thresholds(v, &pc.recognizer);
+    else if (!strcmp(a, "--output-scale"))
+      pc.output_scale = strtof(v, NULL);
+    else if (!strcmp(a, "--output-zero-point"))
+      pc.output_zero_point = (int32_t)strtol(v, NULL, 10);
+    else if (!strcmp(a, "--model-in"))
+      g_model_in = atoi(v), fake = 0;
+    else if (!strcmp(a, "--model-out"))
+      g_model_out = atoi(v), fake = 0;
     else {
       fprintf(stderr, "listener_sim: unknown option %s\n", a);
       return 2;
@@ -179,7 +196,8 @@ int main(int argc, char **argv) {
   }
   g_audio = audio_path ? read_audio(audio_path, &g_total) : NULL;
   if (g_audio == NULL || g_total == 0 || g_chunk == 0 || g_chunk > RING_SAMPLES) {
-    fprintf(stderr, "listener_sim: need --audio FILE (raw int16) and 0 < --chunk <= %d\n", RING_SAMPLES);
+    fprintf(stderr, "listener_sim: need --audio FILE (raw int16) and 0 < --chunk <= %d\n",
+            RING_SAMPLES);
     return 2;
   }
   pc.invoke = fake ? fake_model : pipe_model;
@@ -208,13 +226,14 @@ int main(int argc, char **argv) {
       for (uint8_t i = 0; i < g_num_labels; ++i) printf("%s%u", i ? "," : "", r.scores[i]);
       printf("\n");
       if (r.recognition.detected) {
-        printf("DETECT %u %u %u\n", r.recognition.label, r.recognition.score, (unsigned)r.recognition.time_ms);
+        printf("DETECT %u %u %u\n", r.recognition.label, r.recognition.score,
+               (unsigned)r.recognition.time_ms);
       }
     } else if (status < 0) {
       printf("MODEL_ERROR %u\n", (unsigned)r.frame);
     }
-    const int done = g_written == g_total && kws_audio_ring_available(&g_ring) == 0 &&
-                     (status == 0 || legacy);
+    const int done =
+        g_written == g_total && kws_audio_ring_available(&g_ring) == 0 && (status == 0 || legacy);
     if (g_now_us >= next_stats_us || done) { /* a STATS period, and the last, partial one */
       kws_listener_take_stats(&listener, &st);
       printf("STATS %u %u %u %u\n", (unsigned)st.dropped_samples, (unsigned)st.overruns,
@@ -226,7 +245,8 @@ int main(int argc, char **argv) {
       next_stats_us += 5000000u;
     }
     if (done) break;
-    if ((status == 0 || (legacy && kws_audio_ring_available(&g_ring) == 0)) && g_next_isr_us > g_now_us) {
+    if ((status == 0 || (legacy && kws_audio_ring_available(&g_ring) == 0)) &&
+        g_next_isr_us > g_now_us) {
       advance(g_next_isr_us - g_now_us); /* idle until the next chunk */
     }
   }
@@ -234,8 +254,9 @@ int main(int argc, char **argv) {
     frames = pipeline.stats.frames;
     inferences = pipeline.stats.inferences;
   }
-  printf("TOTAL frames=%u inferences=%u dropped_samples=%u overruns=%u samples=%lu\n", (unsigned)frames,
-         (unsigned)inferences, (unsigned)dropped, (unsigned)overruns, (unsigned long)g_total);
+  printf("TOTAL frames=%u inferences=%u dropped_samples=%u overruns=%u samples=%lu\n",
+         (unsigned)frames, (unsigned)inferences, (unsigned)dropped, (unsigned)overruns,
+         (unsigned long)g_total);
   free((void *)g_audio);
   return 0;
 }

@@ -50,15 +50,11 @@ def long_wav(tmp_path_factory) -> tuple[Path, np.ndarray]:
     """>= 60 s of real speech: keyword clips (yes/no first), unknown words and silence from
     speech_commands_test_dev (or datasets/demo), 0.3 s gaps, low background noise."""
     if (TEST_DEV / "yes").is_dir():
-        files = _clips(
-            TEST_DEV, ["yes", "no", "_unknown_", "_silence_", "up", "stop"], 12
-        )
+        files = _clips(TEST_DEV, ["yes", "no", "_unknown_", "_silence_", "up", "stop"], 12)
         noise = load_wav(min((TEST_DEV / "_silence_").glob("*.wav")), clip_samples=None)
     else:
         files = _clips(DEMO, ["yes", "no", "up", "stop", "left", "go"], 12)
-        noise = load_wav(
-            DEMO / "_background_noise_" / "pink_noise.wav", clip_samples=None
-        )
+        noise = load_wav(DEMO / "_background_noise_" / "pink_noise.wav", clip_samples=None)
     rng = np.random.default_rng(5)
     order = rng.permutation(len(files))
     gap = np.zeros(int(0.3 * SAMPLE_RATE), np.int16)
@@ -76,9 +72,7 @@ def long_wav(tmp_path_factory) -> tuple[Path, np.ndarray]:
 
 @pytest.fixture(scope="module")
 def sim(tmp_path_factory) -> Path:
-    return fwbuild.build(
-        tmp_path_factory.mktemp("sim") / "listener_sim", "listener_sim.c", ["-O2"]
-    )
+    return fwbuild.build(tmp_path_factory.mktemp("sim") / "listener_sim", "listener_sim.c", ["-O2"])
 
 
 @pytest.fixture(scope="module")
@@ -94,9 +88,7 @@ def parse(out: str) -> dict:
     return {
         "frames": [int(x[1]) for x in infer],
         "times": np.array([int(x[2]) for x in infer], np.uint32),
-        "scores": np.array(
-            [[int(v) for v in x[3].split(",")] for x in infer], np.uint8
-        ),
+        "scores": np.array([[int(v) for v in x[3].split(",")] for x in infer], np.uint8),
         "detections": [
             tuple(int(v) for v in line.split()[1:])
             for line in out.splitlines()
@@ -111,9 +103,7 @@ def parse(out: str) -> dict:
     }
 
 
-def run_sim(
-    sim: Path, audio: Path, period_ms: int, inference_ms: float, *extra: str, **kw
-) -> dict:
+def run_sim(sim: Path, audio: Path, period_ms: int, inference_ms: float, *extra: str, **kw) -> dict:
     cmd = [
         str(sim),
         "--audio",
@@ -126,17 +116,13 @@ def run_sim(
         "512",
         *extra,
     ]
-    proc = subprocess.run(
-        cmd, check=False, capture_output=True, text=True, timeout=300, **kw
-    )
+    proc = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=300, **kw)
     assert proc.returncode == 0, proc.stderr
     return parse(proc.stdout)
 
 
 @pytest.mark.parametrize("period_ms,inference_ms", [(100, 60), (200, 190), (300, 280)])
-def test_no_audio_dropped_when_inference_fits(
-    sim, raw_audio, long_wav, period_ms, inference_ms
-):
+def test_no_audio_dropped_when_inference_fits(sim, raw_audio, long_wav, period_ms, inference_ms):
     r = run_sim(sim, raw_audio, period_ms, inference_ms)
     n = len(long_wav[1])
     assert r["total"]["dropped_samples"] == 0 and r["total"]["overruns"] == 0
@@ -146,9 +132,7 @@ def test_no_audio_dropped_when_inference_fits(
     every = period_ms // 20
     assert r["total"]["frames"] == (n - 480) // 320 + 1
     assert r["frames"] == list(range(every, r["total"]["frames"] + 1, every))
-    assert (
-        max(s[3] for s in r["stats"]) == inference_ms * 1000
-    )  # inference_us_max per period
+    assert max(s[3] for s in r["stats"]) == inference_ms * 1000  # inference_us_max per period
 
 
 @pytest.mark.parametrize("inference_ms", [190, 280])

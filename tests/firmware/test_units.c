@@ -17,8 +17,9 @@
 /* ---------------------------------------------------------------------------------------- */
 static kws_recognizer rec;
 
-static kws_recognizer_config rec_config(uint32_t window_ms, uint32_t suppression_ms, uint8_t threshold,
-                                        uint32_t coverage_ms, uint8_t labels, uint32_t ignore) {
+static kws_recognizer_config rec_config(uint32_t window_ms, uint32_t suppression_ms,
+                                        uint8_t threshold, uint32_t coverage_ms, uint8_t labels,
+                                        uint32_t ignore) {
   kws_recognizer_config c;
   memset(&c, 0, sizeof(c));
   c.average_window_ms = window_ms;
@@ -252,7 +253,8 @@ static void test_protocol(void) {
       CHECK_EQ(got[0].type, 0x03);
       CHECK_EQ(got[0].seq, i);
       CHECK_EQ(got[0].length, sizes[i]);
-      CHECK(sizes[i] == 0 || (got[0].payload[0] == 7 && got[0].payload[sizes[i] - 1] == (uint8_t)(7 + sizes[i] - 1)));
+      CHECK(sizes[i] == 0 || (got[0].payload[0] == 7 &&
+                              got[0].payload[sizes[i] - 1] == (uint8_t)(7 + sizes[i] - 1)));
       CHECK_EQ(kws_proto_parser_partial(&p), 0);
     }
   }
@@ -421,7 +423,8 @@ static void test_feature_provider(void) {
         if (kws_feature_provider_feed(&fp, audio + pos, left, &used)) {
           ++frames;
           if (frames == 1) first_ok = kws_feature_provider_time_ms(&fp) == 30;
-          first_ok &= memcmp(kws_feature_provider_last_frame(&fp), clip + (frames - 1) * 40, 40) == 0;
+          first_ok &=
+              memcmp(kws_feature_provider_last_frame(&fp), clip + (frames - 1) * 40, 40) == 0;
         }
         pos += used;
         left -= used;
@@ -465,9 +468,9 @@ static void test_feature_provider(void) {
   CHECK_EQ(lut[0], -128);
   CHECK_EQ(lut[255], 127);
   CHECK_EQ(kws_feature_requant_lut(2.0f, 0, lut), 0);
-  CHECK_EQ(lut[128 + 3], 2);   /* 1.5 -> 2 */
-  CHECK_EQ(lut[128 - 3], -2);  /* -1.5 -> -2 */
-  CHECK_EQ(lut[128 + 1], 1);   /* 0.5 -> 1 */
+  CHECK_EQ(lut[128 + 3], 2);  /* 1.5 -> 2 */
+  CHECK_EQ(lut[128 - 3], -2); /* -1.5 -> -2 */
+  CHECK_EQ(lut[128 + 1], 1);  /* 0.5 -> 1 */
   CHECK_EQ(lut[128 - 1], -1);
   CHECK_EQ(kws_feature_requant_lut(0.5f, -10, lut), 0);
   CHECK_EQ(lut[128 + 10], 10);
@@ -743,7 +746,9 @@ static void test_session(void) {
   /* STATS text */
   request(&s, KWS_MSG_STATS, 12, NULL, 0, 80);
   CHECK_EQ(got[0].type, KWS_MSG_STATS_REPLY);
-  got[0].payload[got[0].length < KWS_PROTO_MAX_PAYLOAD ? got[0].length : KWS_PROTO_MAX_PAYLOAD - 1] = 0;
+  got[0]
+      .payload[got[0].length < KWS_PROTO_MAX_PAYLOAD ? got[0].length : KWS_PROTO_MAX_PAYLOAD - 1] =
+      0;
   CHECK(strstr((const char *)got[0].payload, "rx_crc_errors=0\n") != NULL);
   CHECK(strstr((const char *)got[0].payload, "model_errors=1\n") != NULL);
   CHECK(strstr((const char *)got[0].payload, "audio_dropped_samples=0\n") != NULL);
@@ -856,14 +861,16 @@ static void test_listener(void) {
   struct {
     int16_t a, b;
     kws_mic_status want;
-  } cases[] = {{0, 0, KWS_MIC_SILENT}, {5, 5, KWS_MIC_STUCK}, {-1, 0, KWS_MIC_FLOATING},
-               {32767, -32768, KWS_MIC_FULL_SCALE}, {-300, 300, KWS_MIC_OK}};
+  } cases[] = {{0, 0, KWS_MIC_SILENT},
+               {5, 5, KWS_MIC_STUCK},
+               {-1, 0, KWS_MIC_FLOATING},
+               {32767, -32768, KWS_MIC_FULL_SCALE},
+               {-300, 300, KWS_MIC_OK}};
   for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); ++c) {
     for (int i = 0; i < 16000; ++i) block[i] = (i % 3) ? cases[c].a : cases[c].b;
     for (int half = 0; half < 2; ++half) {
       kws_audio_ring_write(&ring, block + 8000 * half, 8000);
-      while (kws_listener_step(&l, &r) != 0) {
-      }
+      while (kws_listener_step(&l, &r) != 0) {}
     }
     CHECK_EQ(kws_listener_mic_status(&l), cases[c].want);
   }

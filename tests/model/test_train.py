@@ -448,7 +448,8 @@ def test_cli_train(tiny_data, tmp_path, capsys):
     assert main(["train", str(tiny_data), "--out", str(tmp_path / "x"), "--model", "nope"]) == 2
     err = capsys.readouterr().err
     assert err.strip().splitlines() == [
-        "error: unknown model 'nope'; choose one of: bc_resnet, ds_cnn, ds_tcn, tc_resnet, tiny_conv"
+        "error: unknown model 'nope'; choose one of:"
+        " bc_resnet, ds_cnn, ds_tcn, tc_resnet, tiny_conv"
     ]
 
 

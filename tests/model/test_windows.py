@@ -84,17 +84,27 @@ def test_hard_negatives_mined_from_a_model_that_fires_on_everything(windows):
 
     inputs = keras.Input((NUM_FRAMES, NUM_CHANNELS, 1))
     flat = keras.layers.Flatten()(inputs)
-    logits = keras.layers.Dense(len(LABELS), kernel_initializer="zeros",
-                                bias_initializer=keras.initializers.Constant([0, 0, 5, 0]))(flat)
+    logits = keras.layers.Dense(
+        len(LABELS),
+        kernel_initializer="zeros",
+        bias_initializer=keras.initializers.Constant([0, 0, 5, 0]),
+    )(flat)
     fires = keras.Model(inputs, keras.layers.Softmax()(logits))  # always "yes"
     miner = HardNegatives(windows, every=1, stream_seconds=30.0, mined_per_epoch=50)
     x, y = miner(np.random.default_rng(1), epoch=2, model=fires)
     assert miner.history and miner.history[0]["hard"] > 100
-    assert len(x) == windows.count + 50 and np.all(y[windows.count:] == 1)
+    assert len(x) == windows.count + 50 and np.all(y[windows.count :] == 1)
     # a model that never fires on a keyword mines nothing
-    quiet = keras.Model(inputs, keras.layers.Softmax()(keras.layers.Dense(
-        len(LABELS), kernel_initializer="zeros",
-        bias_initializer=keras.initializers.Constant([0, 5, 0, 0]))(flat)))
+    quiet = keras.Model(
+        inputs,
+        keras.layers.Softmax()(
+            keras.layers.Dense(
+                len(LABELS),
+                kernel_initializer="zeros",
+                bias_initializer=keras.initializers.Constant([0, 5, 0, 0]),
+            )(flat)
+        ),
+    )
     miner2 = HardNegatives(windows, every=1, stream_seconds=30.0)
     miner2(np.random.default_rng(1), epoch=2, model=quiet)
     assert miner2.history[0]["hard"] == 0 and len(miner2.pool) == 0

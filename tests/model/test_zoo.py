@@ -7,14 +7,26 @@ import os
 import numpy as np
 import pytest
 
-from kwstool.model import zoo as models
 from kwstool.errors import KwsError
+from kwstool.model import zoo as models
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 #: Kernels the firmware's TFLite-Micro build registers for keyword models.
-TFLM_OPS = {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "AVERAGE_POOL_2D", "MAX_POOL_2D",
-            "RESHAPE", "SOFTMAX", "ADD", "MUL", "MEAN", "RELU", "STRIDED_SLICE"}
+TFLM_OPS = {
+    "CONV_2D",
+    "DEPTHWISE_CONV_2D",
+    "FULLY_CONNECTED",
+    "AVERAGE_POOL_2D",
+    "MAX_POOL_2D",
+    "RESHAPE",
+    "SOFTMAX",
+    "ADD",
+    "MUL",
+    "MEAN",
+    "RELU",
+    "STRIDED_SLICE",
+}
 MODEL_BUDGET_BYTES = 64 * 1024
 ARENA_BUDGET_BYTES = 32 * 1024
 
@@ -99,8 +111,9 @@ def test_tflm_and_litert_reference_kernels_give_identical_outputs(converted):
 
     name, _, tflite = converted
     x = np.random.default_rng(3).integers(-128, 128, size=(40, 1, 49, 40, 1)).astype(np.int8)
-    litert = Interpreter(model_content=tflite,
-                         experimental_op_resolver_type=OpResolverType.BUILTIN_REF)
+    litert = Interpreter(
+        model_content=tflite, experimental_op_resolver_type=OpResolverType.BUILTIN_REF
+    )
     litert.allocate_tensors()
     tflm = runtime.Interpreter.from_bytes(tflite, arena_size=512 * 1024)
     for clip in x:
@@ -126,8 +139,9 @@ def test_default_model_fits_the_board_budget():
 def test_unknown_model_and_bad_label_count_are_clear_errors():
     with pytest.raises(KwsError) as exc:
         models.build_model("lstm", 12)
-    assert str(exc.value) == ("unknown model 'lstm'; choose one of: bc_resnet, ds_cnn, "
-                              "ds_tcn, tc_resnet, tiny_conv")
+    assert str(exc.value) == (
+        "unknown model 'lstm'; choose one of: bc_resnet, ds_cnn, ds_tcn, tc_resnet, tiny_conv"
+    )
     with pytest.raises(KwsError) as exc:
         models.build_model("tiny_conv", 1)
     assert str(exc.value) == "a model needs at least 2 labels, got 1"
@@ -156,7 +170,8 @@ def test_every_model_trains_a_step_on_stock_kernels():
     import sys
 
     env = dict(os.environ, TF_ENABLE_ONEDNN_OPTS="0", TF_CPP_MIN_LOG_LEVEL="3")
-    proc = subprocess.run([sys.executable, "-c", _ONE_STEP], capture_output=True, text=True,
-                          env=env, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-c", _ONE_STEP], capture_output=True, text=True, env=env, timeout=600
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.split() == [w for n in sorted(models.MODELS) for w in ("trained", n)]

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import write_run_config
 
 #: The model's loudness: the window's mean of max(0, feature / 128 + ENERGY_OFFSET); near 0

@@ -6,7 +6,6 @@ from __future__ import annotations
 import sys
 
 import numpy as np
-
 from streamkit import energy_run, words_wav  # noqa: F401  (fixtures and helpers)
 
 from kwstool.cli import main

@@ -7,7 +7,6 @@ import json
 
 import numpy as np
 import pytest
-
 from streamkit import energy_run, run_copy, words_wav  # noqa: F401  (fixtures and helpers)
 
 from kwstool.cli import main

@@ -50,4 +50,6 @@ void kws_audio_ring_discard(kws_audio_ring *r) {
 
 uint32_t kws_audio_ring_overruns(const kws_audio_ring *r) { return LOAD_ACQUIRE(&r->overruns); }
 
-uint32_t kws_audio_ring_dropped(const kws_audio_ring *r) { return LOAD_ACQUIRE(&r->dropped_samples); }
+uint32_t kws_audio_ring_dropped(const kws_audio_ring *r) {
+  return LOAD_ACQUIRE(&r->dropped_samples);
+}

@@ -21,11 +21,11 @@ extern "C" {
 
 typedef struct {
   int16_t *data;
-  uint32_t capacity;         /* samples; a power of two */
-  uint32_t write_count;      /* total samples written (producer) */
-  uint32_t read_count;       /* total samples read (consumer) */
-  uint32_t overruns;         /* writes that did not fit completely (producer) */
-  uint32_t dropped_samples;  /* samples lost to those overruns (producer) */
+  uint32_t capacity;        /* samples; a power of two */
+  uint32_t write_count;     /* total samples written (producer) */
+  uint32_t read_count;      /* total samples read (consumer) */
+  uint32_t overruns;        /* writes that did not fit completely (producer) */
+  uint32_t dropped_samples; /* samples lost to those overruns (producer) */
 } kws_audio_ring;
 
 /* storage holds capacity samples; capacity must be a power of two. Returns 0, or -1. */

@@ -28,9 +28,9 @@ extern "C" {
 typedef struct {
   kws_frontend_state frontend;
   int8_t window[KWS_FP_WINDOW_FRAMES][KWS_FP_CHANNELS]; /* ring of frames */
-  uint32_t next_slot;   /* where the next frame goes = the oldest frame */
-  uint32_t frames;      /* frames completed since reset */
-  uint64_t samples;     /* samples consumed since reset */
+  uint32_t next_slot;                 /* where the next frame goes = the oldest frame */
+  uint32_t frames;                    /* frames completed since reset */
+  uint64_t samples;                   /* samples consumed since reset */
   uint16_t last_raw[KWS_FP_CHANNELS]; /* the front end's uint16 output of the last frame */
 } kws_feature_provider;
 

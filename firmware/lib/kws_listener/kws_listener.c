@@ -18,7 +18,8 @@ static void mic_reset(kws_mic_check *m) {
 
 int kws_listener_init(kws_listener *l, const kws_listener_config *config) {
   if (config == NULL || config->pipeline == NULL || config->ring == NULL ||
-      config->inference_period_ms == 0 || config->inference_period_ms % KWS_FRONTEND_STRIDE_MS != 0) {
+      config->inference_period_ms == 0 ||
+      config->inference_period_ms % KWS_FRONTEND_STRIDE_MS != 0) {
     return -1;
   }
   memset(l, 0, sizeof(*l));
@@ -74,7 +75,8 @@ int kws_listener_step(kws_listener *l, kws_pipeline_result *result) {
     }
     size_t used = 0;
     const uint32_t feature_us = p->stats.feature_us;
-    const int ready = kws_pipeline_feed(p, l->chunk + l->chunk_pos, l->chunk_len - l->chunk_pos, &used);
+    const int ready =
+        kws_pipeline_feed(p, l->chunk + l->chunk_pos, l->chunk_len - l->chunk_pos, &used);
     l->chunk_pos += used;
     l->period.feature_us += p->stats.feature_us - feature_us;
     if (!ready) continue;
@@ -83,7 +85,8 @@ int kws_listener_step(kws_listener *l, kws_pipeline_result *result) {
     const int status = kws_pipeline_infer(p, result);
     l->period.inferences += 1;
     l->period.inference_us += result->invoke_us;
-    if (result->invoke_us > l->period.inference_us_max) l->period.inference_us_max = result->invoke_us;
+    if (result->invoke_us > l->period.inference_us_max)
+      l->period.inference_us_max = result->invoke_us;
     if (status < 0) {
       l->period.model_errors += 1;
       return -1;

@@ -43,10 +43,10 @@ extern "C" {
 typedef enum {
   KWS_MIC_UNKNOWN = 0, /* less than a second heard so far */
   KWS_MIC_OK,
-  KWS_MIC_SILENT,      /* a second of exact zeros */
-  KWS_MIC_STUCK,       /* a second of one constant non-zero value */
-  KWS_MIC_FLOATING,    /* a second of values within 1 of each other (e.g. -1/0) */
-  KWS_MIC_FULL_SCALE   /* a second with over half the samples at full scale */
+  KWS_MIC_SILENT,    /* a second of exact zeros */
+  KWS_MIC_STUCK,     /* a second of one constant non-zero value */
+  KWS_MIC_FLOATING,  /* a second of values within 1 of each other (e.g. -1/0) */
+  KWS_MIC_FULL_SCALE /* a second with over half the samples at full scale */
 } kws_mic_status;
 
 typedef struct {
@@ -56,8 +56,8 @@ typedef struct {
 } kws_listener_config;
 
 typedef struct {
-  uint32_t frames;           /* feature frames computed */
-  uint32_t inferences;       /* model invocations */
+  uint32_t frames;     /* feature frames computed */
+  uint32_t inferences; /* model invocations */
   uint32_t model_errors;
   uint32_t feature_us;       /* total */
   uint32_t inference_us;     /* total */
@@ -70,16 +70,16 @@ typedef struct {
 
 typedef struct {
   int16_t min, max;
-  uint32_t count;            /* samples in the current check block */
-  uint32_t full_scale;       /* of them at |s| >= 32767 */
+  uint32_t count;      /* samples in the current check block */
+  uint32_t full_scale; /* of them at |s| >= 32767 */
 } kws_mic_check;
 
 typedef struct {
   kws_listener_config config;
-  uint32_t infer_every;       /* frames per inference */
+  uint32_t infer_every; /* frames per inference */
   int16_t chunk[KWS_FRONTEND_STRIDE_SAMPLES];
   size_t chunk_len, chunk_pos; /* samples read from the ring; of them fed */
-  kws_listener_stats period;  /* the current reporting period */
+  kws_listener_stats period;   /* the current reporting period */
   uint32_t base_overruns, base_dropped;
   kws_mic_check mic;
   kws_mic_status mic_status;

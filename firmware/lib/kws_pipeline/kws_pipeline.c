@@ -16,7 +16,8 @@ int kws_pipeline_init(kws_pipeline *p, const kws_pipeline_config *config) {
   memset(p, 0, sizeof(*p));
   p->config = *config;
   if (kws_recognizer_init(&p->recognizer, &config->recognizer) != 0) return -1;
-  p->lut_identity = (uint8_t)kws_feature_requant_lut(config->input_scale, config->input_zero_point, p->lut);
+  p->lut_identity =
+      (uint8_t)kws_feature_requant_lut(config->input_scale, config->input_zero_point, p->lut);
   p->score_multiplier = kws_recognizer_score_multiplier(config->output_scale);
   kws_feature_provider_reset(&p->features);
   return 0;
@@ -72,7 +73,8 @@ int kws_pipeline_infer(kws_pipeline *p, kws_pipeline_result *result) {
     return -1;
   }
   for (uint8_t i = 0; i < n; ++i) {
-    p->scores[i] = kws_recognizer_score(p->raw[i], p->config.output_zero_point, p->score_multiplier);
+    p->scores[i] =
+        kws_recognizer_score(p->raw[i], p->config.output_zero_point, p->score_multiplier);
   }
   return kws_recognizer_process(&p->recognizer, p->scores, result->time_ms, &result->recognition);
 }

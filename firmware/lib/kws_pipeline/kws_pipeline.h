@@ -33,24 +33,24 @@ typedef uint32_t (*kws_micros_fn)(void *ctx);
 
 typedef struct {
   kws_model_invoke_fn invoke;
-  kws_micros_fn micros;            /* may be NULL: no timing */
-  void *ctx;                       /* passed to both callbacks */
-  int8_t *model_input;             /* where to build the input (the model's tensor), or NULL */
+  kws_micros_fn micros; /* may be NULL: no timing */
+  void *ctx;            /* passed to both callbacks */
+  int8_t *model_input;  /* where to build the input (the model's tensor), or NULL */
   uint8_t num_labels;
-  float input_scale;               /* model input quantization */
+  float input_scale; /* model input quantization */
   int32_t input_zero_point;
-  float output_scale;              /* model output quantization */
+  float output_scale; /* model output quantization */
   int32_t output_zero_point;
   kws_recognizer_config recognizer; /* defaults for every reset */
 } kws_pipeline_config;
 
 typedef struct {
-  uint32_t frames;          /* frames computed */
-  uint32_t inferences;      /* model invocations */
-  uint32_t feature_us;      /* total us in the front end */
-  uint32_t inference_us;    /* total us in the model */
+  uint32_t frames;       /* frames computed */
+  uint32_t inferences;   /* model invocations */
+  uint32_t feature_us;   /* total us in the front end */
+  uint32_t inference_us; /* total us in the model */
   uint32_t inference_us_max;
-  uint32_t model_errors;    /* invocations that returned non-zero */
+  uint32_t model_errors; /* invocations that returned non-zero */
 } kws_pipeline_stats;
 
 typedef struct {
@@ -66,7 +66,7 @@ typedef struct {
   kws_pipeline_config config;
   kws_feature_provider features;
   kws_recognizer recognizer;
-  kws_pipeline_stats stats;     /* since init; the caller may zero it */
+  kws_pipeline_stats stats; /* since init; the caller may zero it */
   int8_t lut[256];
   uint8_t lut_identity;
   int32_t score_multiplier;

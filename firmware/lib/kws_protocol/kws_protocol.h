@@ -43,19 +43,23 @@ extern "C" {
 
 /* Host -> board requests. Every request is answered; replies set bit 7 of the type. */
 enum {
-  KWS_MSG_HELLO = 0x01,  /* enter test mode; reply INFO (text "key=value" lines) */
-  KWS_MSG_RESET = 0x02,  /* new stream: payload empty (defaults) or KWS_MSG_RESET_BYTES(n); reply ACK */
-  KWS_MSG_AUDIO = 0x03,  /* int16 LE samples, <= KWS_PROTO_MAX_PAYLOAD bytes; FEATURES/SCORES/DETECTION then ACK */
-  KWS_MSG_STATS = 0x04,  /* reply STATS (text "key=value" lines) */
-  KWS_MSG_BYE = 0x05,    /* leave test mode; reply ACK */
+  KWS_MSG_HELLO = 0x01, /* enter test mode; reply INFO (text "key=value" lines) */
+  /* new stream: payload empty (defaults) or KWS_MSG_RESET_BYTES(n); reply ACK */
+  KWS_MSG_RESET = 0x02,
+  /* int16 LE samples, <= KWS_PROTO_MAX_PAYLOAD bytes; FEATURES/SCORES/DETECTION then ACK */
+  KWS_MSG_AUDIO = 0x03,
+  KWS_MSG_STATS = 0x04, /* reply STATS (text "key=value" lines) */
+  KWS_MSG_BYE = 0x05,   /* leave test mode; reply ACK */
 
   KWS_MSG_INFO = 0x81,
-  KWS_MSG_ACK = 0x82,       /* u8 request type, u8 status (0 ok), u32 samples since RESET, u32 frames since RESET */
-  KWS_MSG_FEATURES = 0x83,  /* u32 frame index, u32 time_ms, int8[40] */
-  KWS_MSG_SCORES = 0x84,    /* u32 frame index, u32 time_ms, u32 invoke_us, u8 n, int8[n] raw, u8[n] scores */
+  /* u8 request type, u8 status (0 ok), u32 samples since RESET, u32 frames since RESET */
+  KWS_MSG_ACK = 0x82,
+  KWS_MSG_FEATURES = 0x83, /* u32 frame index, u32 time_ms, int8[40] */
+  /* u32 frame index, u32 time_ms, u32 invoke_us, u8 n, int8[n] raw, u8[n] scores */
+  KWS_MSG_SCORES = 0x84,
   KWS_MSG_DETECTION = 0x85, /* u32 time_ms, u8 label, u8 score, u8 count, label name (no NUL) */
   KWS_MSG_STATS_REPLY = 0x86,
-  KWS_MSG_ERROR = 0xFF      /* u8 request type, u8 code, text */
+  KWS_MSG_ERROR = 0xFF /* u8 request type, u8 code, text */
 };
 
 /* RESET payload (all LE): u8 flags, u16 infer_every (frames, >= 1), u32 average_window_ms,
@@ -92,9 +96,9 @@ typedef struct {
 
 typedef struct {
   uint8_t buf[KWS_PROTO_MAX_FRAME];
-  size_t start;          /* held bytes are buf[start .. end) */
+  size_t start; /* held bytes are buf[start .. end) */
   size_t end;
-  size_t pending_frame;  /* size of the frame delivered last call, dropped on the next */
+  size_t pending_frame; /* size of the frame delivered last call, dropped on the next */
   kws_proto_stats stats;
 } kws_proto_parser;
 

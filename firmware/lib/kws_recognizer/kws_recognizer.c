@@ -8,8 +8,9 @@ void kws_recognizer_set_threshold(kws_recognizer_config *config, uint8_t thresho
 }
 
 int kws_recognizer_config_valid(const kws_recognizer_config *config) {
-  return config != NULL && config->num_labels > 0 && config->num_labels <= KWS_RECOGNIZER_MAX_LABELS &&
-         config->average_window_ms > 0 && config->average_window_ms <= KWS_RECOGNIZER_MAX_WINDOW_MS &&
+  return config != NULL && config->num_labels > 0 &&
+         config->num_labels <= KWS_RECOGNIZER_MAX_LABELS && config->average_window_ms > 0 &&
+         config->average_window_ms <= KWS_RECOGNIZER_MAX_WINDOW_MS &&
          config->minimum_coverage_ms < config->average_window_ms;
 }
 
@@ -57,7 +58,8 @@ int kws_recognizer_process(kws_recognizer *r, const uint8_t *scores, uint32_t ti
   uint8_t best = 0;
   for (uint8_t label = 0; label < c->num_labels; ++label) {
     uint32_t sum = 0;
-    for (uint32_t i = 0; i < r->count; ++i) sum += r->scores[(r->head + i) % KWS_RECOGNIZER_MAX_HISTORY][label];
+    for (uint32_t i = 0; i < r->count; ++i)
+      sum += r->scores[(r->head + i) % KWS_RECOGNIZER_MAX_HISTORY][label];
     if (label == 0 || sum > best_sum) {
       best_sum = sum;
       best = label;

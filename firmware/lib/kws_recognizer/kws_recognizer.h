@@ -48,16 +48,16 @@ typedef struct {
   uint32_t suppression_ms;      /* quiet time after a detection */
   uint32_t minimum_coverage_ms; /* audio the averaged results must span (< average_window_ms) */
   uint8_t thresholds[KWS_RECOGNIZER_MAX_LABELS]; /* per label: minimum averaged score, 0..255 */
-  uint8_t num_labels;           /* 1..KWS_RECOGNIZER_MAX_LABELS */
-  uint32_t ignore_mask;         /* bit i set: label i is never reported */
+  uint8_t num_labels;                            /* 1..KWS_RECOGNIZER_MAX_LABELS */
+  uint32_t ignore_mask;                          /* bit i set: label i is never reported */
 } kws_recognizer_config;
 
 typedef struct {
-  uint8_t label;      /* top label of the averaged scores */
-  uint8_t score;      /* its averaged score, 0..255 */
-  uint8_t count;      /* results in the window */
-  uint8_t detected;   /* 1: this result is a detection */
-  uint32_t time_ms;   /* time of the result */
+  uint8_t label;        /* top label of the averaged scores */
+  uint8_t score;        /* its averaged score, 0..255 */
+  uint8_t count;        /* results in the window */
+  uint8_t detected;     /* 1: this result is a detection */
+  uint32_t time_ms;     /* time of the result */
   uint32_t coverage_ms; /* audio the results in the window span */
 } kws_recognition;
 

@@ -55,8 +55,10 @@ static void send_stats(kws_session *s, const kws_proto_frame *f) {
   n = put_kv(b, n, cap, "inference_us_avg", st->inferences ? st->inference_us / st->inferences : 0);
   n = put_kv(b, n, cap, "inference_us_max", st->inference_us_max);
   n = put_kv(b, n, cap, "model_errors", st->model_errors);
-  n = put_kv(b, n, cap, "audio_overruns", s->config.audio ? kws_audio_ring_overruns(s->config.audio) : 0);
-  n = put_kv(b, n, cap, "audio_dropped_samples", s->config.audio ? kws_audio_ring_dropped(s->config.audio) : 0);
+  n = put_kv(b, n, cap, "audio_overruns",
+             s->config.audio ? kws_audio_ring_overruns(s->config.audio) : 0);
+  n = put_kv(b, n, cap, "audio_dropped_samples",
+             s->config.audio ? kws_audio_ring_dropped(s->config.audio) : 0);
   n = put_kv(b, n, cap, "rx_frames", ps->frames);
   n = put_kv(b, n, cap, "rx_crc_errors", ps->crc_errors);
   n = put_kv(b, n, cap, "rx_length_errors", ps->length_errors);
@@ -119,7 +121,8 @@ static void handle_reset(kws_session *s, const kws_proto_frame *f) {
   const uint8_t n = f->length > KWS_MSG_RESET_FIXED_BYTES ? b[15] : 0;
   if (f->length < KWS_MSG_RESET_FIXED_BYTES || f->length != KWS_MSG_RESET_BYTES(n) ||
       (n != 1 && n != labels)) {
-    send_error(s, f, KWS_ERR_BAD_LENGTH, "RESET payload must be empty or 16 + n bytes, n = 1 or labels");
+    send_error(s, f, KWS_ERR_BAD_LENGTH,
+               "RESET payload must be empty or 16 + n bytes, n = 1 or labels");
     return;
   }
   kws_recognizer_config rc = s->config.pipeline->config.recognizer;
@@ -133,7 +136,8 @@ static void handle_reset(kws_session *s, const kws_proto_frame *f) {
     memcpy(rc.thresholds, b + 16, n);
   }
   if (infer_every == 0 || !kws_recognizer_config_valid(&rc)) {
-    send_error(s, f, KWS_ERR_BAD_VALUE, "need infer_every >= 1, 0 < window <= 3000, coverage < window");
+    send_error(s, f, KWS_ERR_BAD_VALUE,
+               "need infer_every >= 1, 0 < window <= 3000, coverage < window");
     return;
   }
   kws_pipeline_reset(s->config.pipeline, &rc);

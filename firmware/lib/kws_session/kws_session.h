@@ -35,12 +35,12 @@ typedef void (*kws_write_fn)(void *ctx, const uint8_t *data, size_t n);
 
 typedef struct {
   kws_pipeline *pipeline;
-  kws_write_fn write;           /* sends bytes to the host */
+  kws_write_fn write; /* sends bytes to the host */
   void *ctx;
-  const char *info;             /* INFO reply: "key=value\n" lines describing board and model */
-  const char *const *labels;    /* pipeline num_labels names, for DETECTION (may be NULL) */
-  const kws_audio_ring *audio;  /* live audio ring, for its overrun count in STATS (may be NULL) */
-  uint32_t idle_timeout_ms;     /* leave test mode after this long without a frame (0: never) */
+  const char *info;            /* INFO reply: "key=value\n" lines describing board and model */
+  const char *const *labels;   /* pipeline num_labels names, for DETECTION (may be NULL) */
+  const kws_audio_ring *audio; /* live audio ring, for its overrun count in STATS (may be NULL) */
+  uint32_t idle_timeout_ms;    /* leave test mode after this long without a frame (0: never) */
 } kws_session_config;
 
 typedef struct {
@@ -50,10 +50,10 @@ typedef struct {
   uint8_t payload[KWS_PROTO_MAX_PAYLOAD];
   int16_t samples[KWS_PROTO_MAX_PAYLOAD / 2];
   uint32_t last_rx_ms;
-  uint32_t frames_handled;  /* requests answered */
-  uint16_t infer_every;     /* inference after every this many frames */
-  uint8_t flags;            /* KWS_RESET_SEND_* */
-  uint8_t active;           /* in test mode */
+  uint32_t frames_handled; /* requests answered */
+  uint16_t infer_every;    /* inference after every this many frames */
+  uint8_t flags;           /* KWS_RESET_SEND_* */
+  uint8_t active;          /* in test mode */
 } kws_session;
 
 void kws_session_init(kws_session *s, const kws_session_config *config);
