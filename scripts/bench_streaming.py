@@ -38,21 +38,37 @@ from kwstool.errors import KwsError
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("run", type=Path, help="run folder (after kwstool quantize) or .tflite")
-    ap.add_argument("--data", type=Path, default=None,
-                    help="prepared data the run was trained with (scripts/bench_models.py's "
-                         "WORK/data): calibrate on its validation speakers, report on its test "
-                         "speakers; default: speech_commands_test_dev prepared here, both on test")
+    ap.add_argument(
+        "--data",
+        type=Path,
+        default=None,
+        help="prepared data the run was trained with (scripts/bench_models.py's "
+        "WORK/data): calibrate on its validation speakers, report on its test "
+        "speakers; default: speech_commands_test_dev prepared here, both on test",
+    )
     ap.add_argument("--data-root", type=Path, default=REPO.parent / "shared" / "data")
     ap.add_argument("--work", type=Path, default=Path("/tmp/kwstool_bench_streaming"))
     ap.add_argument("--hours", type=float, default=1.0)
     ap.add_argument("--negative-hours", type=float, default=1.0)
-    ap.add_argument("--fa-per-hour", type=float, default=2.0,
-                    help="false accepts per hour allowed on the negative stream, all keywords "
-                         "together (each keyword gets an equal share)")
-    ap.add_argument("--snr", default="40:60", help="word-to-noise SNR range in dB (issue 16's "
-                    "design: quiet background, 40-60 dB; kwstool stream-eval's default is 5:25)")
-    ap.add_argument("--noise-dbfs", default="-80:-60", help="background noise level range (dBFS); "
-                    "with --snr 40:60 the words lie at -40..-15 dBFS RMS")
+    ap.add_argument(
+        "--fa-per-hour",
+        type=float,
+        default=2.0,
+        help="false accepts per hour allowed on the negative stream, all keywords "
+        "together (each keyword gets an equal share)",
+    )
+    ap.add_argument(
+        "--snr",
+        default="40:60",
+        help="word-to-noise SNR range in dB (issue 16's "
+        "design: quiet background, 40-60 dB; kwstool stream-eval's default is 5:25)",
+    )
+    ap.add_argument(
+        "--noise-dbfs",
+        default="-80:-60",
+        help="background noise level range (dBFS); "
+        "with --snr 40:60 the words lie at -40..-15 dBFS RMS",
+    )
     ap.add_argument("--window-ms", type=int, default=500, help="recognizer averaging window")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=None)
@@ -71,8 +87,14 @@ def _design(args: argparse.Namespace, split: str, seed: int):
 
     lo, hi = (float(v) for v in args.snr.split(":"))
     nlo, nhi = (float(v) for v in args.noise_dbfs.split(":"))
-    return StreamDesign(seed=seed, hours=args.hours, negative_hours=args.negative_hours,
-                        split=split, snr_db=(lo, hi), noise_dbfs=(nlo, nhi))
+    return StreamDesign(
+        seed=seed,
+        hours=args.hours,
+        negative_hours=args.negative_hours,
+        split=split,
+        snr_db=(lo, hi),
+        noise_dbfs=(nlo, nhi),
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -90,16 +112,33 @@ def run(args: argparse.Namespace) -> int:
     from kwstool.core.calibration import load_calibration
     from kwstool.stream.engine import StreamModel
 
-    keywords = [lab for lab in StreamModel.load(args.run, args.runtime).labels
-                if not lab.startswith("_")]
+    keywords = [
+        lab for lab in StreamModel.load(args.run, args.runtime).labels if not lab.startswith("_")
+    ]
     per_word = args.fa_per_hour / max(1, len(keywords))
-    cal = stream_eval(args.run, data, design=_design(args, calib_split, args.seed + 1),
-                      noise_dir=noise, recognizer={"average_window_ms": args.window_ms},
-                      calibrate_fa=per_word, out_dir=args.work / "calibration",
-                      runtime=args.runtime, threads=args.threads, log=print)
-    res = stream_eval(args.run, data, design=_design(args, "test", args.seed), noise_dir=noise,
-                      recognizer=load_calibration(args.run), out_dir=args.work / "out",
-                      runtime=args.runtime, threads=args.threads, log=print)
+    cal = stream_eval(
+        args.run,
+        data,
+        design=_design(args, calib_split, args.seed + 1),
+        noise_dir=noise,
+        recognizer={"average_window_ms": args.window_ms},
+        calibrate_fa=per_word,
+        out_dir=args.work / "calibration",
+        runtime=args.runtime,
+        threads=args.threads,
+        log=print,
+    )
+    res = stream_eval(
+        args.run,
+        data,
+        design=_design(args, "test", args.seed),
+        noise_dir=noise,
+        recognizer=load_calibration(args.run),
+        out_dir=args.work / "out",
+        runtime=args.runtime,
+        threads=args.threads,
+        log=print,
+    )
     _print(args, res.report, cal.report, data, calib_split, per_word, t_prep)
     print(f"wrote {res.json_path}, {res.det_path}, {cal.calibration_path}")
     return 0
@@ -110,28 +149,37 @@ def _print(args, rep, cal_rep, data, calib_split, per_word, t_prep) -> None:
         f"\nmodel {rep['model_file']} (period {rep['inference_period_ms']} ms, runtime "
         f"{rep['runtime']}); thresholds calibrated on {calib_split}-speaker streams of {data} "
         f"(<= {per_word:.2f} FA/h per keyword, {args.fa_per_hour:g} FA/h in all, averaging "
-        f"{args.window_ms} ms, SNR {args.snr} dB over noise at {args.noise_dbfs} dBFS); figures on test-speaker streams, seed "
+        f"{args.window_ms} ms, SNR {args.snr} dB over noise at {args.noise_dbfs} dBFS); "
+        f"figures on test-speaker streams, seed "
         f"{args.seed}: {rep['positive']['hours']} h positive, {rep['negative']['hours']} h negative"
     )
     picks = (cal_rep.get("calibration") or {}).get("picks") or {}
     thr = {name: p["threshold"] for name, p in picks.items()}
-    print(f"{'word':8} {'thr':>4} {'words':>6} {'found':>7} {'FRR':>7} {'FA/h':>7} "
-          f"{'false/h+':>9} {'lat p50':>8} {'lat p95':>8}")
+    print(
+        f"{'word':8} {'thr':>4} {'words':>6} {'found':>7} {'FRR':>7} {'FA/h':>7} "
+        f"{'false/h+':>9} {'lat p50':>8} {'lat p95':>8}"
+    )
     total_fa, misses, words = 0.0, 0, 0
     for name, f in rep["per_keyword"].items():
         total_fa += f["fa_per_hour"] or 0.0
         misses += round((f["frr"] or 0.0) * f["words"])
         words += f["words"]
         found = None if f["frr"] is None else 1 - f["frr"]
-        print(f"{name:8} {thr.get(name, '-'):>4} {f['words']:6d} {_n(found, 3):>7} "
-              f"{_n(f['frr'], 3):>7} {_n(f['fa_per_hour'], 2):>7} "
-              f"{_n(f['false_per_hour_positive'], 2):>9} {_n(f['latency_ms']['median'], 0):>8} "
-              f"{_n(f['latency_ms']['p95'], 0):>8}")
-    print(f"all keywords: FRR {misses / max(1, words):.3f} ({misses}/{words} missed), false "
-          f"accepts {total_fa:.2f} per hour on the negative stream")
+        print(
+            f"{name:8} {thr.get(name, '-'):>4} {f['words']:6d} {_n(found, 3):>7} "
+            f"{_n(f['frr'], 3):>7} {_n(f['fa_per_hour'], 2):>7} "
+            f"{_n(f['false_per_hour_positive'], 2):>9} {_n(f['latency_ms']['median'], 0):>8} "
+            f"{_n(f['latency_ms']['p95'], 0):>8}"
+        )
+    print(
+        f"all keywords: FRR {misses / max(1, words):.3f} ({misses}/{words} missed), false "
+        f"accepts {total_fa:.2f} per hour on the negative stream"
+    )
     p = rep["parity"]
-    print(f"TFLite-Micro check: {p['identical']}/{p['windows']} windows bit-identical "
-          f"(max diff {p['max_abs_diff']})")
+    print(
+        f"TFLite-Micro check: {p['identical']}/{p['windows']} windows bit-identical "
+        f"(max diff {p['max_abs_diff']})"
+    )
     s = rep["seconds"]
     hours = rep["positive"]["hours"] + rep["negative"]["hours"]
     print(

@@ -146,9 +146,12 @@ def test_stream_eval_reports_the_inserted_words_and_calibrates(run_copy, demo_da
     record = read_calibration(run_copy)
     assert record["thresholds"]["yes"] == pick["threshold"]
     assert record["stream"]["design"]["seed"] == 1 and len(record["model_sha256"]) == 64
+    # the thresholds and the recognizer settings they were chosen with
     assert load_calibration(run_copy) == {
         "thresholds": record["thresholds"],
         "suppression_ms": 1500,
+        "average_window_ms": record["recognizer"]["average_window_ms"],
+        "minimum_coverage_ms": record["recognizer"]["minimum_coverage_ms"],
     }
 
 
