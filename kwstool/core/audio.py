@@ -118,3 +118,23 @@ def save_wav(path: str | os.PathLike[str], samples: np.ndarray, rate: int = SAMP
 
     with atomic_path(path) as tmp:
         wavfile.write(tmp, rate, np.asarray(samples, dtype=np.int16))
+
+
+#: 10 ms energy frames for :func:`speech_span`.
+SPAN_FRAME = SAMPLE_RATE // 100
+
+
+def speech_span(clip: np.ndarray, floor_db: float, min_rms: float = 0.0) -> tuple[int, int]:
+    """[start, end) samples of the loud part of a clip: the first to the last 10 ms frame whose
+    RMS is within ``floor_db`` of the loudest frame and at least ``min_rms``; (0, 0) if none."""
+    x = np.asarray(clip, np.float64)
+    n = len(x) // SPAN_FRAME
+    if n == 0:
+        return 0, 0
+    rms = np.sqrt(np.mean(x[: n * SPAN_FRAME].reshape(n, SPAN_FRAME) ** 2, axis=1))
+    if rms.max() <= 0:
+        return 0, 0
+    loud = np.flatnonzero((rms >= rms.max() * 10 ** (-floor_db / 20)) & (rms >= min_rms))
+    if len(loud) == 0:
+        return 0, 0
+    return int(loud[0]) * SPAN_FRAME, int(loud[-1] + 1) * SPAN_FRAME

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from kwstool.core.audio import speech_span
 from kwstool.core.contract import (
     NUM_CHANNELS,
     NUM_FRAMES,
@@ -37,23 +38,11 @@ from kwstool.core.contract import (
 from kwstool.core.frontend import compute_raw, to_int8
 from kwstool.core.labels import SILENCE, UNKNOWN, is_filler
 
-#: Energy frames of 10 ms for the voiced-span estimate.
-_ENERGY_FRAME = SAMPLE_RATE // 100
-
 
 def voiced_span(clip: np.ndarray, floor_db: float = 30.0) -> tuple[int, int]:
     """(start, end) samples of the loud part of a clip: 10 ms frames within ``floor_db`` of the
     loudest frame (and above a small absolute floor). A silent clip gives (0, 0)."""
-    x = np.asarray(clip, np.float64)
-    n = len(x) // _ENERGY_FRAME
-    if n == 0:
-        return 0, 0
-    rms = np.sqrt(np.mean(x[: n * _ENERGY_FRAME].reshape(n, _ENERGY_FRAME) ** 2, axis=1) + 1e-9)
-    db = 20 * np.log10(rms)
-    loud = np.flatnonzero((db >= db.max() - floor_db) & (rms >= 30.0))
-    if len(loud) == 0:
-        return 0, 0
-    return int(loud[0] * _ENERGY_FRAME), int((loud[-1] + 1) * _ENERGY_FRAME)
+    return speech_span(clip, floor_db, min_rms=30.0)
 
 
 @dataclass(frozen=True)

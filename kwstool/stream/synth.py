@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from kwstool.core.audio import speech_span
 from kwstool.core.contract import SAMPLE_RATE
 from kwstool.core.labels import SILENCE, UNKNOWN
 from kwstool.errors import KwsError
@@ -24,7 +25,6 @@ from kwstool.errors import KwsError
 SPEECH_FRACTION = 0.1
 #: Loudest RMS level of an inserted word (dBFS): near-field speech peaks about 10 dB above it.
 MAX_SPEECH_DBFS = -15.0
-_FRAME = SAMPLE_RATE // 100
 
 
 @dataclass(frozen=True)
@@ -81,18 +81,10 @@ class Stream:
 
 
 def speech_extent(clip: np.ndarray) -> tuple[int, int]:
-    """[start, end) samples of the speech in a clip (frames above SPEECH_FRACTION of the peak)."""
-    x = np.asarray(clip, np.float64)
-    n = len(x) // _FRAME
-    if n == 0:
-        return 0, len(x)
-    rms = np.sqrt((x[: n * _FRAME].reshape(n, _FRAME) ** 2).mean(axis=1))
-    if rms.max() <= 0:
-        return 0, len(x)
-    loud = np.flatnonzero(rms >= SPEECH_FRACTION * rms.max())
-    if len(loud) == 0:
-        return 0, len(x)
-    return int(loud[0]) * _FRAME, int(loud[-1] + 1) * _FRAME
+    """[start, end) samples of the speech in a clip (frames above SPEECH_FRACTION of the peak);
+    the whole clip when nothing stands out."""
+    start, end = speech_span(clip, -20 * math.log10(SPEECH_FRACTION))
+    return (start, end) if end > start else (0, len(clip))
 
 
 def _vary(clip: np.ndarray, speed: float) -> np.ndarray:
