@@ -188,6 +188,9 @@ def bench_model(
         result = train(data_dir, run_dir, model=name, epochs=epochs, seed=seed, progress=progress)
     train_s = time.perf_counter() - t0
     q = quantize(run_dir, data_dir)
+    from kwstool.deploy.profile import estimate
+
+    m4 = estimate(q.tflite_path.read_bytes(), "nano33ble", str(q.tflite_path))
     return {
         "model": name,
         "params": result.params,
@@ -199,6 +202,8 @@ def bench_model(
         "model_bytes": q.model_bytes,
         "arena_bytes": q.arena_bytes,
         "tflm_matches_litert": q.tflm_matches_litert,
+        "m4_instructions": round(m4.est_instructions),
+        "nano33ble_ms": round(m4.est_ms, 1),
     }
 
 
@@ -377,6 +382,8 @@ def main(argv: list[str] | None = None) -> int:
         "int8 test",
         "model bytes",
         "arena bytes",
+        "M4 M instr",
+        "Nano ms",
         "train s",
     ):
         table.add_column(col, justify="left" if col == "model" else "right")
@@ -390,6 +397,8 @@ def main(argv: list[str] | None = None) -> int:
             f"{r['int8']['test']:.4f}",
             f"{r['model_bytes']:,}",
             f"{r['arena_bytes']:,}",
+            f"{r['m4_instructions'] / 1e6:.2f}",
+            f"{r['nano33ble_ms']:.1f}",
             f"{r['train_seconds']:.0f}",
         )
     console.print(table)
