@@ -12,8 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from kwstool.deploy import costmodel
-from kwstool.deploy import profile as prof
+from kwstool.deploy import costmodel, profile as prof
 from kwstool.errors import KwsError
 
 
