@@ -141,6 +141,68 @@ class DeviceTestResult:
         }
 
 
+def _clip_fields(f: Path, r: StreamResult, labels: Sequence[str]) -> dict[str, Any]:
+    """A clip-mode row's label, prediction and latency (the last inference of the clip)."""
+    rt_ms = None if r.inference_round_trip_s is None else r.inference_round_trip_s * 1000.0
+    truth = truth_label(f, labels)
+    last = r.scores[-1] if r.scores else None
+    predicted = labels[int(np.argmax(last.raw))] if last is not None else None
+    return {
+        "label": truth,
+        "predicted": predicted,
+        "correct": None if truth is None or predicted is None else predicted == truth,
+        "scores": [int(s) for s in last.scores] if last is not None else None,
+        "invoke_us": last.invoke_us if last is not None else None,
+        "round_trip_ms": None if rt_ms is None else round(rt_ms, 3),
+    }
+
+
+def _file_row(f: Path, samples: np.ndarray, r: StreamResult, stream: bool) -> dict[str, Any]:
+    """One file's row of ``device_test.json`` (without the clip-mode fields)."""
+    row: dict[str, Any] = {
+        "file": str(f),
+        "frames": len(r.features),
+        "detections": [d.as_dict() for d in r.detections],
+        "model_errors": r.model_errors,
+    }
+    if stream:
+        row["duration_s"] = round(len(samples) / SAMPLE_RATE, 3)
+        row["inferences"] = len(r.scores)
+    return row
+
+
+def _score_clips(
+    result: DeviceTestResult, labels: Sequence[str], round_trip_ms: list[float]
+) -> None:
+    """Clip mode: round-trip latency, top-1 accuracy, per-class accuracy."""
+    rows = result.files
+    result.latency["round_trip_ms"] = _summary(round_trip_ms)
+    scored = [r for r in rows if r["correct"] is not None]
+    if scored:
+        result.accuracy = round(sum(r["correct"] for r in scored) / len(scored), 4)
+    for lab in labels:
+        mine = [r for r in scored if r["label"] == lab]
+        if mine:
+            result.per_class[lab] = {
+                "count": len(mine),
+                "accuracy": round(sum(r["correct"] for r in mine) / len(mine), 4),
+            }
+
+
+def _write_result(result: DeviceTestResult, out: Path, n_files: int) -> None:
+    """``device_test.json``, and the features (``features.npy``/``features.files.txt``)."""
+    from kwstool.fileio import save_npy, write_json, write_text
+
+    result.json_path = out / "device_test.json"
+    if result.features is not None:
+        single = len(result.features) == 1 and n_files == 1
+        result.features_path = out / "features.npy"
+        save_npy(result.features_path, result.features[0] if single else result.features)
+        if not single:
+            write_text(out / "features.files.txt", "".join(r["file"] + "\n" for r in result.files))
+    write_json(result.json_path, result.as_dict())
+
+
 def device_test(
     port: str | Any,
     paths: Sequence[Path],
@@ -165,7 +227,6 @@ def device_test(
     """
     from kwstool.core.audio import load_wav, skipped_entry
     from kwstool.data.features import list_wavs
-    from kwstool.fileio import save_npy, write_json, write_text
 
     files = list_wavs(paths)
     every = int(infer_every) if infer_every is not None else (1 if stream else WINDOW_FRAMES)
@@ -189,37 +250,12 @@ def device_test(
             board.reset(SEND_FEATURES | SEND_SCORES, every, recognizer)
             r = board.stream(samples)
             invoke_us += [s.invoke_us for s in r.scores]
-            row: dict[str, Any] = {
-                "file": str(f),
-                "frames": len(r.features),
-                "detections": [d.as_dict() for d in r.detections],
-                "model_errors": r.model_errors,
-            }
-            if stream:
-                row["duration_s"] = round(len(samples) / SAMPLE_RATE, 3)
-                row["inferences"] = len(r.scores)
-            else:
+            row = _file_row(f, samples, r, stream)
+            if not stream:
                 feats.append(r.features)
-                rt_ms = (
-                    None if r.inference_round_trip_s is None else r.inference_round_trip_s * 1000.0
-                )
-                if rt_ms is not None:
-                    round_trip_ms.append(rt_ms)
-                truth = truth_label(f, labels)
-                last = r.scores[-1] if r.scores else None
-                predicted = labels[int(np.argmax(last.raw))] if last is not None else None
-                row.update(
-                    {
-                        "label": truth,
-                        "predicted": predicted,
-                        "correct": None
-                        if truth is None or predicted is None
-                        else predicted == truth,
-                        "scores": [int(s) for s in last.scores] if last is not None else None,
-                        "invoke_us": last.invoke_us if last is not None else None,
-                        "round_trip_ms": None if rt_ms is None else round(rt_ms, 3),
-                    }
-                )
+                if r.inference_round_trip_s is not None:
+                    round_trip_ms.append(r.inference_round_trip_s * 1000.0)
+                row.update(_clip_fields(f, r, labels))
             rows.append(row)
         stats = board.stats()
         info = dict(board.info)
@@ -237,27 +273,9 @@ def device_test(
         "feature_us_per_frame": stats.get("feature_us_avg"),
     }
     if not stream:
-        result.latency["round_trip_ms"] = _summary(round_trip_ms)
-        scored = [r for r in rows if r["correct"] is not None]
-        if scored:
-            result.accuracy = round(sum(r["correct"] for r in scored) / len(scored), 4)
-        for lab in labels:
-            mine = [r for r in scored if r["label"] == lab]
-            if mine:
-                result.per_class[lab] = {
-                    "count": len(mine),
-                    "accuracy": round(sum(r["correct"] for r in mine) / len(mine), 4),
-                }
+        _score_clips(result, labels, round_trip_ms)
         if feats:
             result.features = np.stack(feats)
     if out is not None:
-        out = Path(out)
-        result.json_path = out / "device_test.json"
-        if result.features is not None:
-            single = len(result.features) == 1 and len(files) == 1
-            result.features_path = out / "features.npy"
-            save_npy(result.features_path, result.features[0] if single else result.features)
-            if not single:
-                write_text(out / "features.files.txt", "".join(r["file"] + "\n" for r in rows))
-        write_json(result.json_path, result.as_dict())
+        _write_result(result, Path(out), len(files))
     return result
