@@ -121,18 +121,14 @@ def check_period(period_ms: int, stride_ms: int) -> int:
     return p
 
 
-def render_header(
-    report: dict[str, Any],
-    model_name: str,
-    sha256: str,
-    model_bytes: int,
-    board: Board,
-    recognizer: dict[str, Any],
-    inference_period_ms: int | None = None,
-    timing: dict[str, Any] | None = None,
-) -> str:
-    """Text of ``kws_model_data.h``; the period defaults to :func:`default_period_ms`."""
-    labels = report["labels"]
+def _block(defs: dict[str, Any]) -> str:
+    """``#define`` lines, the values aligned."""
+    width = max(len(k) for k in defs)
+    return "".join(f"#define {k.ljust(width)} {v}\n" for k, v in defs.items())
+
+
+def _feature_shape(report: dict[str, Any]) -> tuple[dict[str, Any], int, int]:
+    """The report's feature parameters, frames and channels, checked against the model input."""
     feats = report.get("features")
     if not isinstance(feats, dict) or any(k not in feats for k in FEATURE_KEYS):
         raise KwsError(
@@ -147,15 +143,24 @@ def render_header(
             f"quantize.json: model input {report['input']['shape']} does not hold "
             f"{frames}x{channels} features; re-run `kwstool quantize`"
         )
+    return feats, frames, channels
+
+
+def _model_defs(
+    report: dict[str, Any],
+    model_name: str,
+    sha256: str,
+    model_bytes: int,
+    frames: int,
+    channels: int,
+) -> dict[str, str]:
+    """The ``KWS_MODEL_*`` macros: identity, shape, quantization, arena, operator count."""
     used = int(report["arena_bytes"])
-    margin = arena_margin(used)
-    methods = report["op_resolver"]
-    op_lines = " \\\n".join(f"  X({m})" for m in methods)
-    d = {
+    return {
         "KWS_MODEL_NAME": _c_string(model_name),
         "KWS_MODEL_SHA256": _c_string(sha256),
         "KWS_MODEL_DATA_BYTES": str(model_bytes),
-        "KWS_MODEL_NUM_LABELS": str(len(labels)),
+        "KWS_MODEL_NUM_LABELS": str(len(report["labels"])),
         "KWS_MODEL_INPUT_FRAMES": str(frames),
         "KWS_MODEL_INPUT_CHANNELS": str(channels),
         "KWS_MODEL_INPUT_SCALE": _c_float(report["input"]["scale"]),
@@ -163,22 +168,25 @@ def render_header(
         "KWS_MODEL_OUTPUT_SCALE": _c_float(report["output"]["scale"]),
         "KWS_MODEL_OUTPUT_ZERO_POINT": _c_int(int(report["output"]["zero_point"])),
         "KWS_MODEL_ARENA_USED_BYTES": str(used),
-        "KWS_MODEL_ARENA_MARGIN_BYTES": str(margin),
+        "KWS_MODEL_ARENA_MARGIN_BYTES": str(arena_margin(used)),
         "KWS_MODEL_ARENA_BYTES": str(arena_total(used)),
-        "KWS_MODEL_OP_COUNT": str(len(methods)),
+        "KWS_MODEL_OP_COUNT": str(len(report["op_resolver"])),
     }
-    feature_defs = {
-        "KWS_FEATURE_SAMPLE_RATE": str(int(feats["sample_rate"])),
-        "KWS_FEATURE_WINDOW_MS": str(int(feats["window_ms"])),
-        "KWS_FEATURE_STRIDE_MS": str(int(feats["stride_ms"])),
-        "KWS_FEATURE_CHANNELS": str(channels),
-    }
+
+
+def _recognizer_defs(
+    feats: dict[str, Any],
+    labels: list[str],
+    recognizer: dict[str, Any],
+    inference_period_ms: int | None,
+) -> dict[str, str]:
+    """The live loop's period and the recognizer defaults, checked."""
     stride = int(feats["stride_ms"])
     period = check_period(
         default_period_ms(stride) if inference_period_ms is None else inference_period_ms, stride
     )
-    rs = recognizer_settings(recognizer, list(labels), period)
-    rec_defs = {
+    rs = recognizer_settings(recognizer, labels, period)
+    return {
         "KWS_INFERENCE_PERIOD_MS": str(period),
         "KWS_RECOGNIZER_AVERAGE_WINDOW_MS": str(rs["average_window_ms"]),
         "KWS_RECOGNIZER_SUPPRESSION_MS": str(rs["suppression_ms"]),
@@ -187,28 +195,33 @@ def render_header(
         "KWS_RECOGNIZER_THRESHOLDS": "{ " + ", ".join(str(t) for t in rs["thresholds"]) + " }",
     }
 
-    def block(defs: dict[str, Any]) -> str:
-        width = max(len(k) for k in defs)
-        return "".join(f"#define {k.ljust(width)} {v}\n" for k, v in defs.items())
 
-    timing_text = ""
-    if timing is not None:
-        timing_defs = {"KWS_MODEL_INFERENCE_US_ESTIMATE": str(int(timing["inference_us"]))}
-        late = (
-            " * EXPORTED WITH --force: the inference does not keep KWS_INFERENCE_PERIOD_MS.\n"
-            if timing.get("problem")
-            else ""
-        )
-        timing_text = (
-            f"\n/* Estimated inference time on {timing['board']} (kwstool.deploy.profile cost\n"
-            " * model; `kwstool profile --measure` counts it on QEMU, `kwstool device-test`\n"
-            " * on the board).\n"
-            f" * KWS_INFERENCE_PERIOD_MS holds it x {LATENCY_MARGIN} plus the front end's frames.\n"
-            + late
-            + " */\n"
-            + block(timing_defs)
-        )
+def _timing_text(timing: dict[str, Any] | None) -> str:
+    """The estimated-inference-time block (empty without ``timing``)."""
+    if timing is None:
+        return ""
+    timing_defs = {"KWS_MODEL_INFERENCE_US_ESTIMATE": str(int(timing["inference_us"]))}
+    late = (
+        " * EXPORTED WITH --force: the inference does not keep KWS_INFERENCE_PERIOD_MS.\n"
+        if timing.get("problem")
+        else ""
+    )
+    return (
+        f"\n/* Estimated inference time on {timing['board']} (kwstool.deploy.profile cost\n"
+        " * model; `kwstool profile --measure` counts it on QEMU, `kwstool device-test`\n"
+        " * on the board).\n"
+        f" * KWS_INFERENCE_PERIOD_MS holds it x {LATENCY_MARGIN} plus the front end's frames.\n"
+        + late
+        + " */\n"
+        + _block(timing_defs)
+    )
 
+
+def _header_comment(
+    report: dict[str, Any], model_name: str, sha256: str, model_bytes: int, board: Board
+) -> str:
+    """The header's opening comment: model, accuracy, board, arena."""
+    used = int(report["arena_bytes"])
     acc = (report.get("accuracy") or {}).get("int8") or {}
     acc_text = ", ".join(f"{k} {v:.4f}" for k, v in sorted(acc.items()) if v is not None) or "n/a"
     return (
@@ -216,16 +229,45 @@ def render_header(
         f" * Model {model_name}, {model_bytes} bytes, sha256 {sha256}.\n"
         f" * int8 top-1 (TFLite-Micro): {acc_text}.\n"
         f" * Budget checked for {board.name} ({board.description}).\n"
-        f" * Arena: {used} bytes measured in the TFLite-Micro interpreter + {margin} bytes margin\n"
+        f" * Arena: {used} bytes measured in the TFLite-Micro interpreter + {arena_margin(used)}"
+        " bytes margin\n"
         " * (max(2 KiB, 25%) for optimized-kernel scratch buffers), rounded to 16.\n"
         " */\n"
-        "#ifndef KWS_MODEL_DATA_H_\n#define KWS_MODEL_DATA_H_\n\n"
-        + block(d)
+    )
+
+
+def render_header(
+    report: dict[str, Any],
+    model_name: str,
+    sha256: str,
+    model_bytes: int,
+    board: Board,
+    recognizer: dict[str, Any],
+    inference_period_ms: int | None = None,
+    timing: dict[str, Any] | None = None,
+) -> str:
+    """Text of ``kws_model_data.h``; the period defaults to :func:`default_period_ms`."""
+    labels = report["labels"]
+    feats, frames, channels = _feature_shape(report)
+    d = _model_defs(report, model_name, sha256, model_bytes, frames, channels)
+    op_lines = " \\\n".join(f"  X({m})" for m in report["op_resolver"])
+    feature_defs = {
+        "KWS_FEATURE_SAMPLE_RATE": str(int(feats["sample_rate"])),
+        "KWS_FEATURE_WINDOW_MS": str(int(feats["window_ms"])),
+        "KWS_FEATURE_STRIDE_MS": str(int(feats["stride_ms"])),
+        "KWS_FEATURE_CHANNELS": str(channels),
+    }
+    rec_defs = _recognizer_defs(feats, list(labels), recognizer, inference_period_ms)
+    timing_text = _timing_text(timing)
+    return (
+        _header_comment(report, model_name, sha256, model_bytes, board)
+        + "#ifndef KWS_MODEL_DATA_H_\n#define KWS_MODEL_DATA_H_\n\n"
+        + _block(d)
         + "\n/* One X(method) per tflite::MicroMutableOpResolver method the model needs, e.g.\n"
         " *   #define KWS_ADD_OP(m) resolver.m();\n *   KWS_MODEL_FOR_EACH_OP(KWS_ADD_OP)\n */\n"
         f"#define KWS_MODEL_FOR_EACH_OP(X) \\\n{op_lines}\n\n"
         "/* Front-end parameters the model was trained with (checked against kws_frontend). */\n"
-        + block(feature_defs)
+        + _block(feature_defs)
         + '\n/* Live loop and recognizer (docs/ARCHITECTURE.md, "Export contract"): the model'
         " runs\n"
         " * every KWS_INFERENCE_PERIOD_MS of audio; scores are averaged over the last\n"
@@ -233,7 +275,7 @@ def render_header(
         " * THRESHOLDS (score*255, one per label; THRESHOLD: the value for labels not set\n"
         " * separately), the averaged results to span >= MINIMUM_COVERAGE_MS of audio, and\n"
         " * SUPPRESSION_MS since the last detection. */\n"
-        + block(rec_defs)
+        + _block(rec_defs)
         + timing_text
         + '\n#ifdef __cplusplus\nextern "C" {\n#endif\n\n'
         "extern const char *const kws_model_labels[KWS_MODEL_NUM_LABELS];\n"
