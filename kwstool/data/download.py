@@ -269,6 +269,77 @@ def _fetch_into(
     return hasher, kept
 
 
+def _dest_folder(url: str, dest_dir: str | os.PathLike[str]) -> tuple[str, Path]:
+    """The archive's file name in ``url`` and the download folder, created."""
+    if not is_url(url):
+        raise KwsError(f"{url}: not an http(s) URL")
+    name = archive_name(url)
+    if not name:
+        raise KwsError(f"{url}: URL does not end in a file name; give the archive's URL")
+    folder = Path(dest_dir)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise KwsError(
+            f"{folder}: cannot create the download folder ({exc.strerror}); "
+            f"choose another with --download-dir"
+        ) from None
+    return name, folder
+
+
+def _retry_or_raise(url: str, part: Path, exc: Exception, attempt: int, retries: int) -> None:
+    """After a dropped connection: wait before the next attempt, or give up (KwsError)."""
+    got_bytes = part.stat().st_size if part.exists() else 0
+    if isinstance(exc, urllib.error.URLError) and not got_bytes and attempt > retries:
+        raise KwsError(
+            f"{url}: cannot connect ({exc.reason}); check the network, or "
+            f"download the archive yourself and pass its path as "
+            f"--source"
+        ) from None
+    if attempt > retries:
+        raise KwsError(
+            f"{url}: download interrupted at {got_bytes} bytes after {retries} "
+            f"retries; re-run to resume from {part}"
+        ) from None
+    time.sleep(min(0.2 * attempt, 2.0))
+
+
+def _fetch_resuming(
+    url: str,
+    part: Path,
+    expected_size: int | None,
+    timeout: float,
+    progress: bool,
+    retries: int,
+) -> tuple[hashlib._Hash, int]:
+    """Fetch ``url`` into ``part``, resuming dropped connections; (sha256, resumed from)."""
+    resumed_from = part.stat().st_size if part.exists() else 0
+    attempt = 0
+    while True:
+        offset = part.stat().st_size if part.exists() else 0
+        try:
+            hasher, kept = _fetch_into(url, part, offset, expected_size, timeout, progress)
+            return hasher, min(resumed_from, kept)
+        except _RestartFromZero:
+            part.unlink(missing_ok=True)
+            resumed_from = 0
+        except (
+            _Interrupted,
+            http.client.HTTPException,
+            ConnectionError,
+            TimeoutError,
+            ssl.SSLError,
+            urllib.error.URLError,
+        ) as exc:
+            attempt += 1
+            _retry_or_raise(url, part, exc, attempt, retries)
+        except OSError as exc:  # local trouble (disk full, permissions), not the network
+            raise KwsError(
+                f"{part}: cannot write the download ({exc.strerror or exc}); free "
+                f"some space or choose another folder with --download-dir"
+            ) from None
+
+
 def download(
     url: str,
     dest_dir: str | os.PathLike[str],
@@ -285,21 +356,9 @@ def download(
     ``retries`` is how many times a dropped connection is resumed within this call; after that
     the ``.part`` file stays and the next call resumes it.
     """
-    if not is_url(url):
-        raise KwsError(f"{url}: not an http(s) URL")
-    name = archive_name(url)
-    if not name:
-        raise KwsError(f"{url}: URL does not end in a file name; give the archive's URL")
-    dest_dir = Path(dest_dir)
-    try:
-        dest_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise KwsError(
-            f"{dest_dir}: cannot create the download folder ({exc.strerror}); "
-            f"choose another with --download-dir"
-        ) from None
-    final = dest_dir / name
-    part = dest_dir / (name + ".part")
+    name, folder = _dest_folder(url, dest_dir)
+    final = folder / name
+    part = folder / (name + ".part")
     expected, expected_size = _expected_checksum(name, sha256)
 
     if final.exists():  # a finished download: trust the sidecar, else re-verify once
@@ -309,45 +368,7 @@ def download(
             return DownloadResult(final, have, final.stat().st_size, expected is not None, False)
         final.unlink()  # a stale or foreign file under the official name: fetch it again
 
-    resumed_from = part.stat().st_size if part.exists() else 0
-    attempt = 0
-    while True:
-        offset = part.stat().st_size if part.exists() else 0
-        try:
-            hasher, kept = _fetch_into(url, part, offset, expected_size, timeout, progress)
-            resumed_from = min(resumed_from, kept)
-            break
-        except _RestartFromZero:
-            part.unlink(missing_ok=True)
-            resumed_from = 0
-        except (
-            _Interrupted,
-            http.client.HTTPException,
-            ConnectionError,
-            TimeoutError,
-            ssl.SSLError,
-            urllib.error.URLError,
-        ) as exc:
-            attempt += 1
-            got_bytes = part.stat().st_size if part.exists() else 0
-            if isinstance(exc, urllib.error.URLError) and not got_bytes and attempt > retries:
-                raise KwsError(
-                    f"{url}: cannot connect ({exc.reason}); check the network, or "
-                    f"download the archive yourself and pass its path as "
-                    f"--source"
-                ) from None
-            if attempt > retries:
-                raise KwsError(
-                    f"{url}: download interrupted at {got_bytes} bytes after {retries} "
-                    f"retries; re-run to resume from {part}"
-                ) from None
-            time.sleep(min(0.2 * attempt, 2.0))
-        except OSError as exc:  # local trouble (disk full, permissions), not the network
-            raise KwsError(
-                f"{part}: cannot write the download ({exc.strerror or exc}); free "
-                f"some space or choose another folder with --download-dir"
-            ) from None
-
+    hasher, resumed_from = _fetch_resuming(url, part, expected_size, timeout, progress, retries)
     got = hasher.hexdigest()
     size = part.stat().st_size
     if expected is not None and got != expected:

@@ -16,8 +16,9 @@ import os
 import shutil
 import tarfile
 import zlib
+from collections.abc import Callable
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, BinaryIO
 
 from kwstool.data.diskio import CHUNK, _bytes_progress, check_free_space
 from kwstool.errors import KwsError
@@ -49,6 +50,76 @@ def _relative_parts(name: str) -> tuple[str, ...]:
     return tuple(p for p in PurePosixPath(name.replace("\\", "/")).parts if p not in ("", "."))
 
 
+def _open_tar(raw: BinaryIO, archive: Path) -> tarfile.TarFile:
+    try:
+        return tarfile.open(fileobj=raw, mode="r:*")
+    except (tarfile.TarError, OSError, EOFError) as exc:
+        raise KwsError(
+            f"{archive}: not a readable tar archive ({exc}); download it again"
+        ) from None
+
+
+def _extract_member(
+    tar: tarfile.TarFile, member: tarfile.TarInfo, root: Path, archive: Path
+) -> bool:
+    """Write one checked member under ``root``; False when it names no path (``./``)."""
+    problem = _member_problem(member)
+    if problem:
+        raise KwsError(
+            f"{archive}: member {member.name!r} {problem}; refusing "
+            f"to extract this archive (nothing was kept)"
+        )
+    parts = _relative_parts(member.name)
+    if not parts:
+        return False
+    dest = root.joinpath(*parts)
+    if root not in dest.resolve().parents:  # belt and braces
+        raise KwsError(
+            f"{archive}: member {member.name!r} would land outside "
+            f"the target; refusing to extract this archive"
+        )
+    if member.isdir():
+        dest.mkdir(parents=True, exist_ok=True)
+    else:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        src = tar.extractfile(member)
+        assert src is not None  # _member_problem refused non-files
+        with src, open(dest, "wb") as out:
+            shutil.copyfileobj(src, out, CHUNK)
+    return True
+
+
+def _extract_members(
+    tar: tarfile.TarFile,
+    raw: BinaryIO,
+    root: Path,
+    archive: Path,
+    target: Path,
+    advance: Callable[[int], object],
+) -> None:
+    """Every member into ``root``, advancing the progress bar by the archive bytes read."""
+    last = 0
+    try:
+        for member in tar:
+            if not _extract_member(tar, member, root, archive):
+                continue
+            pos = raw.tell()
+            advance(pos - last)
+            last = pos
+    except KwsError:
+        raise
+    except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as exc:
+        raise KwsError(
+            f"{archive}: archive is truncated or damaged ({exc}); download it again"
+        ) from None
+    except OSError as exc:
+        raise KwsError(
+            f"{archive}: extraction into {target.parent} failed "
+            f"({exc.strerror or exc}); check free space and "
+            f"permissions"
+        ) from None
+
+
 def extract_tar(
     archive: str | os.PathLike[str], target: str | os.PathLike[str], *, progress: bool = True
 ) -> Path:
@@ -72,54 +143,9 @@ def extract_tar(
             open(archive, "rb") as raw,
             _bytes_progress(progress, f"extract {archive.name}", size) as advance,
         ):
-            last = 0
-            try:
-                tar = tarfile.open(fileobj=raw, mode="r:*")  # noqa: SIM115  (`with tar:` below)
-            except (tarfile.TarError, OSError, EOFError) as exc:
-                raise KwsError(
-                    f"{archive}: not a readable tar archive ({exc}); download it again"
-                ) from None
+            tar = _open_tar(raw, archive)
             with tar:
-                try:
-                    for member in tar:
-                        problem = _member_problem(member)
-                        if problem:
-                            raise KwsError(
-                                f"{archive}: member {member.name!r} {problem}; refusing "
-                                f"to extract this archive (nothing was kept)"
-                            )
-                        parts = _relative_parts(member.name)
-                        if not parts:
-                            continue
-                        dest = root.joinpath(*parts)
-                        if root not in dest.resolve().parents:  # belt and braces
-                            raise KwsError(
-                                f"{archive}: member {member.name!r} would land outside "
-                                f"the target; refusing to extract this archive"
-                            )
-                        if member.isdir():
-                            dest.mkdir(parents=True, exist_ok=True)
-                        else:
-                            dest.parent.mkdir(parents=True, exist_ok=True)
-                            src = tar.extractfile(member)
-                            assert src is not None  # _member_problem refused non-files
-                            with src, open(dest, "wb") as out:
-                                shutil.copyfileobj(src, out, CHUNK)
-                        pos = raw.tell()
-                        advance(pos - last)
-                        last = pos
-                except KwsError:
-                    raise
-                except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as exc:
-                    raise KwsError(
-                        f"{archive}: archive is truncated or damaged ({exc}); download it again"
-                    ) from None
-                except OSError as exc:
-                    raise KwsError(
-                        f"{archive}: extraction into {target.parent} failed "
-                        f"({exc.strerror or exc}); check free space and "
-                        f"permissions"
-                    ) from None
+                _extract_members(tar, raw, root, archive, target, advance)
         os.replace(tmp, target)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
