@@ -130,6 +130,45 @@ def check_timing(
 
 
 # --- the command -------------------------------------------------------------------------------
+def _load_model(run_dir: str | os.PathLike[str]) -> tuple[Path, bytes, dict[str, Any], list[str]]:
+    """The .tflite of ``run_dir``, its bytes, its quantize.json and resolver methods, checked
+    to agree."""
+    from kwstool.core.tflite import MODEL_FILE, load_report, model_info, resolver_methods
+
+    run = Path(run_dir)
+    tflite_path = run if run.suffix == ".tflite" else run / MODEL_FILE
+    if not tflite_path.exists():
+        raise KwsError(f"{tflite_path}: not found; run `kwstool quantize {run}` first")
+    tflite = tflite_path.read_bytes()
+    report = load_report(tflite_path)
+    info = model_info(tflite, str(tflite_path))
+    methods = resolver_methods(info.ops, str(tflite_path))
+    if methods != report.get("op_resolver") or report.get("model_bytes") != len(tflite):
+        raise KwsError(
+            f"{tflite_path.with_name('quantize.json')}: does not describe "
+            f"{tflite_path.name}; re-run `kwstool quantize`"
+        )
+    if len(report["labels"]) != int(np.prod(info.output_shape[1:])):
+        raise KwsError(
+            f"{tflite_path.with_name('quantize.json')}: {len(report['labels'])} labels "
+            f"for a model with {info.output_shape} outputs; re-run `kwstool quantize`"
+        )
+    return tflite_path, tflite, report, methods
+
+
+def _write_files(out: Path, header: str, source: str) -> None:
+    from kwstool.fileio import write_text
+
+    try:
+        write_text(out / SOURCE_FILE, source)
+        write_text(out / HEADER_FILE, header)
+    except OSError as exc:
+        raise KwsError(
+            f"{out}: cannot write the model files ({exc.strerror or exc}); choose a "
+            f"writable folder with --out"
+        ) from None
+
+
 def export(
     run_dir: str | os.PathLike[str],
     out_dir: str | os.PathLike[str] = DEFAULT_OUT,
@@ -151,30 +190,10 @@ def export(
     ``run_dir`` is a run folder holding ``model_int8.tflite`` and ``quantize.json`` (or the path of
     the ``.tflite`` itself). Refuses (KwsError) when the model does not fit ``board``.
     """
-    from kwstool.core.tflite import MODEL_FILE, load_report, model_info, resolver_methods
-    from kwstool.fileio import write_text
-
     if board not in BOARDS:
         raise KwsError(f"unknown board {board!r}; choose one of {', '.join(BOARDS)}")
     target = BOARDS[board]
-    run = Path(run_dir)
-    tflite_path = run if run.suffix == ".tflite" else run / MODEL_FILE
-    if not tflite_path.exists():
-        raise KwsError(f"{tflite_path}: not found; run `kwstool quantize {run}` first")
-    tflite = tflite_path.read_bytes()
-    report = load_report(tflite_path)
-    info = model_info(tflite, str(tflite_path))
-    methods = resolver_methods(info.ops, str(tflite_path))
-    if methods != report.get("op_resolver") or report.get("model_bytes") != len(tflite):
-        raise KwsError(
-            f"{tflite_path.with_name('quantize.json')}: does not describe "
-            f"{tflite_path.name}; re-run `kwstool quantize`"
-        )
-    if len(report["labels"]) != int(np.prod(info.output_shape[1:])):
-        raise KwsError(
-            f"{tflite_path.with_name('quantize.json')}: {len(report['labels'])} labels "
-            f"for a model with {info.output_shape} outputs; re-run `kwstool quantize`"
-        )
+    tflite_path, tflite, report, methods = _load_model(run_dir)
 
     sha256 = hashlib.sha256(tflite).hexdigest()
     model_name = str(report.get("model") or "custom")
@@ -192,14 +211,7 @@ def export(
     )
     source = render_source(tflite, list(report["labels"]), model_name, sha256)
     out = Path(out_dir)
-    try:
-        write_text(out / SOURCE_FILE, source)
-        write_text(out / HEADER_FILE, header)
-    except OSError as exc:
-        raise KwsError(
-            f"{out}: cannot write the model files ({exc.strerror or exc}); choose a "
-            f"writable folder with --out"
-        ) from None
+    _write_files(out, header, source)
     return ExportResult(
         header=out / HEADER_FILE,
         source=out / SOURCE_FILE,
