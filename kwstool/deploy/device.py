@@ -203,6 +203,49 @@ def _write_result(result: DeviceTestResult, out: Path, n_files: int) -> None:
     write_json(result.json_path, result.as_dict())
 
 
+@dataclass
+class _Collected:
+    """What the files of one device test gave, in file order."""
+
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    skipped: list[dict[str, Any]] = field(default_factory=list)
+    feats: list[np.ndarray] = field(default_factory=list)
+    invoke_us: list[float] = field(default_factory=list)
+    round_trip_ms: list[float] = field(default_factory=list)
+
+
+def _run_files(
+    board: BoardLink,
+    files: Sequence[Path],
+    stream: bool,
+    every: int,
+    recognizer: dict[str, Any] | None,
+) -> _Collected:
+    """Each file on a fresh stream of ``board``; unreadable files are skipped (unless alone)."""
+    from kwstool.core.audio import load_wav, skipped_entry
+
+    got = _Collected()
+    for f in files:
+        try:
+            samples = load_wav(f, clip_samples=None if stream else CLIP_SAMPLES)
+        except KwsError as exc:
+            if len(files) == 1:
+                raise
+            got.skipped.append(skipped_entry(f, exc))
+            continue
+        board.reset(SEND_FEATURES | SEND_SCORES, every, recognizer)
+        r = board.stream(samples)
+        got.invoke_us += [s.invoke_us for s in r.scores]
+        row = _file_row(f, samples, r, stream)
+        if not stream:
+            got.feats.append(r.features)
+            if r.inference_round_trip_s is not None:
+                got.round_trip_ms.append(r.inference_round_trip_s * 1000.0)
+            row.update(_clip_fields(f, r, board.labels))
+        got.rows.append(row)
+    return got
+
+
 def device_test(
     port: str | Any,
     paths: Sequence[Path],
@@ -225,38 +268,15 @@ def device_test(
     Writes ``device_test.json`` (and ``features.npy``/``features.files.txt`` in clip mode) to
     ``out``.
     """
-    from kwstool.core.audio import load_wav, skipped_entry
     from kwstool.data.features import list_wavs
 
     files = list_wavs(paths)
     every = int(infer_every) if infer_every is not None else (1 if stream else WINDOW_FRAMES)
     if every < 1 or every > 0xFFFF:
         raise KwsError(f"--infer-every {every}: must be 1..65535 frames")
-    rows: list[dict[str, Any]] = []
-    skipped: list[dict[str, Any]] = []
-    feats: list[np.ndarray] = []
-    invoke_us: list[float] = []
-    round_trip_ms: list[float] = []
     with BoardLink(port, baudrate=baudrate, timeout=timeout) as board:
         labels = board.labels
-        for f in files:
-            try:
-                samples = load_wav(f, clip_samples=None if stream else CLIP_SAMPLES)
-            except KwsError as exc:
-                if len(files) == 1:
-                    raise
-                skipped.append(skipped_entry(f, exc))
-                continue
-            board.reset(SEND_FEATURES | SEND_SCORES, every, recognizer)
-            r = board.stream(samples)
-            invoke_us += [s.invoke_us for s in r.scores]
-            row = _file_row(f, samples, r, stream)
-            if not stream:
-                feats.append(r.features)
-                if r.inference_round_trip_s is not None:
-                    round_trip_ms.append(r.inference_round_trip_s * 1000.0)
-                row.update(_clip_fields(f, r, labels))
-            rows.append(row)
+        got = _run_files(board, files, stream, every, recognizer)
         stats = board.stats()
         info = dict(board.info)
 
@@ -264,18 +284,18 @@ def device_test(
         port=board.name,
         info=info,
         mode="stream" if stream else "clips",
-        files=rows,
+        files=got.rows,
         stats=stats,
-        skipped=skipped,
+        skipped=got.skipped,
     )
     result.latency = {
-        "invoke_us": _summary(invoke_us),
+        "invoke_us": _summary(got.invoke_us),
         "feature_us_per_frame": stats.get("feature_us_avg"),
     }
     if not stream:
-        _score_clips(result, labels, round_trip_ms)
-        if feats:
-            result.features = np.stack(feats)
+        _score_clips(result, labels, got.round_trip_ms)
+        if got.feats:
+            result.features = np.stack(got.feats)
     if out is not None:
         _write_result(result, Path(out), len(files))
     return result
