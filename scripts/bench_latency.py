@@ -26,8 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np
 
-from kwstool.deploy import costmodel
-from kwstool.deploy import profile as prof
+from kwstool.deploy import costmodel, profile as prof
 
 #: Features each kernel's cost is fitted on (besides the fixed per-call term).
 FIT_FEATURES = {

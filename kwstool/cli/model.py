@@ -90,8 +90,7 @@ def train(
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
 ) -> None:
     """Train a keyword model; augmentation (shift, noise, masking) runs through our front end."""
-    from kwstool.model.config import FIELD_NAMES
-    from kwstool.model.config import preset as preset_values
+    from kwstool.model.config import FIELD_NAMES, preset as preset_values
     from kwstool.model.train import train as do_train
 
     given = {k: v for k, v in locals().items() if k in FIELD_NAMES}

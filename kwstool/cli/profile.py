@@ -16,19 +16,54 @@ import typer
 
 if TYPE_CHECKING:
     from rich.console import Console, JustifyMethod
+    from rich.table import Table
 
-    from kwstool.deploy.profile import ProfileResult
+    from kwstool.deploy.profile import OpProfile, ProfileResult
 
 
 def _shape(s: Sequence[int] | None) -> str:
     return "x".join(str(d) for d in s[1:]) if s and len(s) > 1 else "x".join(map(str, s or ()))
 
 
-def render(result: ProfileResult, console: Console) -> None:
-    """The Rich table of a ProfileResult: one row per operator, then the totals."""
-    from rich.table import Table
+def _op_row(o: OpProfile, measured: bool) -> list[str]:
+    """One operator's cells."""
+    shapes = ", ".join(_shape(s) for s in o.input_shapes) + " -> " + _shape(o.output_shape)
+    if o.params.get("kernel"):
+        shapes += f" k{o.params['kernel'][0]}x{o.params['kernel'][1]}"
+    row = [
+        str(o.index),
+        o.op,
+        o.kernel,
+        o.path,
+        shapes,
+        f"{o.macs:,}" if o.macs else "",
+        f"{o.est_cycles:,.0f}",
+    ]
+    if measured:
+        row.append(f"{o.measured_instructions:,}")
+    row.append(f"{o.measured_ms if measured else o.est_ms:.2f}")
+    return row
 
-    from kwstool.deploy.profile import inference_period_ms
+
+def _total_row(result: ProfileResult, measured: bool) -> list[str]:
+    total = [
+        "",
+        "total",
+        "",
+        "",
+        "",
+        f"{sum(o.macs for o in result.ops):,}",
+        f"{result.est_cycles:,.0f}",
+    ]
+    if measured:
+        total.append(f"{result.measured_instructions:,}")
+    total.append(f"{result.latency_ms:.1f}")
+    return total
+
+
+def _table(result: ProfileResult) -> Table:
+    """The per-operator table with its totals."""
+    from rich.table import Table
 
     measured = result.measured
     table = Table(
@@ -50,37 +85,17 @@ def render(result: ProfileResult, console: Console) -> None:
         table.add_column("measured instr", justify="right")
     table.add_column("ms", justify="right")
     for o in result.ops:
-        shapes = ", ".join(_shape(s) for s in o.input_shapes) + " -> " + _shape(o.output_shape)
-        if o.params.get("kernel"):
-            shapes += f" k{o.params['kernel'][0]}x{o.params['kernel'][1]}"
-        row = [
-            str(o.index),
-            o.op,
-            o.kernel,
-            o.path,
-            shapes,
-            f"{o.macs:,}" if o.macs else "",
-            f"{o.est_cycles:,.0f}",
-        ]
-        if measured:
-            row.append(f"{o.measured_instructions:,}")
-        row.append(f"{o.measured_ms if measured else o.est_ms:.2f}")
         style = "red" if o.path == "reference" and o.est_ms >= 1.0 else None
-        table.add_row(*row, style=style)
-    total = [
-        "",
-        "total",
-        "",
-        "",
-        "",
-        f"{sum(o.macs for o in result.ops):,}",
-        f"{result.est_cycles:,.0f}",
-    ]
-    if measured:
-        total.append(f"{result.measured_instructions:,}")
-    total.append(f"{result.latency_ms:.1f}")
-    table.add_row(*total, style="bold")
-    console.print(table)
+        table.add_row(*_op_row(o, measured), style=style)
+    table.add_row(*_total_row(result, measured), style="bold")
+    return table
+
+
+def render(result: ProfileResult, console: Console) -> None:
+    """The Rich table of a ProfileResult: one row per operator, then the totals."""
+    from kwstool.deploy.profile import inference_period_ms
+
+    console.print(_table(result))
     period = inference_period_ms(result.latency_ms, result.frontend_ms_per_frame)
     console.print(
         f"inference {result.latency_ms:.1f} ms ({result.source}; cost model "

@@ -57,8 +57,7 @@ def listen(
 ) -> None:
     """Listen to the microphone like the board: C front end, int8 model, C recognizer."""
     from kwstool.errors import KwsError
-    from kwstool.stream.listen import list_devices as devices
-    from kwstool.stream.listen import listen as do_listen
+    from kwstool.stream.listen import list_devices as devices, listen as do_listen
 
     if list_devices:
         found = devices()

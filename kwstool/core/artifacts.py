@@ -23,8 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar, TypeVar
 
-from kwstool.core.records import JsonDict as JsonDict
-from kwstool.core.records import build, plain, read_json
+from kwstool.core.records import JsonDict as JsonDict, build, plain, read_json
 from kwstool.errors import KwsError
 
 T = TypeVar("T", bound="Artifact")

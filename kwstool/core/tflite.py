@@ -28,12 +28,14 @@ import numpy as np
 
 from kwstool.core.artifacts import (
     REPORT_FILE as REPORT_FILE,  # re-exported for the stages
+    load_report as load_report,
+    read_report as read_report,
 )
-from kwstool.core.artifacts import load_report as load_report
-from kwstool.core.artifacts import read_report as read_report
 from kwstool.core.records import read_json as read_json
-from kwstool.core.resolver import TFLM_RESOLVER_METHODS as TFLM_RESOLVER_METHODS
-from kwstool.core.resolver import resolver_methods as resolver_methods
+from kwstool.core.resolver import (
+    TFLM_RESOLVER_METHODS as TFLM_RESOLVER_METHODS,
+    resolver_methods as resolver_methods,
+)
 from kwstool.errors import KwsError
 
 MODEL_FILE = "model_int8.tflite"

@@ -227,6 +227,27 @@ def _noise_line(scan: Scan) -> dict[str, str]:
     return {c.noise_key(): c.rel for c in scan.noise}
 
 
+def _check_words(scan: Scan, words: list[str], where: str | None) -> None:
+    """KwsError unless every word has a folder of clips."""
+    folders = sorted({c.folder for c in scan.clips})
+    for w in words:
+        if w not in folders:
+            shown = ", ".join(f for f in folders if not f.startswith("_"))
+            raise KwsError(
+                f"word {w!r} has no clips in {where or scan.root} (no {w}/ folder "
+                f"with .wav files); its label folders are: {shown}; fix --words"
+            )
+
+
+def _rule_warnings(rule: str, validation_pct: float, testing_pct: float) -> list[str]:
+    if rule == "lists" and (validation_pct, testing_pct) != (10, 10):
+        return [
+            "validation_list.txt/testing_list.txt decide the splits; "
+            "--validation-pct/--testing-pct are ignored"
+        ]
+    return []
+
+
 def build_from_scan(
     scan: Scan,
     words: list[str],
@@ -243,20 +264,8 @@ def build_from_scan(
     """Rows of every split from a scan whose clips carry their split (see module docs)."""
     labels = [SILENCE, UNKNOWN, *words]
     index = {w: i for i, w in enumerate(labels)}
-    folders = sorted({c.folder for c in scan.clips})
-    for w in words:
-        if w not in folders:
-            shown = ", ".join(f for f in folders if not f.startswith("_"))
-            raise KwsError(
-                f"word {w!r} has no clips in {where or scan.root} (no {w}/ folder "
-                f"with .wav files); its label folders are: {shown}; fix --words"
-            )
-    warnings: list[str] = []
-    if rule == "lists" and (validation_pct, testing_pct) != (10, 10):
-        warnings.append(
-            "validation_list.txt/testing_list.txt decide the splits; "
-            "--validation-pct/--testing-pct are ignored"
-        )
+    _check_words(scan, words, where)
+    warnings = _rule_warnings(rule, validation_pct, testing_pct)
     known, unknown_pool, silence_pool = _pools(scan, index, seed)
     base = share_bases({s: len(known[s]) for s in SPLITS}, validation_pct, testing_pct, warnings)
     want_unknown = {s: max(share_count(unknown_share, base[s]), unknown_min) for s in SPLITS}

@@ -12,7 +12,7 @@ Download (:func:`download`)
       fallback); a mismatch deletes the download and raises;
     * checks free disk space before it starts, and shows a Rich progress bar.
 
-Extraction (:func:`extract_tar`)
+Extraction (:func:`extract_tar`, in :mod:`kwstool.data.extract`)
     Every member is checked before anything is written: absolute paths, ``..`` components,
     symbolic and hard links, device files and FIFOs are rejected with a :class:`KwsError` that
     names the member. Regular files are written by this module (never by ``tarfile.extract``)
@@ -23,34 +23,34 @@ Extraction (:func:`extract_tar`)
 
 from __future__ import annotations
 
-import contextlib
-import gzip
 import hashlib
 import http.client
 import importlib.util
 import json
 import os
-import shutil
 import ssl
-import tarfile
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
-import zlib
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any
 
-from kwstool import __version__
-from kwstool.core.console import make_console
+from kwstool.data.diskio import (
+    CHUNK as CHUNK,
+    check_free_space as check_free_space,
+    sha256_file as sha256_file,
+)
+from kwstool.data.extract import (
+    MARKER as MARKER,
+    ensure_extracted as ensure_extracted,
+    extract_tar as extract_tar,
+    extracted_root as extracted_root,
+)
+from kwstool.data.fetch import USER_AGENT as USER_AGENT, Interrupted, RestartFromZero, fetch_into
 from kwstool.errors import KwsError
 
-CHUNK = 1 << 20  # bytes per read while streaming
-USER_AGENT = f"kwstool/{__version__} (python urllib)"
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar")
-MARKER = ".kwstool-extracted.json"  # written inside an extracted folder, last
 
 
 @dataclass(frozen=True)
@@ -140,66 +140,6 @@ def is_archive_name(name: str) -> bool:
     return name.lower().endswith(ARCHIVE_SUFFIXES)
 
 
-# --- progress ----------------------------------------------------------------------------------
-@contextlib.contextmanager
-def _bytes_progress(
-    enabled: bool, description: str, total: int | None, completed: int = 0
-) -> Iterator[Any]:
-    """Yield ``advance(n)``: a Rich byte-progress bar on stderr, or a no-op when disabled."""
-    if not enabled:
-        yield lambda n: None
-        return
-    from rich.progress import (
-        BarColumn,
-        DownloadColumn,
-        Progress,
-        TextColumn,
-        TimeRemainingColumn,
-        TransferSpeedColumn,
-    )
-
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        DownloadColumn(),
-        TransferSpeedColumn(),
-        TimeRemainingColumn(),
-        console=make_console(stderr=True),
-        transient=False,
-    ) as bar:
-        task = bar.add_task(description, total=total, completed=completed)
-        yield lambda n: bar.advance(task, n)
-
-
-# --- hashing and disk --------------------------------------------------------------------------
-def sha256_file(path: Path, progress: bool = False) -> str:
-    h = hashlib.sha256()
-    with (
-        open(path, "rb") as fh,
-        _bytes_progress(progress, f"verify {path.name}", path.stat().st_size) as advance,
-    ):
-        while block := fh.read(CHUNK):
-            h.update(block)
-            advance(len(block))
-    return h.hexdigest()
-
-
-def check_free_space(folder: Path, needed: int, what: str) -> None:
-    """Raise when ``folder``'s file system has less than ``needed`` bytes (+64 MiB) free."""
-    folder.mkdir(parents=True, exist_ok=True)
-    free = shutil.disk_usage(folder).free
-    margin = 64 << 20
-    if needed + margin > free:
-        raise KwsError(
-            f"{folder}: {what} needs {_gib(needed)} but only {_gib(free)} is free; "
-            f"free some space or choose another folder with --download-dir"
-        )
-
-
-def _gib(n: int) -> str:
-    return f"{n / (1 << 30):.2f} GiB" if n >= 1 << 30 else f"{n / (1 << 20):.1f} MiB"
-
-
 # --- download ----------------------------------------------------------------------------------
 @dataclass
 class DownloadResult:
@@ -209,10 +149,6 @@ class DownloadResult:
     verified: bool  # True when a known or given checksum was matched
     downloaded: bool  # False when a complete, verified file was already there
     resumed_from: int = 0  # bytes of an earlier .part that were kept
-
-
-class _Interrupted(Exception):  # noqa: N818  (private control-flow signal, not an error)
-    """The connection ended before the announced body length arrived."""
 
 
 def _expected_checksum(name: str, sha256: str | None) -> tuple[str | None, int | None]:
@@ -248,82 +184,75 @@ def _write_sidecar(path: Path, sha: str) -> None:
     write_json(_sidecar(path), {"sha256": sha, "size": st.st_size, "mtime_ns": st.st_mtime_ns})
 
 
-def _open(url: str, offset: int, timeout: float) -> Any:  # urlopen is typed as returning Any
-    headers = {"User-Agent": USER_AGENT, "Accept-Encoding": "identity"}
-    if offset:
-        headers["Range"] = f"bytes={offset}-"
-    return urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=timeout)
-
-
-def _total_from(resp: Any, offset: int) -> int | None:
-    """Full file size from a 200 (Content-Length) or 206 (Content-Range) response."""
-    if resp.status == 206:
-        content_range = resp.headers.get("Content-Range", "")
-        total = content_range.rsplit("/", 1)[-1] if "/" in content_range else "*"
-        return int(total) if total.isdigit() else None
-    length = resp.headers.get("Content-Length")
-    return int(length) if length and length.isdigit() else None
-
-
-class _RestartFromZero(Exception):  # noqa: N818  (private control-flow signal, not an error)
-    """The kept .part cannot be resumed (the server refused its range): start over."""
-
-
-def _hash_prefix(part: Path) -> hashlib._Hash:
-    h = hashlib.sha256()
-    if part.exists():
-        with open(part, "rb") as fh:
-            while block := fh.read(CHUNK):
-                h.update(block)
-    return h
-
-
-def _fetch_into(
-    url: str, part: Path, offset: int, expected_size: int | None, timeout: float, progress: bool
-) -> tuple[hashlib._Hash, int]:
-    """One HTTP request appending to ``part`` from ``offset``.
-
-    Returns the sha256 of the whole file and how many bytes of the earlier ``part`` were kept
-    (0 when the server ignored the range and sent everything).
-
-    Raises :class:`_Interrupted` when the body ends early, :class:`_RestartFromZero` when the
-    server refuses the range of a bogus ``.part``.
-    """
+def _dest_folder(url: str, dest_dir: str | os.PathLike[str]) -> tuple[str, Path]:
+    """The archive's file name in ``url`` and the download folder, created."""
+    if not is_url(url):
+        raise KwsError(f"{url}: not an http(s) URL")
+    name = archive_name(url)
+    if not name:
+        raise KwsError(f"{url}: URL does not end in a file name; give the archive's URL")
+    folder = Path(dest_dir)
     try:
-        resp = _open(url, offset, timeout)
-    except urllib.error.HTTPError as exc:
-        if exc.code == 416 and offset:  # range not satisfiable: .part complete or bogus
-            announced = (exc.headers.get("Content-Range") or "").rsplit("/", 1)[-1]
-            if offset == expected_size or (announced.isdigit() and offset == int(announced)):
-                return _hash_prefix(part), offset
-            raise _RestartFromZero() from None
-        raise KwsError(f"{url}: HTTP {exc.code} {exc.reason}; check the URL") from None
-    with resp:
-        if offset and resp.status != 206:  # the server ignored Range: it sends everything
-            offset = 0
-        kept = offset
-        name = part.name[: -len(".part")]
-        total = _total_from(resp, offset)
-        if expected_size is not None and total is not None and total != expected_size:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise KwsError(
+            f"{folder}: cannot create the download folder ({exc.strerror}); "
+            f"choose another with --download-dir"
+        ) from None
+    return name, folder
+
+
+def _retry_or_raise(url: str, part: Path, exc: Exception, attempt: int, retries: int) -> None:
+    """After a dropped connection: wait before the next attempt, or give up (KwsError)."""
+    got_bytes = part.stat().st_size if part.exists() else 0
+    if isinstance(exc, urllib.error.URLError) and not got_bytes and attempt > retries:
+        raise KwsError(
+            f"{url}: cannot connect ({exc.reason}); check the network, or "
+            f"download the archive yourself and pass its path as "
+            f"--source"
+        ) from None
+    if attempt > retries:
+        raise KwsError(
+            f"{url}: download interrupted at {got_bytes} bytes after {retries} "
+            f"retries; re-run to resume from {part}"
+        ) from None
+    time.sleep(min(0.2 * attempt, 2.0))
+
+
+def _fetch_resuming(
+    url: str,
+    part: Path,
+    expected_size: int | None,
+    timeout: float,
+    progress: bool,
+    retries: int,
+) -> tuple[hashlib._Hash, int]:
+    """Fetch ``url`` into ``part``, resuming dropped connections; (sha256, resumed from)."""
+    resumed_from = part.stat().st_size if part.exists() else 0
+    attempt = 0
+    while True:
+        offset = part.stat().st_size if part.exists() else 0
+        try:
+            hasher, kept = fetch_into(url, part, offset, expected_size, timeout, progress)
+            return hasher, min(resumed_from, kept)
+        except RestartFromZero:
+            part.unlink(missing_ok=True)
+            resumed_from = 0
+        except (
+            Interrupted,
+            http.client.HTTPException,
+            ConnectionError,
+            TimeoutError,
+            ssl.SSLError,
+            urllib.error.URLError,
+        ) as exc:
+            attempt += 1
+            _retry_or_raise(url, part, exc, attempt, retries)
+        except OSError as exc:  # local trouble (disk full, permissions), not the network
             raise KwsError(
-                f"{url}: server sends {total} bytes but the official {name} has "
-                f"{expected_size}; use the official URL or pass --sha256 for your file"
-            )
-        if total is not None:
-            check_free_space(part.parent, total - offset, f"downloading {name}")
-        hasher = _hash_prefix(part) if offset else hashlib.sha256()
-        with (
-            open(part, "ab" if offset else "wb") as out,
-            _bytes_progress(progress, f"download {name}", total, offset) as advance,
-        ):
-            while block := resp.read(CHUNK):
-                out.write(block)
-                hasher.update(block)
-                offset += len(block)
-                advance(len(block))
-        if total is not None and offset < total:
-            raise _Interrupted()
-    return hasher, kept
+                f"{part}: cannot write the download ({exc.strerror or exc}); free "
+                f"some space or choose another folder with --download-dir"
+            ) from None
 
 
 def download(
@@ -342,21 +271,9 @@ def download(
     ``retries`` is how many times a dropped connection is resumed within this call; after that
     the ``.part`` file stays and the next call resumes it.
     """
-    if not is_url(url):
-        raise KwsError(f"{url}: not an http(s) URL")
-    name = archive_name(url)
-    if not name:
-        raise KwsError(f"{url}: URL does not end in a file name; give the archive's URL")
-    dest_dir = Path(dest_dir)
-    try:
-        dest_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise KwsError(
-            f"{dest_dir}: cannot create the download folder ({exc.strerror}); "
-            f"choose another with --download-dir"
-        ) from None
-    final = dest_dir / name
-    part = dest_dir / (name + ".part")
+    name, folder = _dest_folder(url, dest_dir)
+    final = folder / name
+    part = folder / (name + ".part")
     expected, expected_size = _expected_checksum(name, sha256)
 
     if final.exists():  # a finished download: trust the sidecar, else re-verify once
@@ -366,45 +283,7 @@ def download(
             return DownloadResult(final, have, final.stat().st_size, expected is not None, False)
         final.unlink()  # a stale or foreign file under the official name: fetch it again
 
-    resumed_from = part.stat().st_size if part.exists() else 0
-    attempt = 0
-    while True:
-        offset = part.stat().st_size if part.exists() else 0
-        try:
-            hasher, kept = _fetch_into(url, part, offset, expected_size, timeout, progress)
-            resumed_from = min(resumed_from, kept)
-            break
-        except _RestartFromZero:
-            part.unlink(missing_ok=True)
-            resumed_from = 0
-        except (
-            _Interrupted,
-            http.client.HTTPException,
-            ConnectionError,
-            TimeoutError,
-            ssl.SSLError,
-            urllib.error.URLError,
-        ) as exc:
-            attempt += 1
-            got_bytes = part.stat().st_size if part.exists() else 0
-            if isinstance(exc, urllib.error.URLError) and not got_bytes and attempt > retries:
-                raise KwsError(
-                    f"{url}: cannot connect ({exc.reason}); check the network, or "
-                    f"download the archive yourself and pass its path as "
-                    f"--source"
-                ) from None
-            if attempt > retries:
-                raise KwsError(
-                    f"{url}: download interrupted at {got_bytes} bytes after {retries} "
-                    f"retries; re-run to resume from {part}"
-                ) from None
-            time.sleep(min(0.2 * attempt, 2.0))
-        except OSError as exc:  # local trouble (disk full, permissions), not the network
-            raise KwsError(
-                f"{part}: cannot write the download ({exc.strerror or exc}); free "
-                f"some space or choose another folder with --download-dir"
-            ) from None
-
+    hasher, resumed_from = _fetch_resuming(url, part, expected_size, timeout, progress, retries)
     got = hasher.hexdigest()
     size = part.stat().st_size
     if expected is not None and got != expected:
@@ -436,159 +315,3 @@ def verify_local(path: Path, sha256: str | None = None, progress: bool = True) -
             f"is damaged or different: download it again, or pass --sha256"
         )
     return got, expected is not None
-
-
-# --- safe extraction ---------------------------------------------------------------------------
-def _member_problem(member: tarfile.TarInfo) -> str | None:
-    """Why ``member`` may not be extracted, or None when it is a plain file or folder."""
-    name = member.name
-    if not name or "\x00" in name:
-        return "has an empty or invalid name"
-    if member.issym() or member.islnk():
-        return f"is a {'symbolic' if member.issym() else 'hard'} link (to {member.linkname!r})"
-    if member.ischr() or member.isblk() or member.isfifo() or member.isdev():
-        return "is a device file or FIFO"
-    if not (member.isfile() or member.isdir()):
-        return "is not a regular file or folder"
-    posix = name.replace("\\", "/")
-    if posix.startswith("/") or (len(posix) > 1 and posix[1] == ":"):
-        return "has an absolute path"
-    if ".." in PurePosixPath(posix).parts:
-        return "has a '..' path component"
-    return None
-
-
-def _relative_parts(name: str) -> tuple[str, ...]:
-    return tuple(p for p in PurePosixPath(name.replace("\\", "/")).parts if p not in ("", "."))
-
-
-def extract_tar(
-    archive: str | os.PathLike[str], target: str | os.PathLike[str], *, progress: bool = True
-) -> Path:
-    """Safely extract ``archive`` (tar, tar.gz) into the folder ``target``; return ``target``.
-
-    ``target`` must not exist yet (the caller decides whether to reuse an earlier extraction).
-    """
-    archive, target = Path(archive), Path(target)
-    if target.exists():
-        raise KwsError(f"{target}: already exists; remove it to extract {archive.name} again")
-    size = archive.stat().st_size
-    # WAV data hardly compresses: the extracted tree is about the archive's size; ask for 1.5x.
-    check_free_space(target.parent, int(size * 1.5), f"extracting {archive.name}")
-    tmp = target.with_name(f".{target.name}.partial-{os.getpid()}")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir(parents=True)
-    root = tmp.resolve()
-    try:
-        with (
-            open(archive, "rb") as raw,
-            _bytes_progress(progress, f"extract {archive.name}", size) as advance,
-        ):
-            last = 0
-            try:
-                tar = tarfile.open(fileobj=raw, mode="r:*")  # noqa: SIM115  (`with tar:` below)
-            except (tarfile.TarError, OSError, EOFError) as exc:
-                raise KwsError(
-                    f"{archive}: not a readable tar archive ({exc}); download it again"
-                ) from None
-            with tar:
-                try:
-                    for member in tar:
-                        problem = _member_problem(member)
-                        if problem:
-                            raise KwsError(
-                                f"{archive}: member {member.name!r} {problem}; refusing "
-                                f"to extract this archive (nothing was kept)"
-                            )
-                        parts = _relative_parts(member.name)
-                        if not parts:
-                            continue
-                        dest = root.joinpath(*parts)
-                        if root not in dest.resolve().parents:  # belt and braces
-                            raise KwsError(
-                                f"{archive}: member {member.name!r} would land outside "
-                                f"the target; refusing to extract this archive"
-                            )
-                        if member.isdir():
-                            dest.mkdir(parents=True, exist_ok=True)
-                        else:
-                            dest.parent.mkdir(parents=True, exist_ok=True)
-                            src = tar.extractfile(member)
-                            assert src is not None  # _member_problem refused non-files
-                            with src, open(dest, "wb") as out:
-                                shutil.copyfileobj(src, out, CHUNK)
-                        pos = raw.tell()
-                        advance(pos - last)
-                        last = pos
-                except KwsError:
-                    raise
-                except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as exc:
-                    raise KwsError(
-                        f"{archive}: archive is truncated or damaged ({exc}); download it again"
-                    ) from None
-                except OSError as exc:
-                    raise KwsError(
-                        f"{archive}: extraction into {target.parent} failed "
-                        f"({exc.strerror or exc}); check free space and "
-                        f"permissions"
-                    ) from None
-        os.replace(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return target
-
-
-def extracted_root(folder: Path) -> Path:
-    """The dataset root inside an extracted archive: the folder itself, or its only subfolder
-    when the archive wrapped everything in one top-level folder."""
-    entries = [p for p in folder.iterdir() if not p.name.startswith(".")]
-    if len(entries) == 1 and entries[0].is_dir():
-        inner = [p for p in entries[0].iterdir() if p.is_dir()]
-        if inner:  # a wrapper folder holding label folders, not a single label folder of WAVs
-            return entries[0]
-    return folder
-
-
-def ensure_extracted(
-    archive: Path,
-    extract_dir: Path,
-    *,
-    sha256: str | None = None,
-    progress: bool = True,
-    checked: tuple[str, bool] | None = None,
-) -> tuple[Path, dict[str, Any]]:
-    """Extract ``archive`` into ``extract_dir`` once; reuse it while the archive is unchanged.
-
-    Returns the dataset root and the marker record (archive name, size, mtime, sha256,
-    verified). A local archive is checksum-verified on first use; ``checked`` = (sha256,
-    verified) skips that when the caller just downloaded and hashed it.
-    """
-    st = archive.stat()
-    marker = extract_dir / MARKER
-    if marker.is_file():
-        try:
-            rec = json.loads(marker.read_text())
-            if rec.get("size") == st.st_size and rec.get("mtime_ns") == st.st_mtime_ns:
-                return extracted_root(extract_dir), rec
-        except (OSError, ValueError):
-            pass
-    if checked is not None:
-        sha, verified = checked
-    else:
-        sha, verified = verify_local(archive, sha256, progress)
-    if extract_dir.exists():
-        shutil.rmtree(extract_dir)
-    extract_tar(archive, extract_dir, progress=progress)
-    rec = {
-        "archive": archive.name,
-        "size": st.st_size,
-        "mtime_ns": st.st_mtime_ns,
-        "sha256": sha,
-        "verified": verified,
-    }
-    from kwstool.fileio import write_json
-
-    write_json(marker, rec)
-    return extracted_root(extract_dir), rec

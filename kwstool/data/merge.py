@@ -239,6 +239,30 @@ def _build(
     return built
 
 
+def _resolve_all(
+    srcs: list[Source],
+    download_dir: str | os.PathLike[str] | None,
+    sha256: str | None,
+    progress: bool,
+) -> list[Source]:
+    """Resolve (download, extract) and scan every source, in place; return them."""
+    ddir = Path(download_dir) if download_dir else None
+    for src in srcs:
+        src.resolved = resolve(src.spec.split("=", 1)[1], ddir, sha256, progress)
+        assert src.resolved.root is not None
+        src.scan = scan_folder(src.resolved.root)
+    return srcs
+
+
+def _source_text(srcs: list[Source]) -> str:
+    """The manifest's ``source``: ``NAME=PATH`` of each, joined by `` + ``."""
+    return " + ".join(
+        f"{'negatives:' if s.role == 'negatives' else ''}{s.name}="
+        f"{s.resolved.source if s.resolved else ''}"
+        for s in srcs
+    )
+
+
 def prepare_merged(
     sources: Sequence[str],
     negatives: Sequence[str],
@@ -264,12 +288,9 @@ def prepare_merged(
         raise KwsError(f"--unknown-min {unknown_min} is negative; give a count of 0 or more")
     if not sources:
         raise KwsError("no --source with keyword clips; give e.g. --source own=~/recordings")
-    srcs = parse_sources(sources, negatives, synthetic)
-    ddir = Path(download_dir) if download_dir else None
-    for src in srcs:
-        src.resolved = resolve(src.spec.split("=", 1)[1], ddir, sha256, progress)
-        assert src.resolved.root is not None
-        src.scan = scan_folder(src.resolved.root)
+    srcs = _resolve_all(
+        parse_sources(sources, negatives, synthetic), download_dir, sha256, progress
+    )
     params = params_record(words, silence_share, unknown_share, validation_pct, testing_pct, seed)
     params["unknown_min"] = unknown_min
     out_dir = Path(data_dir) if data_dir else DEFAULT_ROOT / "_".join(words)
@@ -289,11 +310,7 @@ def prepare_merged(
         bars,
     )
     labels = [SILENCE, UNKNOWN, *words]
-    source = " + ".join(
-        f"{'negatives:' if s.role == 'negatives' else ''}{s.name}="
-        f"{s.resolved.source if s.resolved else ''}"
-        for s in srcs
-    )
+    source = _source_text(srcs)
     check_built(built, words, labels, source)
     manifest = write_all(
         out_dir,

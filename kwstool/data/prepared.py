@@ -73,8 +73,9 @@ Several sources in one prepared folder (``source`` a list of ``NAME=PATH``, and/
 
 The work is split by job: :mod:`~kwstool.data.sources` (scanning, resolving a source),
 :mod:`~kwstool.data.splits` (speakers, the hash rule), :mod:`~kwstool.data.build` (selection,
-decoding, silence slices), :mod:`~kwstool.data.tfds`, :mod:`~kwstool.data.store` (the folder
-format, reading and writing) and :mod:`~kwstool.data.merge` (several sources).
+decoding, silence slices), :mod:`~kwstool.data.tfds`, :mod:`~kwstool.data.single` (one source:
+the cache check, then the build), :mod:`~kwstool.data.store` (the folder format, reading and
+writing) and :mod:`~kwstool.data.merge` (several sources).
 """
 
 from __future__ import annotations
@@ -87,19 +88,15 @@ from typing import Any
 
 from kwstool import __version__
 from kwstool.core.labels import DEFAULT_WORDS, SILENCE, UNKNOWN
-from kwstool.data.build import SILENCE_GAIN_RANGE, build_from_scan, rank
+from kwstool.data.build import SILENCE_GAIN_RANGE, rank
+from kwstool.data.single import build_folder, build_tfds
 from kwstool.data.sources import (
     DEFAULT_ROOT,
-    TFDS_SOURCE,
     Resolved,
-    folder_inputs,
-    hash_inputs,
-    listing,
     resolve,
     scan_folder,
 )
 from kwstool.data.splits import (
-    assign_splits,
     hash_percentage,
     noise_range,
     speaker_of,
@@ -114,7 +111,6 @@ from kwstool.data.store import (
     PrepareResult,
     Progress,
     SplitData,
-    cached_manifest,
     check_built,
     load_prepared,
     result_from_manifest,
@@ -238,85 +234,6 @@ def base_manifest(
     return manifest
 
 
-def _build_tfds(
-    out_dir: Path,
-    params: dict[str, Any],
-    word_list: list[str],
-    silence_share: float,
-    unknown_share: float,
-    seed: int,
-    bars: Progress,
-    download_dir: Path | None,
-    force: bool,
-) -> tuple[Built | dict[str, Any], str]:
-    """Built TFDS data and its hash, or the matching cached manifest and its hash."""
-    from kwstool.data import tfds
-
-    fast = None if force else tfds.tfds_fast_hash(out_dir, params)
-    if fast and (hit := cached_manifest(out_dir, fast)):
-        return hit, fast
-    built, tfds_info = tfds.build_from_tfds(
-        word_list,
-        silence_share,
-        unknown_share,
-        seed,
-        bars,
-        download_dir / "tfds" if download_dir else None,
-    )
-    inputs_hash = hash_inputs(
-        {
-            "params": params,
-            "source": TFDS_SOURCE,
-            "tfds": tfds_info,
-            "files": listing(Path(tfds_info["data_dir"])),
-        }
-    )
-    return built, inputs_hash
-
-
-def _build_folder(
-    resolved: Resolved,
-    out_dir: Path,
-    params: dict[str, Any],
-    word_list: list[str],
-    silence_share: float,
-    unknown_share: float,
-    validation_pct: float,
-    testing_pct: float,
-    seed: int,
-    bars: Progress,
-    force: bool,
-) -> tuple[Built | dict[str, Any], str]:
-    """Built folder/archive data and its hash, or the matching cached manifest and its hash."""
-    assert resolved.root is not None
-    # An archive is identified by its checksum (no need to list its extracted tree).
-    scan = None if resolved.kind == "archive" else scan_folder(resolved.root)
-    inputs = resolved.archive if scan is None else folder_inputs(scan)
-    inputs_hash = hash_inputs(
-        {
-            "params": params,
-            "source": resolved.source,
-            "source_kind": resolved.kind,
-            "inputs": inputs,
-        }
-    )
-    if not force and (hit := cached_manifest(out_dir, inputs_hash)):
-        return hit, inputs_hash
-    scan = scan or scan_folder(resolved.root)
-    rule = assign_splits(scan, validation_pct, testing_pct)
-    built = build_from_scan(
-        scan, word_list, silence_share, unknown_share, validation_pct, testing_pct, seed, bars, rule
-    )
-    if resolved.archive:
-        built.extra["archive"] = resolved.archive
-        if not resolved.archive["verified"]:
-            built.warnings.append(
-                f"{resolved.archive['name']} is not a known official "
-                f"archive and no --sha256 was given: not verified"
-            )
-    return built, inputs_hash
-
-
 def prepare(
     source: str | Sequence[str] = "tfds",
     data_dir: str | os.PathLike[str] | None = None,
@@ -377,11 +294,11 @@ def prepare(
     resolved = resolve(sources[0], ddir, sha256, progress)
     out_dir = Path(data_dir) if data_dir else DEFAULT_ROOT / resolved.name
     if resolved.kind == "tfds":
-        built, inputs_hash = _build_tfds(
+        built, inputs_hash = build_tfds(
             out_dir, params, word_list, silence_share, unknown_share, seed, bars, ddir, force
         )
     else:
-        built, inputs_hash = _build_folder(
+        built, inputs_hash = build_folder(
             resolved,
             out_dir,
             params,
@@ -396,6 +313,20 @@ def prepare(
         )
     if isinstance(built, dict):  # the cache matched
         return result_from_manifest(out_dir, built, True, time.perf_counter() - t0, 0)
+    return _write(out_dir, resolved, built, word_list, params, inputs_hash, bars, t0)
+
+
+def _write(
+    out_dir: Path,
+    resolved: Resolved,
+    built: Built,
+    word_list: list[str],
+    params: dict[str, Any],
+    inputs_hash: str,
+    bars: Progress,
+    t0: float,
+) -> PrepareResult:
+    """Check what one source built, write the prepared folder, and say what was done."""
     labels = [SILENCE, UNKNOWN, *word_list]
     check_built(built, word_list, labels, resolved.source, noise_expected=resolved.kind != "tfds")
     manifest = write_all(

@@ -40,14 +40,8 @@ def _quiet_tensorflow() -> None:
     tfenv.quiet()
 
 
-def build_from_tfds(
-    words: list[str],
-    silence_share: float,
-    unknown_share: float,
-    seed: int,
-    progress: Progress,
-    tfds_dir: Path | None,
-) -> tuple[Built, dict[str, Any]]:
+def _prepared_builder(tfds_dir: Path | None) -> tuple[Any, Any]:
+    """The tensorflow_datasets module and its speech_commands builder, downloaded and prepared."""
     _quiet_tensorflow()
     try:
         import tensorflow_datasets as tfds
@@ -66,7 +60,10 @@ def build_from_tfds(
             f"and disk, or use --source http://download.tensorflow.org/data/"
             f"speech_commands_v0.02.tar.gz"
         ) from None
-    names = list(builder.info.features["label"].names)
+    return tfds, builder
+
+
+def _check_words(words: list[str], names: list[str]) -> None:
     missing = [w for w in words if w not in names]
     if missing:
         raise KwsError(
@@ -75,47 +72,78 @@ def build_from_tfds(
             f"http://download.tensorflow.org/data/speech_commands_v0.02.tar.gz for "
             f"other words"
         )
-    labels = [SILENCE, UNKNOWN, *words]
-    index = {w: i for i, w in enumerate(labels)}
+
+
+def _read_split(
+    tfds: Any,
+    builder: Any,
+    s: str,
+    names: list[str],
+    index: dict[str, int],
+    shares: tuple[float, float],
+    seed: int,
+    progress: Progress,
+) -> tuple[tuple[Any, ...], int, _BottomK]:
+    """One TFDS split: its arrays (keywords, then the ``_unknown_``/``_silence_`` shares), the
+    examples read, and the ranked silence pool."""
     from kwstool.core.audio import fit_length
 
+    unknown_share, silence_share = shares
+    try:
+        total = int(builder.info.splits[s].num_examples)
+    except Exception:
+        total = 0
+    cap_u = share_count(unknown_share, total) if total else None
+    cap_s = share_count(silence_share, total) if total else None
+    ds = builder.as_dataset(
+        split=s, shuffle_files=False, read_config=tfds.ReadConfig(add_tfds_id=True)
+    )
+    rows = Split()
+    unk, sil = _BottomK(cap_u), _BottomK(cap_s)
+    n_known = found = 0
+    with progress.task(f"read tfds {s}", total) as advance:
+        for ex in tfds.as_numpy(ds):
+            found += 1
+            advance(1)
+            name = names[int(ex["label"])]
+            line = "tfds:" + ex["tfds_id"].decode()
+            audio = fit_length(np.asarray(ex["audio"], dtype=np.int16).reshape(-1))
+            if name in index and name not in (SILENCE, UNKNOWN):
+                rows.add(index[name], line, audio)
+                n_known += 1
+            elif name == SILENCE:
+                sil.offer(rank(seed, line), (line, audio))
+            else:
+                unk.offer(rank(seed, line), (line, audio))
+    for pool, label, share in ((unk, UNKNOWN, unknown_share), (sil, SILENCE, silence_share)):
+        for line, audio in pool.ranked()[: share_count(share, n_known)]:
+            rows.add(index[label], line, audio)
+    return rows.arrays(), found, sil
+
+
+def build_from_tfds(
+    words: list[str],
+    silence_share: float,
+    unknown_share: float,
+    seed: int,
+    progress: Progress,
+    tfds_dir: Path | None,
+) -> tuple[Built, dict[str, Any]]:
+    tfds, builder = _prepared_builder(tfds_dir)
+    names = list(builder.info.features["label"].names)
+    _check_words(words, names)
+    labels = [SILENCE, UNKNOWN, *words]
+    index = {w: i for i, w in enumerate(labels)}
     out: dict[str, tuple[Any, ...]] = {}
     found = 0
     noise_parts: list[np.ndarray] = []
     warnings: list[str] = []
     for s in SPLITS:
-        try:
-            total = int(builder.info.splits[s].num_examples)
-        except Exception:
-            total = 0
-        cap_u = share_count(unknown_share, total) if total else None
-        cap_s = share_count(silence_share, total) if total else None
-        ds = builder.as_dataset(
-            split=s, shuffle_files=False, read_config=tfds.ReadConfig(add_tfds_id=True)
-        )
-        rows = Split()
-        unk, sil = _BottomK(cap_u), _BottomK(cap_s)
-        n_known = 0
-        with progress.task(f"read tfds {s}", total) as advance:
-            for ex in tfds.as_numpy(ds):
-                found += 1
-                advance(1)
-                name = names[int(ex["label"])]
-                line = "tfds:" + ex["tfds_id"].decode()
-                audio = fit_length(np.asarray(ex["audio"], dtype=np.int16).reshape(-1))
-                if name in index and name not in (SILENCE, UNKNOWN):
-                    rows.add(index[name], line, audio)
-                    n_known += 1
-                elif name == SILENCE:
-                    sil.offer(rank(seed, line), (line, audio))
-                else:
-                    unk.offer(rank(seed, line), (line, audio))
-        for pool, label, share in ((unk, UNKNOWN, unknown_share), (sil, SILENCE, silence_share)):
-            for line, audio in pool.ranked()[: share_count(share, n_known)]:
-                rows.add(index[label], line, audio)
+        shares = (unknown_share, silence_share)
+        out[s], n, sil = _read_split(tfds, builder, s, names, index, shares, seed, progress)
+        found += n
         if s == "train":  # every kept train silence example feeds the noise bank
             noise_parts = [audio for _, audio in sil.ranked()]
-        out[s] = rows.arrays()
     noise = {"tfds_train_silence": np.concatenate(noise_parts)} if noise_parts else {}
     if noise:
         warnings.append(

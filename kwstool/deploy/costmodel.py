@@ -27,11 +27,11 @@ milliseconds cycles / MHz (:data:`BOARD_TIMING`).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from kwstool.core.boards import BOARDS
+from kwstool.deploy.kernels import choose_kernel
 
 # --- board timing ------------------------------------------------------------------------------
 
@@ -167,22 +167,6 @@ class OpInfo:
         return int(self.features.get("macs", 0))
 
 
-def _padding(padding: int, in_size: int, out_size: int, stride: int, k: int, dil: int) -> int:
-    """TFLM's padding (kernels/padding.h) for SAME (0) / VALID (1)."""
-    if padding != 0:
-        return 0
-    eff = (k - 1) * dil + 1
-    total = max((out_size - 1) * stride + eff - in_size, 0)
-    return total // 2
-
-
-def _prod(shape: Iterable[Any]) -> int:
-    n = 1
-    for d in shape:
-        n *= int(d)
-    return n
-
-
 def classify(
     index: int,
     op: str,
@@ -193,93 +177,7 @@ def classify(
     const_inputs: list[Any],
 ) -> OpInfo:
     """The kernel that will run one operator, with its cost features."""
-    out_el = _prod(out_shape)
-    feats: dict[str, Any] = {"out": out_el}
-    params: dict[str, Any] = {}
-    kernel, path, cls = "reference", "reference", op.lower()
-    if op == "CONV_2D" and filt is not None:
-        _, ih, iw, cin = in_shapes[0]
-        _, oh, ow, cout = out_shape
-        kh, kw = filt[1], filt[2]
-        sh, sw = opts.strideH, opts.strideW
-        dh, dw = opts.dilationHFactor or 1, opts.dilationWFactor or 1
-        ph = _padding(opts.padding, ih, oh, sh, kh, dh)
-        pw = _padding(opts.padding, iw, ow, sw, kw, dw)
-        params = {"kernel": (kh, kw), "stride": (sh, sw), "dilation": (dh, dw), "pad": (ph, pw)}
-        feats.update(macs=oh * ow * cout * kh * kw * cin, px=oh * ow, col=oh * ow * kh * kw * cin)
-        path = "cmsis-nn"
-        if ph == 0 and pw == 0 and sh == 1 and sw == 1 and kh == 1 and kw == 1 and dh == dw == 1:
-            kernel, cls = "arm_convolve_1x1_s8_fast", "conv 1x1"
-        elif ih == 1 and ow % 4 == 0 and dw == 1 and kh == 1:
-            kernel, cls = "arm_convolve_1_x_n_s8", "conv 1xn"
-        else:
-            kernel = "arm_convolve_s8"
-            cls = "conv cin=1" if cin == 1 else ("conv head" if oh * ow == 1 else "conv kxk")
-    elif op == "DEPTHWISE_CONV_2D" and filt is not None:
-        _, ih, iw, cin = in_shapes[0]
-        _, oh, ow, cout = out_shape
-        kh, kw = filt[1], filt[2]
-        sh, sw = opts.strideH, opts.strideW
-        dh, dw = opts.dilationHFactor or 1, opts.dilationWFactor or 1
-        ph = _padding(opts.padding, ih, oh, sh, kh, dh)
-        pw = _padding(opts.padding, iw, ow, sw, kw, dw)
-        mult = cout // max(cin, 1)
-        params = {
-            "kernel": (kh, kw),
-            "stride": (sh, sw),
-            "dilation": (dh, dw),
-            "pad": (ph, pw),
-            "depth_multiplier": mult,
-        }
-        feats.update(macs=oh * ow * cout * kh * kw, px=oh * ow, col=oh * ow * kh * kw * cin)
-        path = "cmsis-nn"
-        if mult == 1 and dh == dw == 1:
-            if kh == 3 and kw == 3 and ph <= 1 and pw <= 1:
-                kernel = "arm_depthwise_conv_3x3_s8"
-            else:
-                kernel = "arm_depthwise_conv_s8_opt"
-        else:
-            kernel = "arm_depthwise_conv_s8"
-        shape = "kxk" if kh > 1 and kw > 1 else ("kx1" if kh > 1 else "1xk")
-        cls = f"dwconv {shape}" + (" dilated/mult" if kernel == "arm_depthwise_conv_s8" else "")
-    elif op == "FULLY_CONNECTED" and filt is not None:
-        cout, depth = filt[0], filt[-1]
-        feats.update(macs=cout * depth * max(out_el // max(cout, 1), 1))
-        path, cls = "cmsis-nn", "fully connected"
-        kernel = (
-            "arm_convolve_1x1_s8_fast"
-            if len(out_shape) > 2 and depth % 4 == 0
-            else "arm_fully_connected_s8"
-        )
-    elif op in ("ADD", "MUL"):
-        shapes = [tuple(s) for s in in_shapes]
-        feats = {"el": out_el, "out": out_el}
-        same = len(shapes) == 2 and shapes[0] == shapes[1]
-        params = {"broadcast": not same}
-        name = "add" if op == "ADD" else "mul"
-        if same:
-            kernel, path, cls = f"arm_elementwise_{name}_s8", "cmsis-nn", f"{name} equal-shape"
-        else:
-            kernel = "BroadcastAdd4DSlow" if op == "ADD" else "BroadcastMul4DSlow"
-            path, cls = "reference", f"{name} broadcast"
-    elif op in ("AVERAGE_POOL_2D", "MAX_POOL_2D"):
-        kh, kw = opts.filterHeight, opts.filterWidth
-        params = {"window": (kh, kw), "stride": (opts.strideH, opts.strideW)}
-        feats.update(win=out_el * kh * kw)
-        path = "cmsis-nn"
-        kernel = "arm_avgpool_s8" if op == "AVERAGE_POOL_2D" else "arm_max_pool_s8"
-        cls = "average pool" if op == "AVERAGE_POOL_2D" else "max pool"
-    elif op == "SOFTMAX":
-        feats = {"el": out_el, "out": out_el}
-        kernel, path, cls = "arm_softmax_s8", "cmsis-nn", "softmax"
-    elif op in ("RESHAPE", "SQUEEZE", "EXPAND_DIMS"):
-        feats = {"bytes": out_el}
-        kernel, path, cls = "copy", "copy", "reshape"
-    else:
-        # TFLM's reference kernel; its M4_COST entry is "reference <OP>" when one was measured,
-        # else the generic "reference" guess.
-        feats = {"el": max(out_el, _prod(in_shapes[0]) if in_shapes else 0), "out": out_el}
-        kernel = f"reference {op}"
+    kernel, path, cls, feats, params = choose_kernel(op, in_shapes, out_shape, filt, opts)
     # arm_convolve_s8 on a 1-channel input is its own cost regime: im2col copies one byte per
     # kernel tap (a call per tap), so its cost follows the im2col size, not the MACs.
     cost_key = kernel + ("/cin1" if cls == "conv cin=1" else "")

@@ -40,8 +40,6 @@ from __future__ import annotations
 
 import math
 import os
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -59,17 +57,13 @@ from kwstool.model.augment import (
 )
 from kwstool.model.config import DEFAULTS, FIELD_NAMES, TrainConfig
 from kwstool.model.epochs import (
-    Epoch,
     ExtraExamples,
-    epoch_dataset,
-    extras,
     validation_arrays,
 )
 from kwstool.model.progress import Reporter
+from kwstool.model.trainloop import Select, Session, run_epochs
 
 HYPERPARAMETERS = FIELD_NAMES
-#: ``select(model) -> float``: the score best.keras and early stopping follow (higher is better)
-Select = Callable[[Any], float]
 __all__ = [
     "DEFAULTS",
     "HYPERPARAMETERS",
@@ -175,118 +169,6 @@ def _compile(
     return net, optimizer, schedule, info
 
 
-@dataclass
-class _Session:
-    """Everything the epoch loop needs."""
-
-    cfg: TrainConfig
-    run_dir: Path
-    net: Any
-    optimizer: Any
-    schedule: Any
-    labels: list[str]
-    aug: Augmenter
-    y_train: np.ndarray
-    weights: np.ndarray
-    x_val: np.ndarray
-    y_val: np.ndarray
-    state: dict[str, Any]
-    report: Reporter
-    extra_examples: ExtraExamples | None = None
-    select: Select | None = None
-
-    @property
-    def history(self) -> list[dict[str, Any]]:
-        return list(self.state["history"])
-
-
-def _run_epoch(s: _Session, epoch: int) -> dict[str, Any]:
-    """Train one epoch and validate; the history row."""
-    import keras
-
-    t0 = time.perf_counter()
-    n = len(s.y_train)
-    rng = np.random.default_rng([s.cfg.seed, epoch])
-    extra_x, extra_y = extras(s.extra_examples, s.cfg.seed, epoch, len(s.labels), s.net)
-    total = n + (0 if extra_x is None else len(extra_x))
-    ep = Epoch(rng.permutation(total), rng, extra_x, extra_y)
-    ds, steps = epoch_dataset(s.aug, s.y_train, s.weights, ep, s.cfg.batch_size)
-    callback = s.report.batch_callback(epoch, s.cfg.epochs, steps, s.cfg.batch_size)
-    fit = s.net.fit(
-        ds,
-        epochs=1,
-        verbose=0,
-        shuffle=False,
-        callbacks=[callback] if callback else None,
-    )
-    train_s = time.perf_counter() - t0
-    val = s.net.evaluate(s.x_val, s.y_val, batch_size=256, verbose=0, return_dict=True)
-    row = {
-        "epoch": epoch,
-        "loss": float(fit.history["loss"][-1]),
-        "accuracy": float(fit.history["accuracy"][-1]),
-        "val_loss": float(val["loss"]),
-        "val_accuracy": float(val["accuracy"]),
-        "lr": float(keras.ops.convert_to_numpy(s.schedule(s.optimizer.iterations))),
-        "examples": int(total),
-        "clips_per_s": round(total / max(train_s, 1e-9), 1),
-    }
-    row["score"] = float(s.select(s.net)) if s.select else row["val_accuracy"]
-    row["seconds"] = round(time.perf_counter() - t0, 2)
-    return row
-
-
-def _record(s: _Session, row: dict[str, Any]) -> tuple[bool, bool]:
-    """Update the state with ``row``, save best/checkpoint/history; (improved, stop)."""
-    state, epoch = s.state, row["epoch"]
-    state["history"] = [*s.history, row]
-    improved = row["score"] > state["best_score"]
-    if improved:
-        state.update(
-            best_epoch=epoch,
-            best_score=row["score"],
-            best_val_accuracy=row["val_accuracy"],
-            since_best=0,
-        )
-        rf.save_best(s.net, s.cfg.model, len(s.labels), s.run_dir / rf.BEST_FILE)
-    else:
-        state["since_best"] += 1
-    stop = state["since_best"] >= s.cfg.patience
-    state.update(
-        stopped_early=stop and epoch < s.cfg.epochs,
-        finished=stop or epoch == s.cfg.epochs,
-    )
-    rf.write_checkpoint(s.run_dir / rf.CHECKPOINT_DIR, epoch, s.net, s.optimizer, state)
-    rf.write_history(s.run_dir, state["history"], state, s.cfg.model)
-    return improved, stop
-
-
-def _epoch_line(s: _Session, row: dict[str, Any], improved: bool) -> str:
-    score = f"  score {row['score']:.3f}" if s.select else ""
-    return (
-        f"epoch {row['epoch']:3d}/{s.cfg.epochs}  loss {row['loss']:.3f}  "
-        f"acc {row['accuracy']:.3f}  val_loss {row['val_loss']:.3f}  "
-        f"val_acc {row['val_accuracy']:.3f}{score}{'  *' if improved else '   '}  "
-        f"lr {row['lr']:.1e}  {row['clips_per_s']:,.0f} clips/s  {row['seconds']:.1f}s"
-    )
-
-
-def _loop(s: _Session) -> None:
-    for epoch in range(len(s.state["history"]) + 1, s.cfg.epochs + 1):
-        row = _run_epoch(s, epoch)
-        improved, stop = _record(s, row)
-        s.report.line(_epoch_line(s, row, improved))
-        if stop:
-            s.report.line(
-                f"early stop: the validation score has not improved for {s.cfg.patience} epochs"
-            )
-            break
-    s.report.line(
-        f"best validation score {s.state['best_score']:.4f} at epoch "
-        f"{s.state['best_epoch']}; model in {s.run_dir / rf.BEST_FILE}"
-    )
-
-
 def _session(
     cfg: TrainConfig,
     data: Any,
@@ -294,7 +176,7 @@ def _session(
     threads: int | None,
     report: Reporter,
     hooks: dict[str, Any],
-) -> tuple[_Session, dict[str, Any]]:
+) -> tuple[Session, dict[str, Any]]:
     """Model, augmenter, validation arrays and a fresh state; the optimizer info."""
     train_split, val_split = data.split("train"), data.split("validation")
     labels = list(data.labels)
@@ -315,7 +197,7 @@ def _session(
     x_val, y_val = validation_arrays(val_split, len(labels))
     state = {"best_epoch": 0, "best_val_accuracy": -1.0, "best_score": -math.inf,
              "since_best": 0, "history": [], "finished": False, "stopped_early": False}  # fmt: skip
-    s = _Session(cfg, run_dir, net, optimizer, schedule, labels, aug, y_train, weights,
+    s = Session(cfg, run_dir, net, optimizer, schedule, labels, aug, y_train, weights,
                  x_val, y_val, state, report, **hooks)  # fmt: skip
     return s, opt_info
 
@@ -335,7 +217,7 @@ def stream_examples(cfg: TrainConfig, train_split: Any, labels: list[str], noise
     return HardNegatives(windows, mined_per_epoch=max(1, count * 2 // 5), pool_size=count)
 
 
-def _restore(s: _Session, resume: bool) -> int | None:
+def _restore(s: Session, resume: bool) -> int | None:
     """Restore the last finished epoch when resuming; the epoch resumed after (or None)."""
     ckpt_dir = s.run_dir / rf.CHECKPOINT_DIR
     if not (resume and (ckpt_dir / rf.STATE_FILE).is_file()):
@@ -345,7 +227,7 @@ def _restore(s: _Session, resume: bool) -> int | None:
     return int(s.state["epoch"])
 
 
-def _result(s: _Session, resumed_from: int | None) -> TrainResult:
+def _result(s: Session, resumed_from: int | None) -> TrainResult:
     st = s.state
     return TrainResult(run_dir=s.run_dir, model=s.cfg.model, epochs_run=len(s.history),
                        best_epoch=int(st["best_epoch"]),
@@ -405,5 +287,5 @@ def train(
             f"training {cfg.model} ({s.net.count_params():,} parameters) on {len(s.y_train)} "
             f"clips, validating on {len(s.y_val)}; run folder {run_dir}{resuming}"
         )
-        _loop(s)
+        run_epochs(s)
     return _result(s, resumed_from)

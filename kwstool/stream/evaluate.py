@@ -218,33 +218,19 @@ def _run_streams(
     return pos, neg, parity
 
 
-def _report(
+def _report_record(
     model: engine.StreamModel,
     data: Any,
     design: synth.StreamDesign,
     positive: synth.Stream,
     negative: synth.Stream,
-    results: tuple[engine.StreamScores, engine.StreamScores | None, dict[str, Any]],
-    recognizer: dict[str, Any] | None,
-    calibrate_fa: float | None,
-    out: Path,
-    say: Callable[[str], None],
-    seconds: dict[str, float],
-    tick: float,
-) -> StreamEvalResult:
-    from kwstool.core.calibration import save_calibration
-    from kwstool.fileio import write_json
-
-    pos, neg, parity = results
-    rec = recognizer_defaults(recognizer)
-    settings = native.RecognizerSettings.build(model.labels, rec)
-    words = scoring.WordTable.of(positive.words, model.labels, SAMPLE_RATE)
-    t0 = time.perf_counter()
-    figures = _evaluate_at(settings, pos, neg, words, positive.hours, negative.hours)
-    swept = sweep(settings, pos, neg, words, negative.hours)
-    seconds["sweep"] = time.perf_counter() - t0
-    curves = swept["suppression_ms"][str(settings.suppression_ms)]
-    report: dict[str, Any] = {
+    rec: dict[str, Any],
+    settings: native.RecognizerSettings,
+    results: dict[str, Any],
+) -> dict[str, Any]:
+    """``stream_eval.json`` without the calibration and the timings; ``results`` holds
+    ``per_keyword``, ``parity`` and ``sweep``."""
+    return {
         "kwstool_version": __version__,
         "model_file": str(model.path),
         "model_sha256": model.sha256,
@@ -263,24 +249,72 @@ def _report(
             "hours": round(negative.hours, 4),
             "words": _word_counts(negative),
         },
-        "per_keyword": figures,
-        "parity": parity,
-        "sweep": swept,
+        **results,
     }
+
+
+def _calibrate_into(
+    report: dict[str, Any],
+    model: engine.StreamModel,
+    settings: native.RecognizerSettings,
+    rec: dict[str, Any],
+    curves: Any,
+    calibrate_fa: float,
+    scores: tuple[engine.StreamScores, engine.StreamScores | None],
+    words: scoring.WordTable,
+    hours: tuple[float, float],
+) -> Path:
+    """Pick per-label thresholds for ``calibrate_fa``, add them to ``report`` and save them."""
+    from kwstool.core.calibration import save_calibration
+
+    pos, neg = scores
+    picks = calibrate(curves, calibrate_fa)
+    thresholds = {name: p["threshold"] for name, p in picks.items()}
+    at = settings.__class__.build(model.labels, rec | {"thresholds": thresholds})
+    joint = _evaluate_at(at, pos, neg, words, *hours)
+    report["calibration"] = {
+        "fa_per_hour_budget": calibrate_fa,
+        "picks": picks,
+        "figures": joint,
+    }
+    return save_calibration(
+        model.path.parent,
+        _calibration_record(model, report, calibrate_fa, thresholds, picks, joint),
+    )
+
+
+def _report(
+    model: engine.StreamModel,
+    data: Any,
+    design: synth.StreamDesign,
+    positive: synth.Stream,
+    negative: synth.Stream,
+    results: tuple[engine.StreamScores, engine.StreamScores | None, dict[str, Any]],
+    recognizer: dict[str, Any] | None,
+    calibrate_fa: float | None,
+    out: Path,
+    say: Callable[[str], None],
+    seconds: dict[str, float],
+    tick: float,
+) -> StreamEvalResult:
+    from kwstool.fileio import write_json
+
+    pos, neg, parity = results
+    rec = recognizer_defaults(recognizer)
+    settings = native.RecognizerSettings.build(model.labels, rec)
+    words = scoring.WordTable.of(positive.words, model.labels, SAMPLE_RATE)
+    t0 = time.perf_counter()
+    figures = _evaluate_at(settings, pos, neg, words, positive.hours, negative.hours)
+    swept = sweep(settings, pos, neg, words, negative.hours)
+    seconds["sweep"] = time.perf_counter() - t0
+    curves = swept["suppression_ms"][str(settings.suppression_ms)]
+    found = {"per_keyword": figures, "parity": parity, "sweep": swept}
+    report = _report_record(model, data, design, positive, negative, rec, settings, found)
     cal_path = None
     if calibrate_fa is not None:
-        picks = calibrate(curves, calibrate_fa)
-        thresholds = {name: p["threshold"] for name, p in picks.items()}
-        at = settings.__class__.build(model.labels, rec | {"thresholds": thresholds})
-        joint = _evaluate_at(at, pos, neg, words, positive.hours, negative.hours)
-        report["calibration"] = {
-            "fa_per_hour_budget": calibrate_fa,
-            "picks": picks,
-            "figures": joint,
-        }
-        cal_path = save_calibration(
-            model.path.parent,
-            _calibration_record(model, report, calibrate_fa, thresholds, picks, joint),
+        hours = (positive.hours, negative.hours)
+        cal_path = _calibrate_into(
+            report, model, settings, rec, curves, calibrate_fa, (pos, neg), words, hours
         )
         say(f"wrote {cal_path}")
     seconds["total"] = time.perf_counter() - tick

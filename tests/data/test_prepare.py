@@ -19,8 +19,7 @@ from scipy.io import wavfile
 
 from kwstool.core.audio import load_wav
 from kwstool.core.frontend import compute
-from kwstool.data import load_prepared, prepare
-from kwstool.data import prepared as kd
+from kwstool.data import load_prepared, prepare, prepared as kd
 from kwstool.errors import KwsError
 
 SPLITS = ("train", "validation", "test")

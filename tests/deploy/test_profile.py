@@ -12,8 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from kwstool.deploy import costmodel
-from kwstool.deploy import profile as prof
+from kwstool.deploy import costmodel, measure, profile as prof
 from kwstool.errors import KwsError
 
 
@@ -145,7 +144,7 @@ def test_missing_tflm_sources(zoo, monkeypatch, tmp_path):
 )
 def test_missing_tools(zoo, monkeypatch, missing, expect):
     real = shutil.which
-    monkeypatch.setattr(prof.shutil, "which", lambda t: None if t == missing else real(t) or t)
+    monkeypatch.setattr(measure.shutil, "which", lambda t: None if t == missing else real(t) or t)
     with pytest.raises(KwsError) as exc:
         prof.profile(zoo["tc_resnet"], measure=True, tflm_src="/nonexistent")
     msg = str(exc.value)

@@ -16,9 +16,7 @@ import pytest
 from wavgen import write_wav
 
 from kwstool.errors import KwsError
-from kwstool.model import augment as augment_mod
-from kwstool.model import epochs as epochs_mod
-from kwstool.model import train as train_mod
+from kwstool.model import augment as augment_mod, epochs as epochs_mod, train as train_mod
 from kwstool.model.train import Augmenter, train
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
