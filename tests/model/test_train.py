@@ -16,7 +16,12 @@ import pytest
 from wavgen import write_wav
 
 from kwstool.errors import KwsError
-from kwstool.model import augment as augment_mod, epochs as epochs_mod, train as train_mod
+from kwstool.model import (
+    augment as augment_mod,
+    epochs as epochs_mod,
+    train as train_mod,
+    trainloop as trainloop_mod,
+)
 from kwstool.model.train import Augmenter, train
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -168,7 +173,7 @@ def test_resume_after_interrupt_equals_uninterrupted_run(tiny_data, tmp_path, mo
     full = quick(tiny_data, tmp_path / "full", epochs=4, seed=1)
 
     calls = {"n": 0}
-    real_dataset = train_mod.epoch_dataset
+    real_dataset = trainloop_mod.epoch_dataset  # the epoch loop's own reference
 
     def interrupted(*args, **kwargs):
         calls["n"] += 1
@@ -176,7 +181,7 @@ def test_resume_after_interrupt_equals_uninterrupted_run(tiny_data, tmp_path, mo
             raise KeyboardInterrupt
         return real_dataset(*args, **kwargs)
 
-    monkeypatch.setattr(train_mod, "epoch_dataset", interrupted)
+    monkeypatch.setattr(trainloop_mod, "epoch_dataset", interrupted)
     with pytest.raises(KeyboardInterrupt):
         quick(tiny_data, tmp_path / "cut", epochs=4, seed=1)
     monkeypatch.undo()
