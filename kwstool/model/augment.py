@@ -21,7 +21,7 @@ AUGMENT_CHUNK = 512  # clips per augmentation step (bounds the float32 working m
 
 
 # --- augmentation --------------------------------------------------------------------------------
-def _noise_list(
+def noise_list(
     noise: Mapping[str, np.ndarray] | Sequence[np.ndarray] | None,
 ) -> list[np.ndarray]:
     """Background-noise recordings as a list of 1-D int16 arrays (dict values in key order)."""
@@ -51,7 +51,7 @@ class Augmenter:
         self.threads = threads
         self.audio = audio
         self.labels = np.asarray(labels)
-        self.noise = _noise_list(noise)
+        self.noise = noise_list(noise)
         self.silence = (
             (self.labels == silence_index)
             if silence_index is not None

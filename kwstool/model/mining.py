@@ -67,8 +67,7 @@ class HardNegatives:
     def negative_frames(self, rng: np.random.Generator) -> np.ndarray:
         """int8 features of a continuous stream of other words and noise (no keyword)."""
         cfg = replace(self.windows.config, keyword_share=0.0, stream_seconds=self.stream_seconds)
-        negative = replace(self.windows, config=cfg, count=0)
-        stream, _ = negative._stream(rng)
+        stream, _ = self.windows.stream(rng, cfg)
         return to_int8(compute_raw(stream))
 
     def mine(self, rng: np.random.Generator, model: Any, epoch: int) -> int:

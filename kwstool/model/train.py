@@ -205,13 +205,13 @@ def _session(
 def stream_examples(cfg: TrainConfig, train_split: Any, labels: list[str], noise: Any) -> Any:
     """The default extra examples: stream windows (and mined hard negatives), see
     :mod:`kwstool.model.windows` and :mod:`kwstool.model.mining`."""
+    from kwstool.model.augment import noise_list
     from kwstool.model.mining import HardNegatives
     from kwstool.model.windows import StreamWindows
 
-    recordings = [noise[k] for k in sorted(noise)] if isinstance(noise, dict) else list(noise)
     count = max(1, round(cfg.stream_windows * len(train_split.labels)))
     windows = StreamWindows(np.asarray(train_split.audio), train_split.labels, labels,
-                            recordings, count=count)  # fmt: skip
+                            noise_list(noise), count=count)  # fmt: skip
     if not cfg.hard_negatives:
         return windows
     return HardNegatives(windows, mined_per_epoch=max(1, count * 2 // 5), pool_size=count)

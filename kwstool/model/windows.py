@@ -107,7 +107,7 @@ class StreamWindows:
         feats: list[np.ndarray] = []
         labels: list[int] = []
         while len(labels) < self.count:
-            stream, events = self._stream(rng)
+            stream, events = self.stream(rng, self.config)
             frames = to_int8(compute_raw(stream))
             f, lab = self._windows(frames, events, rng)
             feats.extend(f)
@@ -117,23 +117,23 @@ class StreamWindows:
         return np.stack(feats[: self.count]), np.asarray(labels[: self.count], np.int64)
 
     # --- stream ----------------------------------------------------------------------------------
-    def _pick(self, rng: np.random.Generator) -> int:
+    def _pick(self, rng: np.random.Generator, keyword_share: float) -> int:
         pool = (
             self.keyword_idx
-            if (rng.random() < self.config.keyword_share or len(self.other_idx) == 0)
+            if (rng.random() < keyword_share or len(self.other_idx) == 0)
             else self.other_idx
         )
         return int(pool[rng.integers(len(pool))])
 
-    def _stream(self, rng: np.random.Generator) -> tuple[np.ndarray, list[_Event]]:
-        c = self.config
+    def stream(self, rng: np.random.Generator, c: WindowConfig) -> tuple[np.ndarray, list[_Event]]:
+        """One synthetic stream of ``c`` (int16 samples) and the words placed in it."""
         length = int(c.stream_seconds * SAMPLE_RATE)
         x = np.zeros(length, np.float32)
         events: list[_Event] = []
         t = int(rng.uniform(0, c.gap_seconds[1]) * SAMPLE_RATE)
         margin = SAMPLE_RATE // 20  # 50 ms of the clip around its voiced span
         while True:
-            i = self._pick(rng)
+            i = self._pick(rng, c.keyword_share)
             s, e = self.spans[i]
             a, b = max(0, s - margin), min(self.audio.shape[1], e + margin)
             if t + (b - a) >= length:
