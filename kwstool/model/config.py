@@ -18,6 +18,9 @@ from typing import Any
 
 from kwstool.errors import KwsError
 
+#: Values of TrainConfig.select_by (see kwstool.model.selection for 'stream').
+SELECT_BY = ("accuracy", "stream")
+
 #: Version of the hyper-parameter schema stored in config.json (bump when a field changes meaning).
 SCHEMA_VERSION = 2
 
@@ -87,6 +90,15 @@ class TrainConfig:
     )
     spec_augment: bool = _field(True, "SpecAugment time/frequency masking.")
     class_balance: bool = _field(True, "Weight the loss so every label counts the same.")
+    negative_weight: float = _field(
+        1.0,
+        "Loss weight of _unknown_ examples (other words, fragments, mined windows) relative to "
+        "the others, on top of class balance (microWakeWord's negative-class weight): above 1 "
+        "trades misses for fewer false accepts.",
+        lo=0.0,
+        hi=100.0,
+        lo_open=True,
+    )
     stream_windows: float = _field(
         0.5,
         "Windows cut per epoch from synthetic continuous streams of the training clips, as a "
@@ -98,6 +110,12 @@ class TrainConfig:
         True,
         "Every 5 epochs, mine windows of other speech the model scores as a keyword and train "
         "on them as _unknown_ (needs stream windows).",
+    )
+
+    select_by: str = _field(
+        "accuracy",
+        "What picks the kept epoch and stops early: 'accuracy' (validation clips) or 'stream' "
+        "(keyword recall at zero false accepts on streams of the validation speakers).",
     )
 
     def to_dict(self) -> dict[str, Any]:
@@ -125,6 +143,10 @@ class TrainConfig:
             problem = _check_value(f, value)
             if problem:
                 raise KwsError(f"{prefix}{f.name}={value!r} is {problem}")
+        if self.select_by not in SELECT_BY:
+            raise KwsError(
+                f"{prefix}select_by={self.select_by!r} is not one of {', '.join(SELECT_BY)}"
+            )
         try:
             check_name(self.model)
         except KwsError as exc:

@@ -12,8 +12,11 @@ releases the GIL, so both run at once). Memory stays bounded by a few chunks, wh
 number of clips: no epoch-sized array is ever built.
 
 With ``class_balance`` each training clip's loss is weighted by ``N / (labels * count of its
-label)``. Validation uses the cached clean features. The kept model (``best.keras``) and early
-stopping follow a score: validation accuracy by default, or ``select(model) -> float``.
+label)``, and ``_unknown_``'s weight is multiplied by ``negative_weight``. Validation uses the
+cached clean features. The kept model (``best.keras``) and early stopping follow a score:
+validation accuracy by default; with ``select_by='stream'`` keyword recall at zero false accepts
+on validation-speaker streams (:mod:`kwstool.model.selection`); or a ``select(model) -> float``
+hook.
 
 Hooks for other training data: ``extra_examples(epoch_rng) -> (features int8 (M, 49, 40),
 labels (M,))`` is called once per epoch with a generator seeded from ``[seed, epoch, 1]``; its
@@ -47,7 +50,7 @@ from typing import Any
 import numpy as np
 
 from kwstool.core import tfenv
-from kwstool.core.labels import SILENCE as SILENCE_LABEL
+from kwstool.core.labels import SILENCE as SILENCE_LABEL, UNKNOWN as UNKNOWN_LABEL
 from kwstool.errors import KwsError
 from kwstool.fileio import write_json
 from kwstool.model import runfolder as rf
@@ -186,6 +189,8 @@ def _session(
             **hooks,
             "extra_examples": stream_examples(cfg, train_split, labels, data.background_noise),
         }
+    if hooks.get("select") is None and cfg.select_by == "stream":
+        hooks = {**hooks, "select": stream_selector(cfg, val_split, labels, data.background_noise)}
     n_extra = int(getattr(hooks.get("extra_examples"), "per_epoch", 0))
     net, optimizer, schedule, opt_info = _compile(cfg, len(labels), len(y_train) + n_extra)
     silence = labels.index(SILENCE_LABEL) if SILENCE_LABEL in labels else None
@@ -194,12 +199,30 @@ def _session(
                     cfg.speed_perturb, threads=threads)  # fmt: skip
     ones = np.ones(len(labels), dtype=np.float32)
     weights = class_weights(y_train, len(labels)) if cfg.class_balance else ones
+    weights = negative_weighted(weights, labels, cfg.negative_weight)
     x_val, y_val = validation_arrays(val_split, len(labels))
     state = {"best_epoch": 0, "best_val_accuracy": -1.0, "best_score": -math.inf,
              "since_best": 0, "history": [], "finished": False, "stopped_early": False}  # fmt: skip
     s = Session(cfg, run_dir, net, optimizer, schedule, labels, aug, y_train, weights,
                  x_val, y_val, state, report, **hooks)  # fmt: skip
     return s, opt_info
+
+
+def negative_weighted(weights: np.ndarray, labels: list[str], factor: float) -> np.ndarray:
+    """``weights`` with the ``_unknown_`` label's weight multiplied by ``factor``."""
+    out = np.array(weights, dtype=np.float32)
+    if UNKNOWN_LABEL in labels:
+        out[labels.index(UNKNOWN_LABEL)] *= factor
+    return out
+
+
+def stream_selector(cfg: TrainConfig, val_split: Any, labels: list[str], noise: Any) -> Any:
+    """``select_by='stream'``: see :mod:`kwstool.model.selection`."""
+    from kwstool.model.augment import noise_list
+    from kwstool.model.selection import StreamSelector
+
+    return StreamSelector(np.asarray(val_split.audio), val_split.labels, labels,
+                          noise_list(noise), seed=cfg.seed)  # fmt: skip
 
 
 def stream_examples(cfg: TrainConfig, train_split: Any, labels: list[str], noise: Any) -> Any:

@@ -609,3 +609,12 @@ def test_read_rows_of_a_memory_mapped_array_equals_indexing(tmp_path):
     out = read_rows(mm, idx)
     assert out.dtype == np.int16 and np.array_equal(out, a[idx])
     assert np.array_equal(read_rows(a, idx), a[idx])  # plain arrays: indexing
+
+
+def test_negative_weight_scales_only_unknown():
+    labels = ["_silence_", "_unknown_", "yes", "no"]
+    base = np.array([1.0, 0.5, 2.0, 1.0], dtype=np.float32)
+    out = train_mod.negative_weighted(base, labels, 3.0)
+    np.testing.assert_allclose(out, [1.0, 1.5, 2.0, 1.0])
+    np.testing.assert_allclose(base, [1.0, 0.5, 2.0, 1.0])  # the input is not changed
+    np.testing.assert_allclose(train_mod.negative_weighted(base, ["yes", "no"], 3.0)[:2], [1, 0.5])
