@@ -37,7 +37,13 @@ from kwstool.errors import KwsError
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("run", type=Path, help="run folder (after kwstool quantize) or .tflite")
+    ap.add_argument(
+        "run",
+        type=Path,
+        nargs="?",
+        default=None,
+        help="run folder (after kwstool quantize) or .tflite",
+    )
     ap.add_argument(
         "--data",
         type=Path,
@@ -73,6 +79,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--runtime", default="litert")
+    ap.add_argument(
+        "--cv",
+        type=Path,
+        default=None,
+        help="a cross-validation folder of scripts/bench_models.py --cv (WORK/cv/k5-...): "
+        "measure every fold (RUN is then ignored) and print mean +- std over folds",
+    )
+    ap.add_argument("--json", type=Path, default=None, help="--cv: also write the figures here")
     args = ap.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     try:
@@ -99,8 +113,9 @@ def _design(args: argparse.Namespace, split: str, seed: int):
 
 def run(args: argparse.Namespace) -> int:
     from kwstool.data import prepare
-    from kwstool.stream.evaluate import stream_eval
 
+    if args.cv is not None:
+        return run_cv(args)
     t0 = time.perf_counter()
     if args.data is not None:
         data, noise, calib_split = args.data, None, "validation"
@@ -109,38 +124,118 @@ def run(args: argparse.Namespace) -> int:
         prepare(str(args.data_root / "speech_commands_test_dev"), data, progress=False)
         noise, calib_split = args.data_root / "speech_commands_mini" / "_background_noise_", "test"
     t_prep = time.perf_counter() - t0
+    res, cal, per_word = measure(args, args.run, data, noise, calib_split, args.work)
+    _print(args, res.report, cal.report, data, calib_split, per_word, t_prep)
+    print(f"wrote {res.json_path}, {res.det_path}, {cal.calibration_path}")
+    return 0
+
+
+def measure(args, run_dir, data, noise, calib_split, work):
+    """Calibrate ``run_dir`` on ``calib_split`` streams, then measure it on test streams."""
     from kwstool.core.calibration import load_calibration
     from kwstool.stream.engine import StreamModel
+    from kwstool.stream.evaluate import stream_eval
 
     keywords = [
-        lab for lab in StreamModel.load(args.run, args.runtime).labels if not lab.startswith("_")
+        lab for lab in StreamModel.load(run_dir, args.runtime).labels if not lab.startswith("_")
     ]
     per_word = args.fa_per_hour / max(1, len(keywords))
+    log = None if args.cv is not None else print
     cal = stream_eval(
-        args.run,
+        run_dir,
         data,
         design=_design(args, calib_split, args.seed + 1),
         noise_dir=noise,
         recognizer={"average_window_ms": args.window_ms},
         calibrate_fa=per_word,
-        out_dir=args.work / "calibration",
+        out_dir=work / "calibration",
         runtime=args.runtime,
         threads=args.threads,
-        log=print,
+        log=log,
     )
     res = stream_eval(
-        args.run,
+        run_dir,
         data,
         design=_design(args, "test", args.seed),
         noise_dir=noise,
-        recognizer=load_calibration(args.run),
-        out_dir=args.work / "out",
+        recognizer=load_calibration(run_dir),
+        out_dir=work / "out",
         runtime=args.runtime,
         threads=args.threads,
-        log=print,
+        log=log,
     )
-    _print(args, res.report, cal.report, data, calib_split, per_word, t_prep)
-    print(f"wrote {res.json_path}, {res.det_path}, {cal.calibration_path}")
+    return res, cal, per_word
+
+
+def figures(rep: dict, per_word: float) -> dict:
+    """Overall and per-keyword figures of one test report (calibrated thresholds), and the
+    FRR of thresholds picked on the test streams themselves (an optimistic bound)."""
+    from kwstool.stream.det import calibrate
+
+    per = rep["per_keyword"]
+    words = sum(f["words"] for f in per.values())
+    misses = sum(round((f["frr"] or 0.0) * f["words"]) for f in per.values())
+    sup = str(rep["recognizer"]["suppression_ms"])
+    best = calibrate(rep["sweep"]["suppression_ms"][sup], per_word)
+    best_misses = sum(p["misses"] or 0 for p in best.values())
+    return {
+        "words": words,
+        "misses": misses,
+        "frr": misses / max(1, words),
+        "fa_per_hour": sum(f["fa_per_hour"] or 0.0 for f in per.values()),
+        "found": {k: (None if f["frr"] is None else 1 - f["frr"]) for k, f in per.items()},
+        "best_on_test_frr": best_misses / max(1, words),
+    }
+
+
+def run_cv(args: argparse.Namespace) -> int:
+    """Every fold of a cross-validation folder: calibrate on the fold's validation speakers,
+    measure on its test speakers; per-fold figures, mean +- std and pooled."""
+    import json
+
+    import numpy as np
+
+    folds = sorted(p for p in args.cv.glob("fold_*") if (p / "run" / "model_int8.tflite").is_file())
+    if not folds:
+        raise KwsError(
+            f"{args.cv}: no fold_*/run/model_int8.tflite; run scripts/bench_models.py --cv first"
+        )
+    t0 = time.perf_counter()
+    rows = []
+    for fold in folds:
+        res, _, per_word = measure(args, fold / "run", fold / "data", None, "validation",
+                                   args.work / fold.name)  # fmt: skip
+        row = figures(res.report, per_word)
+        rows.append(row)
+        print(
+            f"{fold.name}: FRR {row['frr']:.3f} ({row['misses']}/{row['words']}), "
+            f"{row['fa_per_hour']:.1f} FA/h, best-on-test FRR {row['best_on_test_frr']:.3f}",
+            flush=True,
+        )
+
+    def ms(key: str) -> str:
+        v = np.array([r[key] for r in rows], dtype=float)
+        return f"{v.mean():.3f} +- {v.std(ddof=1) if len(v) > 1 else 0.0:.3f}"
+
+    words = sum(r["words"] for r in rows)
+    print(
+        f"\n{len(rows)} folds of {args.cv} (thresholds calibrated on each fold's validation "
+        f"speakers for {args.fa_per_hour:g} FA/h in all, averaging {args.window_ms} ms, SNR "
+        f"{args.snr} dB; figures on each fold's test speakers, {args.hours:g} h + "
+        f"{args.negative_hours:g} h per fold)"
+    )
+    pooled = sum(r["misses"] for r in rows) / max(1, words)
+    print(f"FRR at calibrated thresholds {ms('frr')}  (pooled {pooled:.3f} over {words} keywords)")
+    print(f"false accepts per hour       {ms('fa_per_hour')}")
+    print(f"best-on-test FRR at {args.fa_per_hour:g} FA/h {ms('best_on_test_frr')}")
+    for name in rows[0]["found"]:
+        v = [r["found"][name] for r in rows if r["found"].get(name) is not None]
+        print(
+            f"  found {name:6} {np.mean(v):.3f} +- {np.std(v, ddof=1) if len(v) > 1 else 0.0:.3f}"
+        )
+    print(f"time {time.perf_counter() - t0:.0f} s")
+    if args.json:
+        args.json.write_text(json.dumps({"folds": rows, "args": vars(args)}, indent=2, default=str))
     return 0
 
 
