@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -112,7 +114,7 @@ def test_hard_negatives_mined_from_a_model_that_fires_on_everything(windows):
 
 def _rss_file_kb() -> int:
     """Resident file-backed pages of this process (Linux /proc/self/status RssFile)."""
-    for line in open("/proc/self/status"):
+    for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith("RssFile:"):
             return int(line.split()[1])
     pytest.skip("no RssFile in /proc/self/status")
