@@ -13,12 +13,12 @@ until it is closed).
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Union
+from typing import IO, Any
 
 import numpy as np
 
@@ -43,7 +43,7 @@ class NoiseSlice:
         return out
 
 
-Source = Union[Path, NoiseSlice, np.ndarray]  # noqa: UP007 (a runtime alias)
+Source = Path | NoiseSlice | np.ndarray  # where a row's audio comes from
 
 
 @dataclass
@@ -127,7 +127,9 @@ def workers() -> int:
     return max(1, min(8, (os.cpu_count() or 1) * 2))
 
 
-def write_split(rows: Rows, audio_path: Path, features_path: Path, advance: Any) -> None:
+def write_split(
+    rows: Rows, audio_path: Path, features_path: Path, advance: Callable[[int], None]
+) -> None:
     """Write ``rows``' audio and features into the two files (temporary paths: the caller
     renames them), ``WRITE_CHUNK`` rows at a time; ``advance(n)`` after each chunk."""
     from kwstool.core.frontend import compute
