@@ -4,6 +4,7 @@ into place, so an interrupted run never leaves a half-written file under the fin
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import os
 import tempfile
@@ -59,3 +60,12 @@ def write_json(path: str | os.PathLike[str], obj: Any) -> None:
 def save_npy(path: str | os.PathLike[str], array: np.ndarray) -> None:
     with atomic_path(path) as tmp, open(tmp, "wb") as fh:
         np.save(fh, array, allow_pickle=False)
+
+
+def remove_stale_temps(folder: str | os.PathLike[str], names: list[str]) -> None:
+    """Delete the temporary files :func:`atomic_path` left for ``names`` in ``folder`` when a
+    run was killed before it could clean up (an interrupted run removes its own)."""
+    for name in names:
+        for tmp in Path(folder).glob(f".{glob.escape(name)}.*.tmp"):
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -18,13 +17,13 @@ import numpy as np
 
 from kwstool.core.contract import CLIP_SAMPLES
 from kwstool.core.labels import SILENCE, UNKNOWN
+from kwstool.data.rows import DECODE_CHUNK, NoiseSlice, Rows, Split, workers
 from kwstool.data.sources import Clip, Scan
 from kwstool.data.splits import noise_range
 from kwstool.data.store import SPLITS, Built, Progress
 from kwstool.errors import KwsError
 
 SILENCE_GAIN_RANGE = (0.1, 100.0)
-DECODE_CHUNK = 64  # files per decode task
 
 
 def rank(seed: int, name: str) -> bytes:
@@ -32,25 +31,26 @@ def rank(seed: int, name: str) -> bytes:
     return hashlib.sha1(f"{seed}:{name}".encode()).digest()
 
 
-def decode_all(
-    paths: Sequence[Path], progress: Progress, what: str = "decode clips"
-) -> list[np.ndarray | str]:
-    """Decode WAVs to (16000,) int16 in a thread pool; a failure gives its one-line reason."""
+def check_all(
+    paths: Sequence[Path], progress: Progress, what: str = "check clips"
+) -> list[str | None]:
+    """Decode WAVs in a thread pool and keep only the verdict: None, or the one-line reason a
+    file is unreadable (the audio is decoded again when it is written, see :mod:`rows`)."""
     from kwstool.core.audio import load_wav
 
-    def work(chunk: Sequence[Path]) -> list[np.ndarray | str]:
-        out: list[np.ndarray | str] = []
+    def work(chunk: Sequence[Path]) -> list[str | None]:
+        out: list[str | None] = []
         for p in chunk:
             try:
-                out.append(load_wav(p))
+                load_wav(p)
+                out.append(None)
             except KwsError as exc:
                 out.append(str(exc))
         return out
 
     chunks = [paths[i : i + DECODE_CHUNK] for i in range(0, len(paths), DECODE_CHUNK)]
-    results: list[np.ndarray | str] = []
-    workers = max(1, min(8, (os.cpu_count() or 1) * 2))
-    with progress.task(what, len(paths)) as advance, ThreadPoolExecutor(workers) as pool:
+    results: list[str | None] = []
+    with progress.task(what, len(paths)) as advance, ThreadPoolExecutor(workers()) as pool:
         for part in pool.map(work, chunks):
             results.extend(part)
             advance(len(part))
@@ -66,7 +66,7 @@ def _slice_gain(seed: int, line: str, peak: int) -> float:
     return min(gain, 32767.0 / peak) if peak else gain
 
 
-def silence_slices(
+def silence_picks(
     noise: dict[str, np.ndarray],
     count: int,
     split: str,
@@ -74,28 +74,27 @@ def silence_slices(
     validation_pct: float,
     testing_pct: float,
     seed: int,
-) -> tuple[list[str], np.ndarray]:
-    """``count`` 1 s slices of the noise recordings from ``split``'s time range."""
+) -> list[tuple[str, NoiseSlice]]:
+    """``count`` 1 s slices (file line, slice) of the noise recordings from ``split``'s time
+    range; the audio is cut when the rows are written."""
     ranges = []
     for rel, x in noise.items():
         lo, hi = noise_range(len(x), split, validation_pct, testing_pct)
         if hi - lo >= CLIP_SAMPLES:
             ranges.append((rel, x, lo, hi - lo - CLIP_SAMPLES + 1))
     if not ranges or count <= 0:
-        return [], np.zeros((0, CLIP_SAMPLES), np.int16)
+        return []
     rng = np.random.default_rng([seed, split_index, 7])
     weights = np.array([r[3] for r in ranges], dtype=np.float64)
     picks = rng.choice(len(ranges), size=count, p=weights / weights.sum())
-    lines, out = [], np.empty((count, CLIP_SAMPLES), np.int16)
-    for i, k in enumerate(picks):
+    out = []
+    for k in picks:
         rel, x, lo, positions = ranges[k]
         offset = lo + int(rng.integers(positions))
-        seg = x[offset : offset + CLIP_SAMPLES].astype(np.float32)
+        peak = int(np.abs(x[offset : offset + CLIP_SAMPLES].astype(np.float32)).max())
         line = f"#silence:{rel}@{offset}"
-        gain = _slice_gain(seed, line, int(np.abs(seg).max()))
-        out[i] = np.clip(np.round(seg * gain), -32768, 32767).astype(np.int16)
-        lines.append(line)
-    return lines, out
+        out.append((line, NoiseSlice(x, offset, _slice_gain(seed, line, peak))))
+    return out
 
 
 # --- selection -----------------------------------------------------------------------------------
@@ -132,28 +131,6 @@ def share_bases(
     return out
 
 
-class Split:
-    """Rows of one split while it is assembled: label index, file line, audio row."""
-
-    def __init__(self) -> None:
-        self.labels: list[int] = []
-        self.lines: list[str] = []
-        self.audio: list[np.ndarray] = []
-
-    def add(self, label: int, line: str, audio: np.ndarray) -> None:
-        self.labels.append(label)
-        self.lines.append(line)
-        self.audio.append(audio)
-
-    def arrays(self) -> tuple[np.ndarray, np.ndarray, list[str]]:
-        order = sorted(range(len(self.labels)), key=lambda i: (self.labels[i], self.lines[i]))
-        audio = np.empty((len(order), CLIP_SAMPLES), np.int16)
-        for j, i in enumerate(order):
-            audio[j] = self.audio[i]
-        labels = np.array([self.labels[i] for i in order], dtype=np.int16)
-        return audio, labels, [self.lines[i] for i in order]
-
-
 # --- the folder pipeline -------------------------------------------------------------------------
 def _pools(
     scan: Scan, index: dict[str, int], seed: int
@@ -180,9 +157,10 @@ def _decode_selected(
     jobs: list[Clip],
     pool_of: dict[tuple[str, str], tuple[list[Clip], int]],
     progress: Progress,
-) -> tuple[dict[str, np.ndarray], dict[tuple[str, str], list[Clip]], list[dict[str, Any]]]:
-    """Decode ``jobs`` + the first ``want`` of each pool; refill from the pools when clips fail."""
-    decoded: dict[str, np.ndarray] = {}
+) -> tuple[set[str], dict[tuple[str, str], list[Clip]], list[dict[str, Any]]]:
+    """Check ``jobs`` + the first ``want`` of each pool decode; refill from the pools when clips
+    fail. Returns the readable clips, the good ones of each pool, and the skipped ones."""
+    readable: set[str] = set()
     skipped: list[dict[str, Any]] = []
     taken = {key: 0 for key in pool_of}
     good: dict[tuple[str, str], list[Clip]] = {key: [] for key in pool_of}
@@ -197,17 +175,17 @@ def _decode_selected(
         batch = (jobs if first else []) + [c for _, c in batch_pool]
         if not batch:
             break
-        results = decode_all([c.file(scan.root) for c in batch], progress)
+        results = check_all([c.file(scan.root) for c in batch], progress)
         for c, r in zip(batch, results):
-            if isinstance(r, str):
-                skipped.append({"file": c.rel, "reason": r})
+            if r is None:
+                readable.add(c.rel)
             else:
-                decoded[c.rel] = r
+                skipped.append({"file": c.rel, "reason": r})
         for key, c in batch_pool:
-            if c.rel in decoded:
+            if c.rel in readable:
                 good[key].append(c)
         first = False
-    return decoded, good, skipped
+    return readable, good, skipped
 
 
 def _load_noise(scan: Scan, skipped: list[dict[str, Any]]) -> dict[str, np.ndarray]:
@@ -273,26 +251,23 @@ def build_from_scan(
     pool_of = {("u", s): (unknown_pool[s], want_unknown[s]) for s in SPLITS}
     pool_of |= {("s", s): (silence_pool[s], want_silence[s]) for s in SPLITS}
     jobs = [c for s in SPLITS for c in known[s]]
-    decoded, good, skipped = _decode_selected(scan, jobs, pool_of, progress)
-    clips_decoded = len(decoded) + len(skipped)
+    readable, good, skipped = _decode_selected(scan, jobs, pool_of, progress)
+    clips_decoded = len(readable) + len(skipped)
     noise = _load_noise(scan, skipped)
-    names = _noise_line(scan)
-    out: dict[str, tuple[Any, ...]] = {}
+    named = {_noise_line(scan)[k]: v for k, v in noise.items()}
+    out: dict[str, Rows] = {}
     for i, s in enumerate(SPLITS):
         rows = Split()
         for c in known[s]:
-            if c.rel in decoded:
-                rows.add(index[c.folder], c.rel, decoded.pop(c.rel))
-        for c in good[("u", s)]:
-            rows.add(index[UNKNOWN], c.rel, decoded.pop(c.rel))
-        for c in good[("s", s)]:
-            rows.add(index[SILENCE], c.rel, decoded.pop(c.rel))
+            if c.rel in readable:
+                rows.add(index[c.folder], c.rel, c.file(scan.root))
+        for key, label in ((("u", s), UNKNOWN), (("s", s), SILENCE)):
+            for c in good[key]:
+                rows.add(index[label], c.rel, c.file(scan.root))
         short = want_silence[s] - len(good[("s", s)])
-        named = {names[k]: v for k, v in noise.items()}
-        lines, slices = silence_slices(named, short, s, i, validation_pct, testing_pct, seed)
-        for line, a in zip(lines, slices):
-            rows.add(index[SILENCE], line, a)
-        out[s] = rows.arrays()
+        for line, src in silence_picks(named, short, s, i, validation_pct, testing_pct, seed):
+            rows.add(index[SILENCE], line, src)
+        out[s] = rows.rows()
     skipped.sort(key=lambda d: d["file"])
     return Built(
         out,

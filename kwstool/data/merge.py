@@ -158,7 +158,7 @@ def _source_counts(built: Built, names: list[str]) -> dict[str, dict[str, int]]:
     """Rows per split of every source, from the file lines."""
     out = {n: {s: 0 for s in SPLITS} for n in names}
     for s in SPLITS:
-        for line in built.splits[s][2]:
+        for line in built.splits[s].lines:
             name = line.removeprefix("#silence:").split(":", 1)[0]
             out[name][s] += 1
     return out

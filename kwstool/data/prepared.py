@@ -73,7 +73,9 @@ Several sources in one prepared folder (``source`` a list of ``NAME=PATH``, and/
 
 The work is split by job: :mod:`~kwstool.data.sources` (scanning, resolving a source),
 :mod:`~kwstool.data.splits` (speakers, the hash rule), :mod:`~kwstool.data.build` (selection,
-decoding, silence slices), :mod:`~kwstool.data.tfds`, :mod:`~kwstool.data.single` (one source:
+decoding, silence slices), :mod:`~kwstool.data.rows` (each split's rows in their stored order,
+written to the ``.npy`` files chunk by chunk, so memory does not grow with the clip count),
+:mod:`~kwstool.data.tfds`, :mod:`~kwstool.data.single` (one source:
 the cache check, then the build), :mod:`~kwstool.data.store` (the folder format, reading and
 writing) and :mod:`~kwstool.data.merge` (several sources).
 """

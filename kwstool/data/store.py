@@ -17,11 +17,11 @@ import numpy as np
 
 from kwstool.core.console import make_console
 from kwstool.core.contract import CLIP_SAMPLES, NUM_CHANNELS, NUM_FRAMES, SHAPE
+from kwstool.data.rows import Rows, write_split
 from kwstool.errors import KwsError
 
 FORMAT = 1
 SPLITS = ("train", "validation", "test")
-FEATURE_BATCH = 2048  # clips per features.compute call (one progress step)
 
 
 # --- results -------------------------------------------------------------------------------------
@@ -187,24 +187,13 @@ class Progress:
 # --- building and writing ---------------------------------------------------------------------
 @dataclass
 class Built:
-    splits: dict[str, Any]  # {split: (audio, labels, lines)}
+    splits: dict[str, Rows]  # {split: its rows in the stored order}
     noise: dict[str, Any]  # {name: int16 array}
     skipped: list[Any]
     warnings: list[Any]
     clips_found: int
     clips_decoded: int
     extra: dict[str, Any] = field(default_factory=dict)  # manifest extras (split rule, tfds info)
-
-
-def compute_features(audio: np.ndarray, progress: Progress, label: str) -> np.ndarray:
-    from kwstool.core.frontend import compute
-
-    out = np.empty((len(audio), *SHAPE), dtype=np.int8)
-    with progress.task(f"features {label}", len(audio)) as advance:
-        for i in range(0, len(audio), FEATURE_BATCH):
-            out[i : i + FEATURE_BATCH] = compute(audio[i : i + FEATURE_BATCH])
-            advance(min(FEATURE_BATCH, len(audio) - i))
-    return out
 
 
 def output_files() -> list[str]:
@@ -226,11 +215,12 @@ def _counts(labels: np.ndarray, names: list[str]) -> dict[str, Any]:
 def write_prepared(
     data_dir: Path, built: Built, labels: list[str], progress: Progress
 ) -> dict[str, Any]:
-    """Write all arrays (each atomically); return the per-split counts. Manifest is separate."""
+    """Write all arrays (each atomically, audio and features streamed chunk by chunk, see
+    :mod:`kwstool.data.rows`); return the per-split counts. Manifest is separate."""
     from kwstool import fileio
     from kwstool.data.download import check_free_space
 
-    rows = sum(len(built.splits[s][1]) for s in SPLITS)
+    rows = sum(len(built.splits[s]) for s in SPLITS)
     noise_bytes = sum(v.nbytes for v in built.noise.values())
     check_free_space(
         data_dir,
@@ -239,13 +229,16 @@ def write_prepared(
     )
     splits = {}
     for s in SPLITS:
-        audio, lab, lines = built.splits[s]
-        feats = compute_features(audio, progress, s)
-        fileio.save_npy(data_dir / f"{s}_features.npy", feats)
-        fileio.save_npy(data_dir / f"{s}_audio.npy", audio)
-        fileio.save_npy(data_dir / f"{s}_labels.npy", lab)
-        fileio.write_text(data_dir / f"{s}_files.txt", "".join(f"{ln}\n" for ln in lines))
-        splits[s] = _counts(lab, labels)
+        split = built.splits[s]
+        with (
+            fileio.atomic_path(data_dir / f"{s}_features.npy") as features,
+            fileio.atomic_path(data_dir / f"{s}_audio.npy") as audio,
+            progress.task(f"write {s}", len(split)) as advance,
+        ):
+            write_split(split, audio, features, advance)
+        fileio.save_npy(data_dir / f"{s}_labels.npy", split.labels)
+        fileio.write_text(data_dir / f"{s}_files.txt", "".join(f"{ln}\n" for ln in split.lines))
+        splits[s] = _counts(split.labels, labels)
     with fileio.atomic_path(data_dir / "background_noise.npz") as tmp, open(tmp, "wb") as fh:
         arrays: dict[str, Any] = {k: np.asarray(v, np.int16) for k, v in built.noise.items()}
         np.savez(fh, **arrays)
@@ -306,21 +299,21 @@ def check_built(
 ) -> None:
     """Refuse a build that misses a word or a split; add warnings for empty classes."""
     for w in words:  # a word whose clips were all unreadable
-        if not any(int(np.sum(built.splits[s][1] == labels.index(w))) for s in SPLITS):
+        if not any(int(np.sum(built.splits[s].labels == labels.index(w))) for s in SPLITS):
             bad = [d for d in built.skipped if d["file"].split(":")[-1].split("/")[0] == w]
             raise KwsError(
                 f"word {w!r} has no readable clips ({len(bad)} skipped, e.g. "
                 f"{bad[0]['reason'] if bad else 'none'}); fix or replace its WAVs"
             )
     for s in SPLITS:  # every split must hold something
-        if len(built.splits[s][1]) == 0:
+        if len(built.splits[s].labels) == 0:
             raise KwsError(
                 f"split {s!r} is empty: no speaker of {source} falls in it; add clips "
                 f"from more speakers (name files <speaker>_nohash_<n>.wav) or change "
                 f"--validation-pct/--testing-pct"
             )
     for s in SPLITS:
-        per = np.bincount(built.splits[s][1].astype(np.int64), minlength=len(labels))
+        per = np.bincount(built.splits[s].labels.astype(np.int64), minlength=len(labels))
         empty = [labels[i] for i in range(len(labels)) if per[i] == 0]
         if set(words) <= set(empty):  # already reported as a split without keyword clips
             empty = [e for e in empty if e not in words]
@@ -337,11 +330,12 @@ def write_all(
     out_dir: Path, built: Built, labels: list[str], progress: Progress, manifest: dict[str, Any]
 ) -> dict[str, Any]:
     """Write arrays, then ``manifest`` (completed with splits and sizes) last; return it."""
-    from kwstool.fileio import write_json
+    from kwstool.fileio import remove_stale_temps, write_json
 
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / "manifest.json").unlink(missing_ok=True)  # invalid while files are replaced
+        remove_stale_temps(out_dir, [*output_files(), "manifest.json"])  # of a killed prepare
         splits = write_prepared(out_dir, built, labels, progress)
     except OSError as exc:
         raise KwsError(

@@ -11,7 +11,8 @@ import numpy as np
 
 from kwstool.core import tfenv
 from kwstool.core.labels import SILENCE, UNKNOWN
-from kwstool.data.build import Split, rank, share_count
+from kwstool.data.build import rank, share_count
+from kwstool.data.rows import Rows, Split
 from kwstool.data.sources import TFDS_SOURCE, hash_inputs, listing
 from kwstool.data.store import SPLITS, Built, Progress
 from kwstool.errors import KwsError
@@ -83,7 +84,7 @@ def _read_split(
     shares: tuple[float, float],
     seed: int,
     progress: Progress,
-) -> tuple[tuple[Any, ...], int, _BottomK]:
+) -> tuple[Rows, int, _BottomK]:
     """One TFDS split: its arrays (keywords, then the ``_unknown_``/``_silence_`` shares), the
     examples read, and the ranked silence pool."""
     from kwstool.core.audio import fit_length
@@ -118,7 +119,7 @@ def _read_split(
     for pool, label, share in ((unk, UNKNOWN, unknown_share), (sil, SILENCE, silence_share)):
         for line, audio in pool.ranked()[: share_count(share, n_known)]:
             rows.add(index[label], line, audio)
-    return rows.arrays(), found, sil
+    return rows.rows(), found, sil
 
 
 def build_from_tfds(
@@ -134,7 +135,7 @@ def build_from_tfds(
     _check_words(words, names)
     labels = [SILENCE, UNKNOWN, *words]
     index = {w: i for i, w in enumerate(labels)}
-    out: dict[str, tuple[Any, ...]] = {}
+    out: dict[str, Rows] = {}
     found = 0
     noise_parts: list[np.ndarray] = []
     warnings: list[str] = []

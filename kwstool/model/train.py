@@ -233,7 +233,7 @@ def stream_examples(cfg: TrainConfig, train_split: Any, labels: list[str], noise
     from kwstool.model.windows import StreamWindows
 
     count = max(1, round(cfg.stream_windows * len(train_split.labels)))
-    windows = StreamWindows(np.asarray(train_split.audio), train_split.labels, labels,
+    windows = StreamWindows(train_split.audio, train_split.labels, labels,  # memory-mapped
                             noise_list(noise), count=count)  # fmt: skip
     if not cfg.hard_negatives:
         return windows

@@ -360,24 +360,30 @@ def test_cache_rebuilds_on_changed_inputs_or_parameters(tmp_path):
     assert not prepare(str(root), out, unknown_share=20, force=True, **kw).cached
 
 
-def test_interrupted_write_leaves_no_manifest(tmp_path, monkeypatch):
-    """A crash while arrays are replaced never leaves a manifest pointing at them."""
+@pytest.mark.parametrize("where", ["save_npy", "streamed rows"])
+def test_interrupted_write_leaves_no_manifest(tmp_path, monkeypatch, where):
+    """A crash while arrays are replaced (after train's files, in validation's labels or in
+    the middle of its streamed audio) never leaves a manifest pointing at them."""
+    import kwstool.data.rows
     import kwstool.fileio
 
     root = tmp_path / "my_words"
     make_user_tree(root)
     out = tmp_path / "prepared"
     prepare(str(root), out, words="hey_lamp,lights_off", progress=False)
-    real = kwstool.fileio.save_npy
+    module, name = (
+        (kwstool.fileio, "save_npy") if where == "save_npy" else (kwstool.data.rows, "fill")
+    )
+    real = getattr(module, name)
     calls = []
 
-    def failing(path, array):
-        calls.append(path)
-        if len(calls) == 4:
+    def failing(*args):
+        calls.append(args)
+        if len(calls) == 2:
             raise OSError(28, "No space left on device")
-        real(path, array)
+        real(*args)
 
-    monkeypatch.setattr(kwstool.fileio, "save_npy", failing)
+    monkeypatch.setattr(module, name, failing)
     with pytest.raises(
         KwsError,
         match=r"prepared.*cannot write the prepared data \(No space "
@@ -388,6 +394,9 @@ def test_interrupted_write_leaves_no_manifest(tmp_path, monkeypatch):
     assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]
     with pytest.raises(KwsError, match="no manifest.json"):
         load_prepared(out)
+    monkeypatch.undo()  # a re-run redoes the whole folder
+    assert not prepare(str(root), out, words="hey_lamp,lights_off", progress=False).cached
+    assert len(load_prepared(out).split("validation").files) > 0
 
 
 def test_word_without_clips_is_an_error(tmp_path):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -108,3 +110,31 @@ def test_hard_negatives_mined_from_a_model_that_fires_on_everything(windows):
     miner2 = HardNegatives(windows, every=1, stream_seconds=30.0)
     miner2(np.random.default_rng(1), epoch=2, model=quiet)
     assert miner2.history[0]["hard"] == 0 and len(miner2.pool) == 0
+
+
+def _rss_file_kb() -> int:
+    """Resident file-backed pages of this process (Linux /proc/self/status RssFile)."""
+    status = Path("/proc/self/status")
+    for line in status.read_text().splitlines() if status.exists() else []:
+        if line.startswith("RssFile:"):
+            return int(line.split()[1])
+    pytest.skip("no RssFile in /proc/self/status")
+
+
+def test_memory_mapped_audio_gives_the_same_windows_without_becoming_resident(tmp_path, windows):
+    """A memory-mapped training split (as `kwstool train` passes it) is read with plain file
+    reads: the same spans and windows as in RAM, and its pages are not mapped into the process."""
+    path = tmp_path / "train_audio.npy"
+    big = np.concatenate([windows.audio] * 60)  # 2,220 clips, 71 MB
+    np.save(path, big)
+    labels = np.concatenate([windows.labels] * 60)
+    mapped = np.load(path, mmap_mode="r")
+    before = _rss_file_kb()
+    from_map = StreamWindows(mapped, labels, LABELS, windows.noise, count=300)
+    stream_map = from_map.stream(np.random.default_rng(1), from_map.config)
+    grown_mb = (_rss_file_kb() - before) / 1024
+    in_ram = StreamWindows(big, labels, LABELS, windows.noise, count=300)
+    assert from_map.spans == in_ram.spans
+    stream_ram = in_ram.stream(np.random.default_rng(1), in_ram.config)
+    assert np.array_equal(stream_map[0], stream_ram[0]) and stream_map[1] == stream_ram[1]
+    assert grown_mb < 8, f"{grown_mb:.0f} MB of the mapped audio became resident"
