@@ -59,3 +59,12 @@ def tone(
 
 def as_int16(x: np.ndarray) -> np.ndarray:
     return np.clip(np.round(x * 32768), -32768, 32767).astype(np.int16)
+
+
+def burst(freq: float, start_s: float, length_s: float, amp: float = 8000.0) -> np.ndarray:
+    """A 1 s, 16 kHz int16 clip holding one tone burst ("a word") at a known place."""
+    t = np.arange(16000) / 16000
+    x = np.zeros(16000)
+    on = (t >= start_s) & (t < start_s + length_s)
+    x[on] = amp * np.sin(2 * np.pi * freq * t[on])
+    return x.astype(np.int16)

@@ -4,19 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from wavgen import burst
 
-from kwstool.core.contract import SAMPLE_RATE
 from kwstool.model.selection import StreamSelector
 
 LABELS = ["_silence_", "_unknown_", "yes", "no"]
-
-
-def burst(freq: float, start_s: float, length_s: float, amp: float = 8000.0) -> np.ndarray:
-    t = np.arange(SAMPLE_RATE) / SAMPLE_RATE
-    x = np.zeros(SAMPLE_RATE)
-    on = (t >= start_s) & (t < start_s + length_s)
-    x[on] = amp * np.sin(2 * np.pi * freq * t[on])
-    return x.astype(np.int16)
 
 
 @pytest.fixture(scope="module")

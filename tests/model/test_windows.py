@@ -6,21 +6,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from wavgen import burst
 
 from kwstool.core.contract import NUM_CHANNELS, NUM_FRAMES, SAMPLE_RATE, STRIDE_SAMPLES
 from kwstool.model.mining import HardNegatives
 from kwstool.model.windows import StreamWindows, _Event, voiced_span
 
 LABELS = ["_silence_", "_unknown_", "yes", "no"]
-
-
-def burst(freq: float, start_s: float, length_s: float, amp: float = 8000.0) -> np.ndarray:
-    """A 1 s clip holding one tone burst ("a word") at a known place."""
-    t = np.arange(SAMPLE_RATE) / SAMPLE_RATE
-    x = np.zeros(SAMPLE_RATE)
-    on = (t >= start_s) & (t < start_s + length_s)
-    x[on] = amp * np.sin(2 * np.pi * freq * t[on])
-    return x.astype(np.int16)
 
 
 @pytest.fixture(scope="module")
