@@ -81,8 +81,9 @@ class TrainConfig:
     time_shift_ms: float = _field(
         100.0, "Maximum random time shift either way (ms).", lo=0.0, hi=500.0
     )
+    # 5-fold CV, 60 epochs: clip top-1 0.869 -> 0.874, best-on-test FRR 0.549 -> 0.504
     speed_perturb: float = _field(
-        0.0,
+        0.1,
         "Random speed change of up to +- this fraction.",
         lo=0.0,
         hi=0.5,
