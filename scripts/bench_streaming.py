@@ -270,6 +270,11 @@ def _print(args, rep, cal_rep, data, calib_split, per_word, t_prep) -> None:
         f"all keywords: FRR {misses / max(1, words):.3f} ({misses}/{words} missed), false "
         f"accepts {total_fa:.2f} per hour on the negative stream"
     )
+    from kwstool.stream.det import budget_warning
+
+    warning = budget_warning(picks, per_word)
+    if warning:
+        print(f"{warning} (calibration streams)")
     p = rep["parity"]
     print(
         f"TFLite-Micro check: {p['identical']}/{p['windows']} windows bit-identical "

@@ -165,6 +165,13 @@ def print_export(e: ExportResult) -> None:
             f"{e.inference_period_ms} ms (KWS_INFERENCE_PERIOD_MS)",
             highlight=False,
         )
+    if e.muted:
+        err_console.print(
+            f"warning: {', '.join(e.muted)} calibrated to threshold 255 and will never fire; "
+            f"see `kwstool stream-eval --calibrate` (a larger budget) or train with more data",
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 @app.command()

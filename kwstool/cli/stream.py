@@ -199,6 +199,8 @@ def _range(text: str, name: str) -> tuple[float, float]:
 def print_stream_eval(result: StreamEvalResult) -> None:
     from rich.table import Table
 
+    from kwstool.stream.det import budget_warning
+
     rep = result.report
     figures = (rep.get("calibration") or {}).get("figures") or rep["per_keyword"]
     thresholds = rep["recognizer"]["thresholds"]
@@ -228,6 +230,10 @@ def print_stream_eval(result: StreamEvalResult) -> None:
             str(f["latency_ms"]["p95"]),
         )
     console.print(table)
+    cal = rep.get("calibration") or {}
+    warning = budget_warning(cal.get("picks") or {}, cal.get("fa_per_hour_budget", 0.0))
+    if warning:
+        err_console.print(warning, highlight=False, soft_wrap=True)
     p = rep["parity"]
     if p.get("windows"):
         console.print(

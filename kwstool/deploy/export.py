@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ import numpy as np
 
 from kwstool.core.boards import BOARDS, Board, arena_margin, arena_total
 from kwstool.core.calibration import load_calibration
+from kwstool.core.labels import is_filler
 from kwstool.core.recognizer import RECOGNIZER_DEFAULTS as RECOGNIZER_DEFAULTS
 from kwstool.deploy.header import (
     FEATURE_KEYS as FEATURE_KEYS,
@@ -59,6 +60,7 @@ class ExportResult:
     inference_ms: float | None = None  # cost-model latency on the board
     inference_period_ms: int | None = None  # KWS_INFERENCE_PERIOD_MS
     realtime_problem: str | None = None  # why it cannot keep real time (exported with force)
+    muted: list[str] = field(default_factory=list)  # keywords at threshold 255: they never fire
 
 
 def check_budget(model_bytes: int, arena_bytes: int, board: Board, where: str) -> None:
@@ -226,4 +228,10 @@ def export(
         inference_ms=timing["inference_ms"],
         inference_period_ms=timing["period_ms"],
         realtime_problem=timing["problem"],
+        muted=muted_keywords(rec.get("thresholds") or {}),
     )
+
+
+def muted_keywords(thresholds: dict[str, int]) -> list[str]:
+    """Keywords whose threshold is 255 (calibration found none within its budget)."""
+    return sorted(name for name, t in thresholds.items() if not is_filler(name) and int(t) >= 255)

@@ -81,6 +81,19 @@ def calibrate(curves: dict[str, dict[str, list[Any]]], budget: float) -> dict[st
     return picks
 
 
+def budget_warning(picks: dict[str, dict[str, Any]], budget: float) -> str | None:
+    """One line naming the keywords no threshold kept within ``budget`` FA/h (they are set to
+    255, so they never fire on the board or in ``listen``); None when every keyword met it."""
+    off = sorted(name for name, p in picks.items() if not p.get("met_budget", True))
+    if not off:
+        return None
+    return (
+        f"warning: no threshold keeps {', '.join(off)} within {budget:g} false accepts per hour "
+        f"on these streams; set to 255 (never fires). Calibrate with a larger --calibrate "
+        f"budget, or train with more examples of these words and of other words"
+    )
+
+
 def plot_det(curves: dict[str, dict[str, list[Any]]], path: Path, title: str) -> None:
     """DET curve PNG: FRR against FA per hour (symlog), one line per keyword."""
     import matplotlib

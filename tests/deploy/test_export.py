@@ -300,3 +300,11 @@ def test_cli_export(exported, tmp_path, capsys):
     assert f"{q.model_bytes} bytes flash" in capsys.readouterr().out
     assert (tmp_path / "fw" / "kws_model_data.cc").read_bytes() == e.source.read_bytes()
     assert main(["export", str(run), "--out", str(tmp_path / "fw"), "--board", "uno"]) == 2
+
+
+def test_keywords_calibrated_to_255_are_reported_as_muted():
+    from kwstool.deploy.export import muted_keywords
+
+    thresholds = {"_silence_": 255, "_unknown_": 200, "yes": 180, "go": 255}
+    assert muted_keywords(thresholds) == ["go"]
+    assert muted_keywords({"yes": 254}) == []

@@ -107,6 +107,11 @@ def test_calibrate_picks_fewest_misses_within_budget():
         "misses": 9,
         "met_budget": False,
     }
+    from kwstool.stream.det import budget_warning
+
+    warning = budget_warning(picks, 1.0)
+    assert warning is not None and "no within 1 false accepts" in warning and "yes" not in warning
+    assert budget_warning({"yes": picks["yes"]}, 1.0) is None
 
 
 def test_stream_eval_reports_the_inserted_words_and_calibrates(run_copy, demo_data, tmp_path):
