@@ -209,7 +209,11 @@ def main(argv: list[str] | None = None) -> int:
             "clips_per_s_per_epoch": [h["clips_per_s"] for h in hist],
             "steady_clips_per_s": rate,
             "peak_rss_mb": round(rss / 2**20),
-            "full_data_epoch_minutes": round(FULL_TRAIN_CLIPS / rate / 60, 1),
+            # an epoch trains on the clips plus the stream windows and mined negatives
+            "examples_per_clip": round(float(steady["examples"]) / max(1, n_train), 3),
+            "full_data_epoch_minutes": round(
+                FULL_TRAIN_CLIPS * float(steady["examples"]) / max(1, n_train) / rate / 60, 1
+            ),
         }
         print(json.dumps(result["train"]), flush=True)
     if args.json:
