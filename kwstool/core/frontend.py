@@ -112,3 +112,12 @@ def to_int8(raw: np.ndarray) -> np.ndarray:
     """micro_speech's mapping of uint16 front-end values to int8 (vectorised, for checks)."""
     v = (raw.astype(np.int64) * 256 + 333) // 666 - 128
     return np.clip(v, -128, 127).astype(np.int8)
+
+
+def windows_of(features: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """The 49-frame windows of a feature sequence ending after each of ``ends`` frames (counts,
+    1-based), silence (-128) before the first frame."""
+    pad = np.full((NUM_FRAMES, NUM_CHANNELS), -128, np.int8)
+    padded = np.concatenate([pad, features])
+    idx = np.asarray(ends)[:, None] + np.arange(NUM_FRAMES)[None, :]
+    return padded[idx]

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from kwstool.core.contract import NUM_CHANNELS, NUM_FRAMES
-from kwstool.core.frontend import compute_raw, to_int8
+from kwstool.core.frontend import compute_raw, to_int8, windows_of
 from kwstool.core.labels import is_filler
 from kwstool.model.windows import StreamWindows
 
@@ -74,7 +74,7 @@ class HardNegatives:
         """Add the windows of a fresh negative stream that score as a keyword; returns how many."""
         frames = self.negative_frames(rng)
         ends = np.arange(NUM_FRAMES - 1, len(frames), self.hop_frames)
-        wins = np.stack([frames[e - NUM_FRAMES + 1 : e + 1] for e in ends])
+        wins = windows_of(frames, ends + 1)
         probs = np.asarray(
             model.predict(wins.astype(np.float32)[..., None], batch_size=512, verbose=0)
         )

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from kwstool.core.contract import NUM_FRAMES, SAMPLE_RATE, STRIDE_SAMPLES
-from kwstool.core.frontend import compute_raw, to_int8
+from kwstool.core.frontend import compute_raw, to_int8, windows_of
 from kwstool.core.labels import is_filler
 from kwstool.model.windows import StreamWindows, WindowConfig, _frame_ending_after
 
@@ -68,7 +68,7 @@ class StreamSelector:
         audio, events = builder.stream(rng, cfg)
         frames = to_int8(compute_raw(audio))
         ends = np.arange(NUM_FRAMES - 1, len(frames), self.hop)
-        windows = np.stack([frames[e - NUM_FRAMES + 1 : e + 1] for e in ends])
+        windows = windows_of(frames, ends + 1)
         words = [(ev.label, _frame_ending_after(ev.end)) for ev in events
                  if ev.label in self.keywords]  # fmt: skip
         return _Stream(windows, ends, words)

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from kwstool.core.contract import NUM_CHANNELS, NUM_FRAMES, STRIDE_MS
+from kwstool.core.frontend import windows_of as windows_of
 from kwstool.core.tflite import MODEL_FILE, load_report, model_info, to_model_input
 from kwstool.errors import KwsError
 from kwstool.stream import native
@@ -158,14 +159,6 @@ class StreamModel:
 def window_ends(num_frames: int, every: int) -> np.ndarray:
     """Frames (1-based counts) after which the model runs: every ``every``-th completed frame."""
     return np.arange(every, num_frames + 1, every, dtype=np.int64)
-
-
-def windows_of(features: np.ndarray, ends: np.ndarray) -> np.ndarray:
-    """The 49-frame windows ending at each of ``ends``, silence (-128) before the first frame."""
-    pad = np.full((NUM_FRAMES, NUM_CHANNELS), -128, np.int8)
-    padded = np.concatenate([pad, features])
-    idx = ends[:, None] + np.arange(NUM_FRAMES)[None, :]
-    return padded[idx]
 
 
 def batch_outputs(
