@@ -57,7 +57,7 @@ class StreamSelector:
         self.keywords = [i for i, n in enumerate(self.label_names) if not is_filler(n)]
         self.hop, self.average = hop_frames, average_windows
         self.find_windows = max(1, round(find_seconds * SAMPLE_RATE / STRIDE_SAMPLES / hop_frames))
-        builder = StreamWindows(np.asarray(audio), labels, self.label_names, noise, count=1)
+        builder = StreamWindows(audio, labels, self.label_names, noise, count=1)
         cfg = replace(WindowConfig(), stream_seconds=seconds, gap_seconds=gap_seconds)
         rng = np.random.default_rng([seed, 7])
         self.positive = self._stream(builder, replace(cfg, keyword_share=1.0), rng)

@@ -221,7 +221,7 @@ def stream_selector(cfg: TrainConfig, val_split: Any, labels: list[str], noise: 
     from kwstool.model.augment import noise_list
     from kwstool.model.selection import StreamSelector
 
-    return StreamSelector(np.asarray(val_split.audio), val_split.labels, labels,
+    return StreamSelector(val_split.audio, val_split.labels, labels,  # memory-mapped
                           noise_list(noise), seed=cfg.seed)  # fmt: skip
 
 
