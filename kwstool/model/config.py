@@ -32,6 +32,7 @@ def _field(
     hi: float | None = None,
     lo_open: bool = False,
     hi_open: bool = False,
+    choices: tuple[str, ...] | None = None,
 ) -> Any:
     """A dataclass field with its range (``lo``/``hi``, open or closed) and help text."""
     return field(
@@ -42,6 +43,7 @@ def _field(
             "hi": hi,
             "lo_open": lo_open,
             "hi_open": hi_open,
+            "choices": choices,
         },
     )
 
@@ -119,6 +121,7 @@ class TrainConfig:
         "accuracy",
         "What picks the kept epoch and stops early: 'accuracy' (validation clips) or 'stream' "
         "(keyword recall at zero false accepts on streams of the validation speakers).",
+        choices=SELECT_BY,
     )
 
     def to_dict(self) -> dict[str, Any]:
@@ -146,10 +149,6 @@ class TrainConfig:
             problem = _check_value(f, value)
             if problem:
                 raise KwsError(f"{prefix}{f.name}={value!r} is {problem}")
-        if self.select_by not in SELECT_BY:
-            raise KwsError(
-                f"{prefix}select_by={self.select_by!r} is not one of {', '.join(SELECT_BY)}"
-            )
         try:
             check_name(self.model)
         except KwsError as exc:
@@ -182,7 +181,10 @@ def _check_value(f: dataclasses.Field[Any], value: Any) -> str | None:
     if kind == "bool":
         return None if isinstance(value, bool) else "not true/false"
     if kind == "str":
-        return None if isinstance(value, str) else "not a string"
+        choices = f.metadata.get("choices")
+        if not isinstance(value, str):
+            return "not a string"
+        return f"not one of {', '.join(choices)}" if choices and value not in choices else None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return "not a number"
     if kind == "int" and not float(value).is_integer():
