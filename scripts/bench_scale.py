@@ -199,6 +199,7 @@ def main(argv: list[str] | None = None) -> int:
         n_train = json.loads((run / "config.json").read_text())["data"]["train_count"]
         steady = hist[-1]  # the first epoch also traces the graph
         rate = float(steady["clips_per_s"])
+        per_clip = float(steady["examples"]) / max(1, n_train)
         result["train"] = {
             "model": args.model,
             "train_clips": n_train,
@@ -210,10 +211,8 @@ def main(argv: list[str] | None = None) -> int:
             "steady_clips_per_s": rate,
             "peak_rss_mb": round(rss / 2**20),
             # an epoch trains on the clips plus the stream windows and mined negatives
-            "examples_per_clip": round(float(steady["examples"]) / max(1, n_train), 3),
-            "full_data_epoch_minutes": round(
-                FULL_TRAIN_CLIPS * float(steady["examples"]) / max(1, n_train) / rate / 60, 1
-            ),
+            "examples_per_clip": round(per_clip, 3),
+            "full_data_epoch_minutes": round(FULL_TRAIN_CLIPS * per_clip / rate / 60, 1),
         }
         print(json.dumps(result["train"]), flush=True)
     if args.json:

@@ -191,9 +191,7 @@ def figures(rep: dict, per_word: float) -> dict:
 def run_cv(args: argparse.Namespace) -> int:
     """Every fold of a cross-validation folder: calibrate on the fold's validation speakers,
     measure on its test speakers; per-fold figures, mean +- std and pooled."""
-    import json
-
-    import numpy as np
+    from kwstool.fileio import write_json
 
     folds = sorted(p for p in args.cv.glob("fold_*") if (p / "run" / "model_int8.tflite").is_file())
     if not folds:
@@ -214,8 +212,7 @@ def run_cv(args: argparse.Namespace) -> int:
         )
 
     def ms(key: str) -> str:
-        v = np.array([r[key] for r in rows], dtype=float)
-        return f"{v.mean():.3f} +- {v.std(ddof=1) if len(v) > 1 else 0.0:.3f}"
+        return _mean_std([r[key] for r in rows])
 
     words = sum(r["words"] for r in rows)
     print(
@@ -230,13 +227,18 @@ def run_cv(args: argparse.Namespace) -> int:
     print(f"best-on-test FRR at {args.fa_per_hour:g} FA/h {ms('best_on_test_frr')}")
     for name in rows[0]["found"]:
         v = [r["found"][name] for r in rows if r["found"].get(name) is not None]
-        print(
-            f"  found {name:6} {np.mean(v):.3f} +- {np.std(v, ddof=1) if len(v) > 1 else 0.0:.3f}"
-        )
+        print(f"  found {name:6} {_mean_std(v)}")
     print(f"time {time.perf_counter() - t0:.0f} s")
     if args.json:
-        args.json.write_text(json.dumps({"folds": rows, "args": vars(args)}, indent=2, default=str))
+        write_json(args.json, {"folds": rows, "args": {k: str(v) for k, v in vars(args).items()}})
     return 0
+
+
+def _mean_std(values: list[float]) -> str:
+    import numpy as np
+
+    v = np.array(values, dtype=float)
+    return f"{v.mean():.3f} +- {v.std(ddof=1) if len(v) > 1 else 0.0:.3f}"
 
 
 def _print(args, rep, cal_rep, data, calib_split, per_word, t_prep) -> None:
@@ -254,12 +256,9 @@ def _print(args, rep, cal_rep, data, calib_split, per_word, t_prep) -> None:
         f"{'word':8} {'thr':>4} {'words':>6} {'found':>7} {'FRR':>7} {'FA/h':>7} "
         f"{'false/h+':>9} {'lat p50':>8} {'lat p95':>8}"
     )
-    total_fa, misses, words = 0.0, 0, 0
+    total = figures(rep, per_word)
     for name, f in rep["per_keyword"].items():
-        total_fa += f["fa_per_hour"] or 0.0
-        misses += round((f["frr"] or 0.0) * f["words"])
-        words += f["words"]
-        found = None if f["frr"] is None else 1 - f["frr"]
+        found = total["found"][name]
         print(
             f"{name:8} {thr.get(name, '-'):>4} {f['words']:6d} {_n(found, 3):>7} "
             f"{_n(f['frr'], 3):>7} {_n(f['fa_per_hour'], 2):>7} "
@@ -267,8 +266,8 @@ def _print(args, rep, cal_rep, data, calib_split, per_word, t_prep) -> None:
             f"{_n(f['latency_ms']['p95'], 0):>8}"
         )
     print(
-        f"all keywords: FRR {misses / max(1, words):.3f} ({misses}/{words} missed), false "
-        f"accepts {total_fa:.2f} per hour on the negative stream"
+        f"all keywords: FRR {total['frr']:.3f} ({total['misses']}/{total['words']} missed), "
+        f"false accepts {total['fa_per_hour']:.2f} per hour on the negative stream"
     )
     from kwstool.stream.det import budget_warning
 

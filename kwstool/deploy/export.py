@@ -25,8 +25,10 @@ import numpy as np
 
 from kwstool.core.boards import BOARDS, Board, arena_margin, arena_total
 from kwstool.core.calibration import load_calibration
-from kwstool.core.labels import is_filler
-from kwstool.core.recognizer import RECOGNIZER_DEFAULTS as RECOGNIZER_DEFAULTS
+from kwstool.core.recognizer import (
+    RECOGNIZER_DEFAULTS as RECOGNIZER_DEFAULTS,
+    muted_keywords as muted_keywords,
+)
 from kwstool.deploy.header import (
     FEATURE_KEYS as FEATURE_KEYS,
     MAX_WINDOW_MS as MAX_WINDOW_MS,
@@ -230,8 +232,3 @@ def export(
         realtime_problem=timing["problem"],
         muted=muted_keywords(rec.get("thresholds") or {}),
     )
-
-
-def muted_keywords(thresholds: dict[str, int]) -> list[str]:
-    """Keywords whose threshold is 255 (calibration found none within its budget)."""
-    return sorted(name for name, t in thresholds.items() if not is_filler(name) and int(t) >= 255)

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from kwstool.core.contract import SAMPLE_RATE
+from kwstool.core.recognizer import muted_keywords
 from kwstool.stream import engine, native, scoring
 
 #: Suppression times (ms) the threshold sweep is repeated for.
@@ -82,9 +83,9 @@ def calibrate(curves: dict[str, dict[str, list[Any]]], budget: float) -> dict[st
 
 
 def budget_warning(picks: dict[str, dict[str, Any]], budget: float) -> str | None:
-    """One line naming the keywords no threshold kept within ``budget`` FA/h (they are set to
-    255, so they never fire on the board or in ``listen``); None when every keyword met it."""
-    off = sorted(name for name, p in picks.items() if not p.get("met_budget", True))
+    """One line naming the keywords calibrated to the highest threshold (no lower one kept them
+    within ``budget`` FA/h), so they never fire on the board or in ``listen``; None if none."""
+    off = muted_keywords({name: p["threshold"] for name, p in picks.items()})
     if not off:
         return None
     return (
