@@ -77,6 +77,8 @@ def train(
     noise_volume: float | None = _opt("noise_volume"),
     time_shift_ms: float | None = _opt("time_shift_ms"),
     speed_perturb: float | None = _opt("speed_perturb"),
+    ema: float | None = _opt("ema"),
+    mixup: float | None = _opt("mixup"),
     spec_augment: bool | None = _opt("spec_augment"),
     class_balance: bool | None = _opt("class_balance"),
     negative_weight: float | None = _opt("negative_weight"),

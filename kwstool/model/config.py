@@ -91,6 +91,21 @@ class TrainConfig:
         hi=0.5,
         hi_open=True,
     )
+    ema: float = _field(
+        0.0,
+        "Momentum of an exponential moving average of the weights (Polyak averaging), updated "
+        "every step; the average is what is validated and kept (0: off, the last weights).",
+        lo=0.0,
+        hi=1.0,
+        hi_open=True,
+    )
+    mixup: float = _field(
+        0.0,
+        "Mixup: every training example blended with another of its batch, features and labels, "
+        "by a Beta(mixup, mixup) share (0: off).",
+        lo=0.0,
+        hi=10.0,
+    )
     spec_augment: bool = _field(True, "SpecAugment time/frequency masking.")
     class_balance: bool = _field(True, "Weight the loss so every label counts the same.")
     # 5-fold CV, 60 epochs: false accepts/h 47.8 -> 30.6, FRR at 2 FA/h chosen on the test

@@ -65,11 +65,34 @@ def extras(
     return x, y.astype(np.int64)
 
 
+def mix(
+    batch: tuple[np.ndarray, np.ndarray, np.ndarray], alpha: float, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mixup (Zhang et al. 2018): each example blended with another of its batch by a
+    ``Beta(alpha, alpha)`` share; features, label distributions and sample weights alike."""
+    x, y, w = batch
+    lam = rng.beta(alpha, alpha, size=len(x)).astype(np.float32)
+    lam = np.maximum(lam, 1.0 - lam)  # the example keeps the larger share
+    other = rng.permutation(len(x))
+    lx = lam.reshape(-1, *([1] * (x.ndim - 1)))
+    return (
+        lx * x + (1 - lx) * x[other],
+        lam[:, None] * y + (1 - lam[:, None]) * y[other],
+        lam * w + (1 - lam) * w[other],
+    )
+
+
 def batches(
-    aug: Augmenter, y_train: np.ndarray, weights: np.ndarray, ep: Epoch, batch_size: int
+    aug: Augmenter,
+    y_train: np.ndarray,
+    weights: np.ndarray,
+    ep: Epoch,
+    batch_size: int,
+    mixup: float = 0.0,
 ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """(inputs, one-hot labels, sample weights) batches of one epoch, augmented chunk by chunk
-    (chunks are whole batches, so each batch is ``order[i*b:(i+1)*b]``)."""
+    (chunks are whole batches, so each batch is ``order[i*b:(i+1)*b]``); with ``mixup`` > 0
+    (the Beta parameter) every batch is mixed by :func:`mix`."""
     n, num_labels = len(y_train), len(weights)
     size = max(1, AUGMENT_CHUNK // batch_size) * batch_size
     eye = np.eye(num_labels, dtype=np.float32)
@@ -90,11 +113,17 @@ def batches(
             labels[~clip] = ep.extra_y[idx[~clip] - n]
         for b in range(0, len(idx), batch_size):
             lab = labels[b : b + batch_size]
-            yield feats[b : b + batch_size, ..., None], eye[lab], weights[lab]
+            batch = feats[b : b + batch_size, ..., None], eye[lab], weights[lab]
+            yield mix(batch, mixup, ep.rng) if mixup > 0 else batch
 
 
 def epoch_dataset(
-    aug: Augmenter, y_train: np.ndarray, weights: np.ndarray, ep: Epoch, batch_size: int
+    aug: Augmenter,
+    y_train: np.ndarray,
+    weights: np.ndarray,
+    ep: Epoch,
+    batch_size: int,
+    mixup: float = 0.0,
 ) -> tuple[Any, int]:
     """The epoch as a prefetched ``tf.data.Dataset`` of batches, and its number of steps."""
     import tensorflow as tf
@@ -107,7 +136,7 @@ def epoch_dataset(
         tf.TensorSpec((None,), tf.float32),
     )
     ds = tf.data.Dataset.from_generator(
-        lambda: batches(aug, y_train, weights, ep, batch_size), output_signature=spec
+        lambda: batches(aug, y_train, weights, ep, batch_size, mixup), output_signature=spec
     )
     ahead = PREFETCH_CHUNKS * max(1, AUGMENT_CHUNK // batch_size)
     ds = ds.apply(tf.data.experimental.assert_cardinality(steps)).prefetch(ahead)

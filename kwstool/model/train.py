@@ -140,6 +140,27 @@ def _seed_everything(seed: int, threads: int | None) -> None:
     tf.config.experimental.enable_op_determinism()
 
 
+def _averaging_adamw(schedule: Any, weight_decay: float, ema: float) -> Any:
+    """AdamW; with ``ema`` > 0 it also keeps a moving average of the weights, every step.
+
+    The average stays in the optimizer (and so in every checkpoint): Keras's ``fit`` would copy
+    it into the model at the end of each call, and each epoch is one call here, so that copy is
+    skipped; :func:`kwstool.model.trainloop.kept_weights` swaps it in to validate and keep.
+    """
+    import keras
+
+    if ema <= 0:
+        return keras.optimizers.AdamW(learning_rate=schedule, weight_decay=weight_decay)
+
+    class AveragingAdamW(keras.optimizers.AdamW):  # type: ignore[misc]  # untyped base
+        def finalize_variable_values(self, var_list: Any) -> None:
+            """Training continues on the live weights (see :func:`_averaging_adamw`)."""
+
+    return AveragingAdamW(
+        learning_rate=schedule, weight_decay=weight_decay, use_ema=True, ema_momentum=ema
+    )
+
+
 def _compile(
     cfg: TrainConfig, num_labels: int, n_train: int
 ) -> tuple[Any, Any, Any, dict[str, Any]]:
@@ -159,7 +180,7 @@ def _compile(
         warmup_target=cfg.lr,
         warmup_steps=warmup,
     )
-    optimizer = keras.optimizers.AdamW(learning_rate=schedule, weight_decay=cfg.weight_decay)
+    optimizer = _averaging_adamw(schedule, cfg.weight_decay, cfg.ema)
     loss = keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing)
     net.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"])
     optimizer.build(net.trainable_variables)
@@ -168,6 +189,7 @@ def _compile(
         "schedule": "linear warm-up + cosine decay",
         "warmup_steps": warmup,
         "total_steps": total_steps,
+        "ema_momentum": cfg.ema,
     }
     return net, optimizer, schedule, info
 

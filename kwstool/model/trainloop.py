@@ -6,7 +6,8 @@ and history (:func:`record_epoch`), and early stopping (:func:`run_epochs`).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -53,6 +54,24 @@ class Session:
         return list(self.state["history"])
 
 
+@contextmanager
+def kept_weights(s: Session) -> Iterator[None]:
+    """Inside: the model holds the weights that are validated and kept (the optimizer's moving
+    average with ``cfg.ema``, else the last ones); after: exactly the training weights again."""
+    if not s.cfg.ema:
+        yield
+        return
+    live = [v.numpy() for v in s.net.trainable_variables]
+    # built from net.trainable_variables, in that order (train._compile)
+    for v, average in zip(s.net.trainable_variables, s.optimizer._model_variables_moving_average):
+        v.assign(average)
+    try:
+        yield
+    finally:
+        for v, value in zip(s.net.trainable_variables, live):
+            v.assign(value)
+
+
 def run_epoch(s: Session, epoch: int) -> dict[str, Any]:
     """Train one epoch and validate; the history row."""
     import keras
@@ -63,7 +82,7 @@ def run_epoch(s: Session, epoch: int) -> dict[str, Any]:
     extra_x, extra_y = extras(s.extra_examples, s.cfg.seed, epoch, len(s.labels), s.net)
     total = n + (0 if extra_x is None else len(extra_x))
     ep = Epoch(rng.permutation(total), rng, extra_x, extra_y)
-    ds, steps = epoch_dataset(s.aug, s.y_train, s.weights, ep, s.cfg.batch_size)
+    ds, steps = epoch_dataset(s.aug, s.y_train, s.weights, ep, s.cfg.batch_size, s.cfg.mixup)
     callback = s.report.batch_callback(epoch, s.cfg.epochs, steps, s.cfg.batch_size)
     fit = s.net.fit(
         ds,
@@ -73,7 +92,9 @@ def run_epoch(s: Session, epoch: int) -> dict[str, Any]:
         callbacks=[callback] if callback else None,
     )
     train_s = time.perf_counter() - t0
-    val = s.net.evaluate(s.x_val, s.y_val, batch_size=256, verbose=0, return_dict=True)
+    with kept_weights(s):
+        val = s.net.evaluate(s.x_val, s.y_val, batch_size=256, verbose=0, return_dict=True)
+        score = float(s.select(s.net)) if s.select else float(val["accuracy"])
     row = {
         "epoch": epoch,
         "loss": float(fit.history["loss"][-1]),
@@ -84,7 +105,7 @@ def run_epoch(s: Session, epoch: int) -> dict[str, Any]:
         "examples": int(total),
         "clips_per_s": round(total / max(train_s, 1e-9), 1),
     }
-    row["score"] = float(s.select(s.net)) if s.select else row["val_accuracy"]
+    row["score"] = score
     row["seconds"] = round(time.perf_counter() - t0, 2)
     return row
 
@@ -101,7 +122,8 @@ def record_epoch(s: Session, row: dict[str, Any]) -> tuple[bool, bool]:
             best_val_accuracy=row["val_accuracy"],
             since_best=0,
         )
-        rf.save_best(s.net, s.cfg.model, len(s.labels), s.run_dir / rf.BEST_FILE)
+        with kept_weights(s):
+            rf.save_best(s.net, s.cfg.model, len(s.labels), s.run_dir / rf.BEST_FILE)
     else:
         state["since_best"] += 1
     stop = state["since_best"] >= s.cfg.patience

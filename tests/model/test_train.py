@@ -618,3 +618,45 @@ def test_negative_weight_scales_only_unknown():
     np.testing.assert_allclose(out, [1.0, 1.5, 2.0, 1.0])
     np.testing.assert_allclose(base, [1.0, 0.5, 2.0, 1.0])  # the input is not changed
     np.testing.assert_allclose(train_mod.negative_weighted(base, ["yes", "no"], 3.0)[:2], [1, 0.5])
+
+
+def test_ema_keeps_the_moving_average_and_trains_on_the_live_weights(tiny_data, tmp_path):
+    import keras
+
+    plain = quick(tiny_data, tmp_path / "plain", epochs=3, seed=2)
+    avg = quick(tiny_data, tmp_path / "ema", epochs=3, seed=2, ema=0.9)
+    # The live weights follow the same steps either way (the average does not feed back) ...
+    a, b = checkpoint_arrays(tmp_path / "plain"), checkpoint_arrays(tmp_path / "ema")
+    model_keys = [k for k in a if k.startswith("model")]
+    assert model_keys and all(np.array_equal(a[k], b[k]) for k in model_keys)
+    # ... but what is validated and kept is their average, not the last weights.
+    assert [r["val_loss"] for r in plain.history] != [r["val_loss"] for r in avg.history]
+    kept = best_weights(tmp_path / "ema")
+    net = keras.models.load_model(tmp_path / "plain" / "best.keras", compile=False)
+    assert any(not np.array_equal(x, y) for x, y in zip(kept, net.get_weights()))
+    config = json.loads((tmp_path / "ema" / "config.json").read_text())
+    assert config["hyperparameters"]["ema"] == 0.9
+
+
+def test_mixup_blends_each_example_with_one_of_its_batch():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(16, 49, 40, 1)).astype(np.float32)
+    y = np.eye(4, dtype=np.float32)[np.arange(16) % 4]
+    w = np.linspace(1, 2, 16).astype(np.float32)
+    mx, my, mw = epochs_mod.mix((x, y, w), 0.4, np.random.default_rng(1))
+    # replay the draws: each row is lam * itself + (1 - lam) * its partner, lam >= 0.5
+    replay = np.random.default_rng(1)
+    lam = replay.beta(0.4, 0.4, size=16).astype(np.float32)
+    lam = np.maximum(lam, 1 - lam)
+    other = replay.permutation(16)
+    assert np.all(lam >= 0.5) and np.any(lam < 0.99)
+    assert np.allclose(mx[:, 0, 0, 0], lam * x[:, 0, 0, 0] + (1 - lam) * x[other, 0, 0, 0])
+    assert np.allclose(my.sum(1), 1) and np.array_equal(my.argmax(1), y.argmax(1))
+    assert np.allclose(mw, lam * w + (1 - lam) * w[other])
+    assert not np.allclose(mx, x)
+
+
+def test_training_with_mixup_and_ema_runs_and_is_stored(tiny_data, tmp_path):
+    result = quick(tiny_data, tmp_path / "run", epochs=2, mixup=0.4, ema=0.9)
+    hp = json.loads((tmp_path / "run" / "config.json").read_text())["hyperparameters"]
+    assert hp["mixup"] == 0.4 and hp["ema"] == 0.9 and result.epochs_run == 2
