@@ -239,7 +239,10 @@ def run_cv(args, console) -> dict:
     names = [m.strip() for m in args.models.split(",") if m.strip()]
     recipe = {"model": names[0] if len(names) == 1 else DEFAULT_MODEL, **parse_sets(args.set)}
     epochs = args.epochs or CV_EPOCHS
+    teachers = tuple(Path(d).resolve() for d in args.teachers.split(",") if d.strip())
     tag = "-".join(f"{k}{v}" for k, v in sorted(recipe.items()))
+    if teachers:
+        tag += "-distilled-" + hashlib.sha1("|".join(map(str, teachers)).encode()).hexdigest()[:8]
     t0 = time.perf_counter()
     out = cross_validate(
         recipe,
@@ -249,6 +252,7 @@ def run_cv(args, console) -> dict:
         sources=sources,
         work=args.work / "cv" / f"k{args.k}-e{epochs}-s{args.seed}-{tag}",
         progress=not args.no_progress,
+        teacher_dirs=teachers,
     )
     out["wall_seconds"] = round(time.perf_counter() - t0, 1)
     summ = out["summary"]
@@ -311,6 +315,12 @@ def main(argv: list[str] | None = None) -> int:
         "of one model (the honest figure) instead of the single split",
     )
     ap.add_argument("--k", type=int, default=CV_K, help=f"folds for --cv (default {CV_K})")
+    ap.add_argument(
+        "--teachers",
+        default="",
+        help="--cv: comma-separated work folders of earlier --cv runs (same k, seed, data); "
+        "each fold is distilled from their models of that fold",
+    )
     ap.add_argument(
         "--set",
         action="append",

@@ -106,6 +106,21 @@ class TrainConfig:
         lo=0.0,
         hi=10.0,
     )
+    teachers: str = _field(
+        "",
+        "Knowledge distillation: comma-separated run folders of models trained on the same data; "
+        "their averaged, softened predictions are blended into every training target "
+        "(empty: off).",
+    )
+    distill: float = _field(
+        0.5,
+        "With teachers: the teachers' share of each training target (the labels have the rest).",
+        lo=0.0,
+        hi=1.0,
+    )
+    distill_temperature: float = _field(
+        2.0, "With teachers: the temperature that softens their predictions.", lo=0.0, lo_open=True
+    )
     spec_augment: bool = _field(True, "SpecAugment time/frequency masking.")
     class_balance: bool = _field(True, "Weight the loss so every label counts the same.")
     # 5-fold CV, 60 epochs: false accepts/h 47.8 -> 30.6, FRR at 2 FA/h chosen on the test

@@ -153,8 +153,11 @@ def _fold(
     work: Path,
     seed: int,
     progress: bool,
+    teacher_dirs: tuple[Path, ...] = (),
 ) -> dict[str, Any]:
-    """Train, quantize and evaluate fold ``f``; cached in ``work/fold_F/result.json``."""
+    """Train, quantize and evaluate fold ``f``; cached in ``work/fold_F/result.json``. With
+    ``teacher_dirs`` (the work folders of earlier cross-validations with the same folds) the
+    fold's student is distilled from their runs of the same fold."""
     from kwstool.model.config import TrainConfig
     from kwstool.model.evaluate import evaluate
     from kwstool.model.quantize import quantize
@@ -162,6 +165,8 @@ def _fold(
 
     fold_dir = work / f"fold_{f}"
     cached = fold_dir / "result.json"
+    if teacher_dirs:
+        recipe = dict(recipe, teachers=",".join(str(d / f"fold_{f}" / "run") for d in teacher_dirs))
     cfg = TrainConfig().replace(**recipe)
     if cached.is_file():
         result: dict[str, Any] = json.loads(cached.read_text())
@@ -170,6 +175,8 @@ def _fold(
     t0 = time.perf_counter()
     pool.write(fold_dir / "data", pool.fold_splits(folds, f, seed), f"k{int(folds.max()) + 1}"
                f"-fold{f}-seed{seed}")  # fmt: skip
+    for d in teacher_dirs:
+        same_split(d / f"fold_{f}" / "data", fold_dir / "data")
     run = fold_dir / "run"
     resume = (run / "config.json").is_file()
     tr = train(fold_dir / "data", run, None if resume else cfg, resume=resume, progress=progress)
@@ -182,6 +189,18 @@ def _fold(
               "seconds": round(time.perf_counter() - t0, 1)}  # fmt: skip
     write_json(cached, result)
     return result
+
+
+def same_split(teacher_data: Path, data: Path) -> None:
+    """A teacher's fold must hold exactly this fold's clips in each split: one that saw a test
+    clip in training would leak it into the student."""
+    for split in SPLITS:
+        theirs, ours = teacher_data / f"{split}_files.txt", data / f"{split}_files.txt"
+        if not theirs.is_file() or theirs.read_bytes() != ours.read_bytes():
+            raise KwsError(
+                f"{theirs}: the teacher's {split} clips differ from this fold's ({ours}); "
+                "teachers must come from a cross-validation with the same k, seed and data"
+            )
 
 
 def _mean_std(values: list[float | None]) -> dict[str, float | None]:
@@ -205,12 +224,14 @@ def summarize(folds: list[dict[str, Any]], labels: list[str]) -> dict[str, Any]:
 
 def cross_validate(recipe: dict[str, Any], k: int = 5, epochs: int | None = None, seed: int = 0,
                    *, sources: dict[str, Path], work: Path, progress: bool = False,
-                   folds_to_run: list[int] | None = None) -> dict[str, Any]:  # fmt: skip
+                   folds_to_run: list[int] | None = None,
+                   teacher_dirs: tuple[Path, ...] = ()) -> dict[str, Any]:  # fmt: skip
     """Speaker-grouped ``k``-fold cross-validation of ``recipe`` (TrainConfig fields) on the
     pooled clips of the prepared folders ``sources`` ({name: folder}); see the module docs.
 
     ``epochs`` overrides the recipe's; ``seed`` drives the fold assignment and training.
-    ``folds_to_run`` limits the run to some folds (the summary then covers those). Returns
+    ``folds_to_run`` limits the run to some folds (the summary then covers those).
+    ``teacher_dirs``: distil every fold from these cross-validations' runs of it. Returns
     ``{"recipe", "k", "seed", "folds": [...], "summary": {...}, "seconds"}``.
     """
     if k < 2:
@@ -219,7 +240,7 @@ def cross_validate(recipe: dict[str, Any], k: int = 5, epochs: int | None = None
     recipe = dict(recipe, seed=seed, **({"epochs": epochs} if epochs else {}))
     pool = Pool(sources)
     folds = assign_folds(pool.groups, k, seed)
-    results = [_fold(pool, folds, f, recipe, Path(work), seed, progress)
+    results = [_fold(pool, folds, f, recipe, Path(work), seed, progress, teacher_dirs)
                for f in (folds_to_run if folds_to_run is not None else range(k))]  # fmt: skip
     return {"recipe": recipe, "k": k, "seed": seed, "folds": results,
             "fold_sizes": np.bincount(folds, minlength=k).tolist(),

@@ -22,6 +22,8 @@ from kwstool.model.augment import AUGMENT_CHUNK, Augmenter
 
 #: ``extra_examples(epoch_rng) -> (int8 features (M, 49, 40), labels (M,))``
 ExtraExamples = Callable[[np.random.Generator], tuple[np.ndarray, np.ndarray]]
+#: ``targets(inputs, label distributions) -> training targets`` (distillation's teachers)
+Targets = Callable[[np.ndarray, np.ndarray], np.ndarray]
 PREFETCH_CHUNKS = 2  # augmented chunks buffered ahead of the model
 
 
@@ -89,10 +91,12 @@ def batches(
     ep: Epoch,
     batch_size: int,
     mixup: float = 0.0,
+    targets: Targets | None = None,
 ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """(inputs, one-hot labels, sample weights) batches of one epoch, augmented chunk by chunk
     (chunks are whole batches, so each batch is ``order[i*b:(i+1)*b]``); with ``mixup`` > 0
-    (the Beta parameter) every batch is mixed by :func:`mix`."""
+    (the Beta parameter) every batch is mixed by :func:`mix`; ``targets`` then replaces the
+    label distributions (knowledge distillation)."""
     n, num_labels = len(y_train), len(weights)
     size = max(1, AUGMENT_CHUNK // batch_size) * batch_size
     eye = np.eye(num_labels, dtype=np.float32)
@@ -114,7 +118,8 @@ def batches(
         for b in range(0, len(idx), batch_size):
             lab = labels[b : b + batch_size]
             batch = feats[b : b + batch_size, ..., None], eye[lab], weights[lab]
-            yield mix(batch, mixup, ep.rng) if mixup > 0 else batch
+            x, y, w = mix(batch, mixup, ep.rng) if mixup > 0 else batch
+            yield x, (y if targets is None else targets(x, y)), w
 
 
 def epoch_dataset(
@@ -124,6 +129,7 @@ def epoch_dataset(
     ep: Epoch,
     batch_size: int,
     mixup: float = 0.0,
+    targets: Targets | None = None,
 ) -> tuple[Any, int]:
     """The epoch as a prefetched ``tf.data.Dataset`` of batches, and its number of steps."""
     import tensorflow as tf
@@ -136,7 +142,8 @@ def epoch_dataset(
         tf.TensorSpec((None,), tf.float32),
     )
     ds = tf.data.Dataset.from_generator(
-        lambda: batches(aug, y_train, weights, ep, batch_size, mixup), output_signature=spec
+        lambda: batches(aug, y_train, weights, ep, batch_size, mixup, targets),
+        output_signature=spec,
     )
     ahead = PREFETCH_CHUNKS * max(1, AUGMENT_CHUNK // batch_size)
     ds = ds.apply(tf.data.experimental.assert_cardinality(steps)).prefetch(ahead)

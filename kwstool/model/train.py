@@ -213,6 +213,8 @@ def _session(
         }
     if hooks.get("select") is None and cfg.select_by == "stream":
         hooks = {**hooks, "select": stream_selector(cfg, val_split, labels, data.background_noise)}
+    if cfg.teachers:
+        hooks = {**hooks, "targets": teachers(cfg, labels, data)}
     n_extra = int(getattr(hooks.get("extra_examples"), "per_epoch", 0))
     net, optimizer, schedule, opt_info = _compile(cfg, len(labels), len(y_train) + n_extra)
     silence = labels.index(SILENCE_LABEL) if SILENCE_LABEL in labels else None
@@ -236,6 +238,15 @@ def negative_weighted(weights: np.ndarray, labels: list[str], factor: float) -> 
     if UNKNOWN_LABEL in labels:
         out[labels.index(UNKNOWN_LABEL)] *= factor
     return out
+
+
+def teachers(cfg: TrainConfig, labels: list[str], data: Any) -> Any:
+    """``teachers``: see :mod:`kwstool.model.distill`."""
+    from kwstool.model.distill import Teachers, teacher_paths
+
+    frontend_hash = (data.manifest.get("features") or {}).get("frontend_hash")
+    return Teachers(teacher_paths(cfg.teachers), labels, cfg.distill, cfg.distill_temperature,
+                    frontend_hash)  # fmt: skip
 
 
 def stream_selector(cfg: TrainConfig, val_split: Any, labels: list[str], noise: Any) -> Any:

@@ -20,6 +20,7 @@ from kwstool.model.config import TrainConfig
 from kwstool.model.epochs import (
     Epoch,
     ExtraExamples,
+    Targets,
     epoch_dataset,
     extras,
 )
@@ -48,6 +49,7 @@ class Session:
     report: Reporter
     extra_examples: ExtraExamples | None = None
     select: Select | None = None
+    targets: Targets | None = None
 
     @property
     def history(self) -> list[dict[str, Any]]:
@@ -82,7 +84,9 @@ def run_epoch(s: Session, epoch: int) -> dict[str, Any]:
     extra_x, extra_y = extras(s.extra_examples, s.cfg.seed, epoch, len(s.labels), s.net)
     total = n + (0 if extra_x is None else len(extra_x))
     ep = Epoch(rng.permutation(total), rng, extra_x, extra_y)
-    ds, steps = epoch_dataset(s.aug, s.y_train, s.weights, ep, s.cfg.batch_size, s.cfg.mixup)
+    ds, steps = epoch_dataset(
+        s.aug, s.y_train, s.weights, ep, s.cfg.batch_size, s.cfg.mixup, s.targets
+    )
     callback = s.report.batch_callback(epoch, s.cfg.epochs, steps, s.cfg.batch_size)
     fit = s.net.fit(
         ds,

@@ -97,3 +97,17 @@ def test_cross_validate_runs_every_fold_and_summarizes(sources, tmp_path):
     assert again["folds"] == out["folds"]
     with pytest.raises(KwsError, match="k=1: cross-validation needs at least 2 folds"):
         crossval.cross_validate(recipe, k=1, sources=sources, work=tmp_path)
+
+
+def test_a_teacher_from_other_folds_is_refused(tmp_path):
+    from kwstool.errors import KwsError
+    from kwstool.model.crossval import same_split
+
+    for name, test in (("ours", "a\nb\n"), ("theirs", "a\nc\n")):
+        (tmp_path / name).mkdir()
+        for split in ("train", "validation"):
+            (tmp_path / name / f"{split}_files.txt").write_text("x\n")
+        (tmp_path / name / "test_files.txt").write_text(test)
+    same_split(tmp_path / "ours", tmp_path / "ours")
+    with pytest.raises(KwsError, match="test clips differ"):
+        same_split(tmp_path / "theirs", tmp_path / "ours")

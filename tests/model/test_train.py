@@ -660,3 +660,55 @@ def test_training_with_mixup_and_ema_runs_and_is_stored(tiny_data, tmp_path):
     result = quick(tiny_data, tmp_path / "run", epochs=2, mixup=0.4, ema=0.9)
     hp = json.loads((tmp_path / "run" / "config.json").read_text())["hyperparameters"]
     assert hp["mixup"] == 0.4 and hp["ema"] == 0.9 and result.epochs_run == 2
+
+
+# --- knowledge distillation ----------------------------------------------------------------------
+def test_teachers_blend_their_softened_mean_into_the_targets(tiny_data, tmp_path):
+    from kwstool.data import load_prepared
+    from kwstool.model.distill import Teachers
+
+    quick(tiny_data, tmp_path / "t1", epochs=2, seed=1)
+    quick(tiny_data, tmp_path / "t2", epochs=2, seed=2)
+    data = load_prepared(tiny_data)
+    labels = list(data.labels)
+    x = np.asarray(data.split("train").features[:8], np.float32)[..., None]
+    y = np.eye(len(labels), dtype=np.float32)[np.asarray(data.split("train").labels[:8])]
+    one = Teachers([tmp_path / "t1"], labels, 0.5, 1.0)
+    both = Teachers([tmp_path / "t1", tmp_path / "t2"], labels, 0.5, 2.0)
+    p1 = one.distribution(x)
+    assert np.allclose(p1.sum(1), 1, atol=1e-5)
+    assert np.allclose(one(x, y), 0.5 * y + 0.5 * p1, atol=1e-6)
+    # temperature 2 averages the square roots of the probabilities, renormalised
+    import keras
+
+    probs = [
+        keras.models.load_model(tmp_path / t / "best.keras", compile=False).predict(x, verbose=0)
+        for t in ("t1", "t2")
+    ]
+    soft = [np.sqrt(p) / np.sqrt(p).sum(1, keepdims=True) for p in probs]
+    assert np.allclose(both.distribution(x), (soft[0] + soft[1]) / 2, atol=1e-5)
+    assert np.allclose(Teachers([tmp_path / "t1"], labels, 0.0, 2.0)(x, y), y)
+
+
+def test_bad_teachers_are_one_line_errors(tiny_data, tmp_path):
+    from kwstool.model.distill import Teachers
+
+    quick(tiny_data, tmp_path / "t", epochs=1)
+    with pytest.raises(KwsError, match="not a finished run folder"):
+        Teachers([tmp_path / "missing"], ["a"], 0.5, 2.0)
+    with pytest.raises(KwsError, match="teacher labels"):
+        Teachers([tmp_path / "t"], ["_silence_", "_unknown_", "cat"], 0.5, 2.0)
+    with pytest.raises(KwsError, match="another front end"):
+        labels = json.loads((tmp_path / "t" / "config.json").read_text())["labels"]
+        Teachers([tmp_path / "t"], labels, 0.5, 2.0, frontend_hash="0" * 64)
+
+
+def test_distillation_changes_what_the_student_learns(tiny_data, tmp_path):
+    quick(tiny_data, tmp_path / "teacher", epochs=2, seed=7)
+    plain = quick(tiny_data, tmp_path / "plain", epochs=2, seed=3)
+    taught = quick(
+        tiny_data, tmp_path / "student", epochs=2, seed=3, teachers=str(tmp_path / "teacher")
+    )
+    assert [r["loss"] for r in plain.history] != [r["loss"] for r in taught.history]
+    hp = json.loads((tmp_path / "student" / "config.json").read_text())["hyperparameters"]
+    assert hp["teachers"] == str(tmp_path / "teacher") and hp["distill"] == 0.5
