@@ -159,7 +159,6 @@ def _fold(
     ``teacher_dirs`` (the work folders of earlier cross-validations with the same folds) the
     fold's student is distilled from their runs of the same fold."""
     from kwstool.model.config import TrainConfig
-    from kwstool.model.evaluate import evaluate
     from kwstool.model.quantize import quantize
     from kwstool.model.train import train
 
@@ -171,6 +170,9 @@ def _fold(
     if cached.is_file():
         result: dict[str, Any] = json.loads(cached.read_text())
         if result.get("config") == cfg.to_dict():
+            if "top1_by_source" not in result:  # written before that figure existed
+                result.update(_test_figures(fold_dir, pool.labels))
+                write_json(cached, result)
             return result
     t0 = time.perf_counter()
     pool.write(fold_dir / "data", pool.fold_splits(folds, f, seed), f"k{int(folds.max()) + 1}"
@@ -181,14 +183,33 @@ def _fold(
     resume = (run / "config.json").is_file()
     tr = train(fold_dir / "data", run, None if resume else cfg, resume=resume, progress=progress)
     quantize(run, fold_dir / "data")
-    ev = evaluate(run, fold_dir / "data", split="test", png_out=fold_dir / "confusion.png")
-    result = {"fold": f, "config": cfg.to_dict(), "test_count": ev.count, "top1": ev.top1,
-              "correct": int(np.trace(ev.confusion)), "macro_f1": ev.macro_f1,
-              "recall": {c.label: c.recall for c in ev.per_class}, "best_epoch": tr.best_epoch,
-              "epochs_run": tr.epochs_run,
+    result = {"fold": f, "config": cfg.to_dict(), **_test_figures(fold_dir, pool.labels),
+              "best_epoch": tr.best_epoch, "epochs_run": tr.epochs_run,
               "seconds": round(time.perf_counter() - t0, 1)}  # fmt: skip
     write_json(cached, result)
     return result
+
+
+def _test_figures(fold_dir: Path, labels: list[str]) -> dict[str, Any]:
+    """The int8 model's figures on the fold's test clips: top-1, macro-F1, per-class recall,
+    balanced top-1 (the mean of the class recalls: the top-1 on a test set with the same
+    number of clips of every label, as the official Speech Commands test set is) and top-1
+    per source folder."""
+    from kwstool.model.evaluate import evaluate
+
+    data = fold_dir / "data"
+    ev = evaluate(fold_dir / "run", data, split="test", png_out=fold_dir / "confusion.png")
+    assert ev.predictions is not None
+    # the fold's data and its model share the pool's labels, so the indices are the same
+    right = ev.predictions == np.load(data / "test_labels.npy").astype(np.int64)
+    source = np.array([ln.partition("/")[0] for ln in (data / "test_files.txt").read_text(
+        encoding="utf-8").splitlines()])  # fmt: skip
+    recalls = [c.recall for c in ev.per_class if c.recall is not None]
+    return {"test_count": ev.count, "top1": ev.top1, "correct": int(np.trace(ev.confusion)),
+            "macro_f1": ev.macro_f1, "balanced_top1": round(float(np.mean(recalls)), 6),
+            "top1_by_source": {s: round(float(right[source == s].mean()), 6)
+                               for s in sorted(set(source.tolist()))},
+            "recall": {c.label: c.recall for c in ev.per_class}}  # fmt: skip
 
 
 def same_split(teacher_data: Path, data: Path) -> None:
@@ -218,6 +239,10 @@ def summarize(folds: list[dict[str, Any]], labels: list[str]) -> dict[str, Any]:
         "pooled_top1": sum(r["correct"] for r in folds) / max(1, total),
         "top1": _mean_std([r["top1"] for r in folds]),
         "macro_f1": _mean_std([r["macro_f1"] for r in folds]),
+        "balanced_top1": _mean_std([r.get("balanced_top1") for r in folds]),
+        "top1_by_source": {src: _mean_std([r["top1_by_source"].get(src) for r in folds])
+                           for src in sorted({s for r in folds
+                                              for s in r.get("top1_by_source", {})})},
         "recall": {lab: _mean_std([r["recall"].get(lab) for r in folds]) for lab in labels},
     }  # fmt: skip
 

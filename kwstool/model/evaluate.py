@@ -66,6 +66,7 @@ class EvalResult:
     skipped: list[dict[str, str]] = field(default_factory=list)
     json_path: Path | None = None
     png_path: Path | None = None
+    predictions: np.ndarray | None = None  # predicted label index of every clip, in data order
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -379,6 +380,7 @@ def evaluate(
         confusion=cm,
         macro_f1=round(float(np.mean(f1s)), 6) if f1s else None,
         skipped=skipped,
+        predictions=pred,
     )
     _write_outputs(result, json_out, png_out)
     return result

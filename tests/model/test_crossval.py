@@ -89,6 +89,16 @@ def test_cross_validate_runs_every_fold_and_summarizes(sources, tmp_path):
     assert summ["top1"]["mean"] == pytest.approx(np.mean(tops))
     assert summ["top1"]["std"] == pytest.approx(np.std(tops, ddof=1))
     assert set(summ["recall"]) == set(pool.labels)
+    for f in out["folds"]:
+        recalls = [r for r in f["recall"].values() if r is not None]
+        assert f["balanced_top1"] == pytest.approx(np.mean(recalls), abs=1e-6)
+        # the per-source figures, weighted by the sources' test clips, give the top-1 back
+        files = (tmp_path / f"fold_{f['fold']}" / "data" / "test_files.txt").read_text()
+        counts = {s: files.count(f"{s}/") for s in f["top1_by_source"]}
+        assert set(counts) == {"a", "b"} and sum(counts.values()) == f["test_count"]
+        weighted = sum(f["top1_by_source"][s] * n for s, n in counts.items())
+        assert weighted / f["test_count"] == pytest.approx(f["top1"], abs=1e-5)
+    assert set(summ["top1_by_source"]) == {"a", "b"}
     assert out["recipe"]["epochs"] == 2 and all(f["epochs_run"] == 2 for f in out["folds"])
     stored = json.loads((tmp_path / "fold_1" / "result.json").read_text())
     assert stored == out["folds"][1]
