@@ -75,3 +75,20 @@ def test_piped_tables_are_not_wrapped_at_80_columns(demo_data):
     from kwstool.core.console import PIPED_WIDTH, make_console
 
     assert make_console().width == PIPED_WIDTH  # pytest captures stdout: not a terminal
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (("quantize", "/no/run", "/extra"), "Got unexpected extra argument"),
+        (("nosuch",), "No such command 'nosuch'"),
+        (("train", "/no/data", "--out", "/tmp/x", "--epochs", "many"), "Invalid value"),
+    ],
+)
+def test_usage_errors_are_a_usage_line_not_a_traceback(args, message):
+    proc = subprocess.run(
+        [sys.executable, "-m", "kwstool", *args], capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 2
+    assert message in proc.stderr and "Try '" in proc.stderr
+    assert "Traceback" not in proc.stderr + proc.stdout

@@ -38,13 +38,20 @@ def main(argv: list[str] | None = None) -> int:
     except typer.Abort:
         return 1
     except Exception as exc:  # click usage errors and the like
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            return exc.exit_code
+        if _is_click_exception(exc):
+            exc.show()  # type: ignore[attr-defined]  # a ClickException (usage line + error)
+            return int(exc.exit_code)  # type: ignore[attr-defined]
         raise
     return 0
+
+
+def _is_click_exception(exc: BaseException) -> bool:
+    """A ClickException of click or of the copy of click that newer Typer releases carry
+    (``typer._click``, a different class with the same name)."""
+    return any(
+        c.__name__ == "ClickException" and c.__module__.endswith("click.exceptions")
+        for c in type(exc).__mro__
+    )
 
 
 if __name__ == "__main__":  # pragma: no cover
