@@ -73,7 +73,7 @@ SPLITS = ("train", "validation", "test")
 #: on a loaded 2-core machine (~2.5 min per fold of quantize/evaluate/tracing + ~0.36 min per
 #: epoch), so 20 epochs is ~48 min by that measurement (extrapolated, see docs/SCALING.md)
 CV_K = 5
-CV_EPOCHS = 60  # 5 folds x 60 epochs: 31 min on 2 loaded cores (20 epochs: 0.837, 60: 0.864)
+CV_EPOCHS = 100  # kwstool train's default; 5 folds x 100 epochs: ~37 min on 2 cores
 MERGE = {
     "train": [(MINI, "train"), (MINI, "test"), (TEST_DEV, "train")],
     "validation": [(MINI, "validation"), (TEST_DEV, "validation")],
@@ -311,7 +311,10 @@ def main(argv: list[str] | None = None) -> int:
         "--models", default=",".join(MODELS), help="comma-separated models (default: all)"
     )
     ap.add_argument(
-        "--epochs", type=int, default=None, help=f"default: kwstool train's ({CV_EPOCHS} with --cv)"
+        "--epochs",
+        type=int,
+        default=None,
+        help=f"default: kwstool train's ({CV_EPOCHS} with --cv, the same)",
     )
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--fresh", action="store_true", help="retrain even if a run exists")

@@ -125,8 +125,8 @@ def test_check_realtime(zoo):
 # --- measurement: errors when something is missing --------------------------------------------
 def test_missing_tflm_sources(zoo, monkeypatch, tmp_path):
     monkeypatch.delenv("KWSTOOL_TFLM_SRC", raising=False)
-    monkeypatch.setattr(prof, "REPO_ROOT", tmp_path)  # no firmware/.pio here
-    monkeypatch.setattr(prof, "check_tools", lambda: None)
+    monkeypatch.setattr(measure, "REPO_ROOT", tmp_path)  # no firmware/.pio here
+    monkeypatch.setattr(measure, "check_tools", lambda: None)  # the one measure_m4 calls
     with pytest.raises(KwsError) as exc:
         prof.profile(zoo["tc_resnet"], measure=True)
     msg = str(exc.value)
