@@ -623,7 +623,7 @@ def test_negative_weight_scales_only_unknown():
 def test_ema_keeps_the_moving_average_and_trains_on_the_live_weights(tiny_data, tmp_path):
     import keras
 
-    plain = quick(tiny_data, tmp_path / "plain", epochs=3, seed=2)
+    plain = quick(tiny_data, tmp_path / "plain", epochs=3, seed=2, ema=0.0)
     avg = quick(tiny_data, tmp_path / "ema", epochs=3, seed=2, ema=0.9)
     # The live weights follow the same steps either way (the average does not feed back) ...
     a, b = checkpoint_arrays(tmp_path / "plain"), checkpoint_arrays(tmp_path / "ema")
@@ -712,3 +712,19 @@ def test_distillation_changes_what_the_student_learns(tiny_data, tmp_path):
     assert [r["loss"] for r in plain.history] != [r["loss"] for r in taught.history]
     hp = json.loads((tmp_path / "student" / "config.json").read_text())["hyperparameters"]
     assert hp["teachers"] == str(tmp_path / "teacher") and hp["distill"] == 0.5
+
+
+def test_the_weight_average_warms_up_instead_of_holding_the_initial_weights():
+    import keras
+
+    opt = train_mod._averaging_adamw(0.05, 0.0, 0.999)
+    var = keras.Variable(np.zeros(4, np.float32))
+    opt.build([var])
+    for _ in range(50):  # a constant gradient walks the weights away from their start
+        opt.apply([keras.ops.ones(4)], [var])
+    live = np.asarray(var.numpy())
+    average = np.asarray(opt._model_variables_moving_average[0].numpy())
+    # a fixed 0.999 would keep ~95 % of the initial zeros (average ~ 0.06 x live); warmed up,
+    # it trails the last steps: between the start and the live weights, near the live ones
+    assert np.all(live < -1.0)
+    assert np.all(average < 0.6 * live) and np.all(average > live)
