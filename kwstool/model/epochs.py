@@ -29,12 +29,16 @@ PREFETCH_CHUNKS = 2  # augmented chunks buffered ahead of the model
 
 @dataclass
 class Epoch:
-    """What an epoch trains on: shuffled order over clips (< n) and extra examples (>= n)."""
+    """What an epoch trains on: shuffled order over clips (< n) and extra examples (>= n),
+    and how its batches are mixed (``mixup``: the Beta parameter, 0 off) and their targets
+    made (``targets``: knowledge distillation's teachers, None: the labels)."""
 
     order: np.ndarray
     rng: np.random.Generator
     extra_x: np.ndarray | None = None
     extra_y: np.ndarray | None = None
+    mixup: float = 0.0
+    targets: Targets | None = None
 
 
 def extras(
@@ -90,13 +94,10 @@ def batches(
     weights: np.ndarray,
     ep: Epoch,
     batch_size: int,
-    mixup: float = 0.0,
-    targets: Targets | None = None,
 ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """(inputs, one-hot labels, sample weights) batches of one epoch, augmented chunk by chunk
-    (chunks are whole batches, so each batch is ``order[i*b:(i+1)*b]``); with ``mixup`` > 0
-    (the Beta parameter) every batch is mixed by :func:`mix`; ``targets`` then replaces the
-    label distributions (knowledge distillation)."""
+    (chunks are whole batches, so each batch is ``order[i*b:(i+1)*b]``); with ``ep.mixup`` > 0
+    every batch is mixed by :func:`mix`; ``ep.targets`` then replaces the label distributions."""
     n, num_labels = len(y_train), len(weights)
     size = max(1, AUGMENT_CHUNK // batch_size) * batch_size
     eye = np.eye(num_labels, dtype=np.float32)
@@ -118,8 +119,8 @@ def batches(
         for b in range(0, len(idx), batch_size):
             lab = labels[b : b + batch_size]
             batch = feats[b : b + batch_size, ..., None], eye[lab], weights[lab]
-            x, y, w = mix(batch, mixup, ep.rng) if mixup > 0 else batch
-            yield x, (y if targets is None else targets(x, y)), w
+            x, y, w = mix(batch, ep.mixup, ep.rng) if ep.mixup > 0 else batch
+            yield x, (y if ep.targets is None else ep.targets(x, y)), w
 
 
 def epoch_dataset(
@@ -128,8 +129,6 @@ def epoch_dataset(
     weights: np.ndarray,
     ep: Epoch,
     batch_size: int,
-    mixup: float = 0.0,
-    targets: Targets | None = None,
 ) -> tuple[Any, int]:
     """The epoch as a prefetched ``tf.data.Dataset`` of batches, and its number of steps."""
     import tensorflow as tf
@@ -142,8 +141,7 @@ def epoch_dataset(
         tf.TensorSpec((None,), tf.float32),
     )
     ds = tf.data.Dataset.from_generator(
-        lambda: batches(aug, y_train, weights, ep, batch_size, mixup, targets),
-        output_signature=spec,
+        lambda: batches(aug, y_train, weights, ep, batch_size), output_signature=spec
     )
     ahead = PREFETCH_CHUNKS * max(1, AUGMENT_CHUNK // batch_size)
     ds = ds.apply(tf.data.experimental.assert_cardinality(steps)).prefetch(ahead)
