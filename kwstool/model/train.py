@@ -156,6 +156,11 @@ def _averaging_adamw(schedule: Any, weight_decay: float, ema: float) -> Any:
         def finalize_variable_values(self, var_list: Any) -> None:
             """Training continues on the live weights (see :func:`_averaging_adamw`)."""
 
+        def averages(self) -> list[Any]:
+            """The averaged weights, in the order of the variables the optimizer was built
+            with (the model's trainable variables, :func:`_compile`)."""
+            return list(self._model_variables_moving_average)
+
         def _update_model_variables_moving_average(self, trainable_variables: Any) -> None:
             """The average with a warm-up, ``min(ema, (1 + step) / (10 + step))``, as
             TensorFlow's ExponentialMovingAverage does with ``num_updates``: a fixed 0.998

@@ -64,8 +64,7 @@ def kept_weights(s: Session) -> Iterator[None]:
         yield
         return
     live = [v.numpy() for v in s.net.trainable_variables]
-    # built from net.trainable_variables, in that order (train._compile)
-    for v, average in zip(s.net.trainable_variables, s.optimizer._model_variables_moving_average):
+    for v, average in zip(s.net.trainable_variables, s.optimizer.averages(), strict=True):
         v.assign(average)
     try:
         yield
