@@ -67,6 +67,24 @@ from kwstool.fileio import atomic_path, save_npy, write_json, write_text
 
 MINI = "speech_commands_mini"
 TEST_DEV = "speech_commands_test_dev"
+EXTRA = "speech_commands_extra"
+WAKE = "wake_words"
+#: The shared sources of the default recipe and how each is prepared (kwstool prepare's
+#: parameters). ``unknown_share`` is a percentage of the keyword clips: 1000 keeps up to ten
+#: other-word clips per keyword clip (the mini set is mostly other words). The extra set (a few
+#: keyword clips, ~4,000 other words) is joined by the wake-word recordings (``computer``,
+#: ``jarvis``: other words from other people), centred on their word (:func:`extra_folder`).
+SOURCES = {
+    MINI: {"testing_pct": 10.0, "unknown_share": 1000.0},
+    TEST_DEV: {"testing_pct": 20.0, "unknown_share": 10.0},
+    EXTRA: {
+        "testing_pct": 10.0,
+        "unknown_share": 1000.0,
+        "unknown_min": 1600,
+        "silence_share": 0.0,
+    },
+}
+DEFAULT_SOURCES = (MINI, TEST_DEV, EXTRA)
 SPLITS = ("train", "validation", "test")
 #: Which split of which prepared source goes into which benchmark split.
 #: --cv defaults, sized to fit in <= 60 minutes on 2 CPU cores: 5 folds of 12 epochs took 34.1 min
@@ -75,37 +93,76 @@ SPLITS = ("train", "validation", "test")
 CV_K = 5
 CV_EPOCHS = 100  # kwstool train's default; 5 folds x 100 epochs: ~37 min on 2 cores
 MERGE = {
-    "train": [(MINI, "train"), (MINI, "test"), (TEST_DEV, "train")],
-    "validation": [(MINI, "validation"), (TEST_DEV, "validation")],
+    "train": [(MINI, "train"), (MINI, "test"), (TEST_DEV, "train"), (EXTRA, "train"),
+              (EXTRA, "test")],
+    "validation": [(MINI, "validation"), (TEST_DEV, "validation"), (EXTRA, "validation")],
     "test": [(TEST_DEV, "test")],
-}
+}  # fmt: skip
+
+
+def centred_wake_words(root: Path, out: Path) -> list[Path]:
+    """1 s copies of the wake-word recordings centred on their word (the energy detector of
+    ``kwstool record``), named ``<id>_nohash_0.wav`` so that each recording is its own speaker
+    (the set carries no speaker ids); written once. Returns the word folders."""
+    from kwstool.core.audio import load_wav, save_wav, speech_span
+    from kwstool.data.takes import centre_clip
+
+    words = sorted(p for p in (root / WAKE).iterdir() if p.is_dir())
+    for word_dir in words:
+        if (out / word_dir.name / ".complete").is_file():
+            continue
+        for wav in sorted(word_dir.glob("*.wav")):
+            x = load_wav(wav)
+            start, end = speech_span(x, 30.0, min_rms=30.0)
+            clip = centre_clip(x, start, end)
+            save_wav(out / word_dir.name / f"{wav.stem[:8]}_nohash_0.wav", clip)
+        write_text(out / word_dir.name / ".complete", "")
+    return [out / w.name for w in words]
+
+
+def extra_folder(root: Path, out: Path) -> Path:
+    """The extra set plus the centred wake-word recordings as one archive-layout folder with
+    ``validation_list.txt``/``testing_list.txt`` of its own: the official hash rule puts none
+    of the extra set's speakers in test, so speakers are dealt 10 % / 10 % by a hash of the
+    speaker id (the extra set's word folders are linked, not copied)."""
+    from kwstool.data import speaker_of
+
+    if (out / "testing_list.txt").is_file():
+        return out
+    out.mkdir(parents=True, exist_ok=True)
+    lists: dict[str, list[str]] = {"validation": [], "testing": []}
+    for word_dir in sorted(p for p in (root / EXTRA).iterdir() if p.is_dir()):
+        link = out / word_dir.name
+        if not link.exists():
+            link.symlink_to(word_dir.resolve(), target_is_directory=True)
+    centred_wake_words(root, out)
+    for word_dir in sorted(p for p in out.iterdir() if p.is_dir()):
+        for wav in sorted(word_dir.glob("*.wav")):
+            h = int(hashlib.sha1(speaker_of(wav.name).encode()).hexdigest()[:8], 16) % 100
+            if h < 20:
+                lists["validation" if h < 10 else "testing"].append(f"{word_dir.name}/{wav.name}")
+    write_text(out / "validation_list.txt", "".join(f + "\n" for f in lists["validation"]))
+    write_text(out / "testing_list.txt", "".join(f + "\n" for f in lists["testing"]))
+    return out
 
 
 def prepare_sources(
-    root: Path, work: Path, seed: int, progress: bool, mini_unknown_share: float = 1000.0
+    root: Path, work: Path, seed: int, progress: bool, names: tuple[str, ...] = DEFAULT_SOURCES
 ) -> dict:
     from kwstool.data import load_prepared, prepare
 
     out = {}
-    for name, testing_pct, unknown_share in (
-        (MINI, 10.0, mini_unknown_share),
-        (TEST_DEV, 20.0, 10.0),
-    ):
+    for name in names:
         src = root / name
         if not src.is_dir():
             raise KwsError(
                 f"{src}: not found; pass --data-root pointing at the folder holding "
-                f"{MINI} and {TEST_DEV}"
+                f"{', '.join(names)}"
             )
-        prepare(
-            str(src),
-            work / "sources" / name,
-            validation_pct=10.0,
-            testing_pct=testing_pct,
-            unknown_share=unknown_share,
-            seed=seed,
-            progress=progress,
-        )
+        if name == EXTRA:
+            src = extra_folder(root, work / "raw" / EXTRA)
+        prepare(str(src), work / "sources" / name, validation_pct=10.0, seed=seed,
+                progress=progress, **SOURCES[name])  # fmt: skip
         out[name] = load_prepared(work / "sources" / name)
     return out
 
@@ -115,13 +172,14 @@ def merge(sources: dict, out: Path) -> dict:
     from kwstool.data import speaker_of
 
     labels = sources[MINI].labels
-    if sources[TEST_DEV].labels != labels:
-        raise KwsError(f"label lists differ: {labels} vs {sources[TEST_DEV].labels}")
+    for name, src in sources.items():
+        if src.labels != labels:
+            raise KwsError(f"label lists differ: {labels} vs {name}'s {src.labels}")
     inputs_hash = hashlib.sha256(
         json.dumps(
             {
                 "recipe": MERGE,
-                "version": 1,
+                "version": 2,
                 "sources": {k: v.manifest["inputs_hash"] for k, v in sources.items()},
             },
             sort_keys=True,
@@ -141,6 +199,8 @@ def merge(sources: dict, out: Path) -> dict:
     for split, parts in MERGE.items():
         feats, audio, labs, files = [], [], [], []
         for source, part in parts:
+            if source not in sources:
+                continue
             data = sources[source].split(part)
             keep = np.array(
                 [split == "test" or speaker(f) not in test_speakers for f in data.files], dtype=bool
@@ -165,14 +225,14 @@ def merge(sources: dict, out: Path) -> dict:
     manifest = {
         "format": 1,
         "kwstool_version": __version__,
-        "source": f"benchmark: {MINI} + 80 % of {TEST_DEV} speakers (test: the other 20 %)",
+        "source": f"benchmark: {', '.join(n for n in sources if n != TEST_DEV)} + 80 % of "
+        f"{TEST_DEV} speakers (test: the other 20 %)",
         "words": sources[MINI].words,
         "labels": labels,
         "features": sources[MINI].manifest["features"],
         "splits": splits,
         "inputs_hash": inputs_hash,
-        "skipped": sources[MINI].manifest.get("skipped", [])
-        + sources[TEST_DEV].manifest.get("skipped", []),
+        "skipped": [d for src in sources.values() for d in src.manifest.get("skipped", [])],
         "dropped_test_speaker_clips": dropped,
     }
     write_json(manifest_path, manifest)
@@ -232,21 +292,47 @@ def parse_sets(items: list[str]) -> dict:
     return out
 
 
+def source_names(spec: str) -> tuple[str, ...]:
+    """``--sources``: comma-separated names of SOURCES (the mini and test-dev sets always)."""
+    names = tuple(n.strip() for n in spec.split(",") if n.strip())
+    bad = [n for n in names if n not in SOURCES]
+    if bad or MINI not in names or TEST_DEV not in names:
+        raise KwsError(
+            f"--sources {spec}: choose from {', '.join(SOURCES)} ({MINI} and {TEST_DEV} needed)"
+        )
+    return tuple(n for n in SOURCES if n in names)
+
+
 def run_cv(args, console) -> dict:
     from rich.table import Table
 
     from kwstool.model.crossval import cross_validate
     from kwstool.model.zoo import DEFAULT_MODEL
 
-    prepare_sources(args.data_root, args.work, args.seed, not args.no_progress)
-    sources = {name: args.work / "sources" / name for name in (MINI, TEST_DEV)}
+    src_names = source_names(args.sources)
+    prepare_sources(args.data_root, args.work, args.seed, not args.no_progress, src_names)
+    sources = {name: args.work / "sources" / name for name in src_names}
     names = [m.strip() for m in args.models.split(",") if m.strip()]
     recipe = {"model": names[0] if len(names) == 1 else DEFAULT_MODEL, **parse_sets(args.set)}
     epochs = args.epochs or CV_EPOCHS
     teachers = tuple(Path(d).resolve() for d in args.teachers.split(",") if d.strip())
     tag = "-".join(f"{k}{v}" for k, v in sorted(recipe.items()))
+    if src_names != DEFAULT_SOURCES:
+        tag += "-src" + "+".join(n.replace("speech_commands_", "") for n in src_names)
     if teachers:
         tag += "-distilled-" + hashlib.sha1("|".join(map(str, teachers)).encode()).hexdigest()[:8]
+    work = args.work / "cv" / f"k{args.k}-e{epochs}-s{args.seed}-{tag}"
+    if args.all:
+        from kwstool.model.crossval import train_all
+
+        res = train_all(recipe, args.seed, epochs, sources=sources, work=work,
+                        progress=not args.no_progress)  # fmt: skip
+        console.print(
+            f"trained on all {res['clips']} clips: {res['run']} ({res['model_bytes']:,} B, "
+            f"arena {res['arena_bytes']:,} B, {res['seconds'] / 60:.1f} min)",
+            highlight=False,
+        )
+        return res
     t0 = time.perf_counter()
     out = cross_validate(
         recipe,
@@ -254,9 +340,10 @@ def run_cv(args, console) -> dict:
         epochs=epochs,
         seed=args.seed,
         sources=sources,
-        work=args.work / "cv" / f"k{args.k}-e{epochs}-s{args.seed}-{tag}",
+        work=work,
         progress=not args.no_progress,
         teacher_dirs=teachers,
+        folds_to_run=[int(f) for f in args.folds.split(",")] if args.folds else None,
     )
     out["wall_seconds"] = round(time.perf_counter() - t0, 1)
     summ = out["summary"]
@@ -317,6 +404,12 @@ def main(argv: list[str] | None = None) -> int:
         help=f"default: kwstool train's ({CV_EPOCHS} with --cv, the same)",
     )
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--sources",
+        default=",".join(DEFAULT_SOURCES),
+        help="shared sources to train and cross-validate on (default: all; an ablation "
+        f"leaves some out, e.g. --sources {MINI},{TEST_DEV})",
+    )
     ap.add_argument("--fresh", action="store_true", help="retrain even if a run exists")
     ap.add_argument("--json", type=Path, default=None, help="also write the table as JSON")
     ap.add_argument("--no-progress", action="store_true")
@@ -327,6 +420,18 @@ def main(argv: list[str] | None = None) -> int:
         "of one model (the honest figure) instead of the single split",
     )
     ap.add_argument("--k", type=int, default=CV_K, help=f"folds for --cv (default {CV_K})")
+    ap.add_argument(
+        "--folds",
+        default="",
+        help="--cv: run only these folds (comma-separated; each fold's result is cached in "
+        "WORK/cv/.../fold_K, so folds can run as separate jobs and a last call merges them)",
+    )
+    ap.add_argument(
+        "--all",
+        action="store_true",
+        help="--cv: instead of the folds, train the recipe on every clip (the model to ship) "
+        "into WORK/cv/.../all/run",
+    )
     ap.add_argument(
         "--teachers",
         default="",
@@ -365,7 +470,9 @@ def main(argv: list[str] | None = None) -> int:
             raise KwsError(
                 f"unknown model(s) {', '.join(unknown)}; choose from {', '.join(MODELS)}"
             )
-        sources = prepare_sources(args.data_root, args.work, args.seed, not args.no_progress)
+        sources = prepare_sources(
+            args.data_root, args.work, args.seed, not args.no_progress, source_names(args.sources)
+        )
         data_dir = args.work / "data"
         manifest = merge(sources, data_dir)
         console.print(

@@ -87,6 +87,14 @@ def main(argv: list[str] | None = None) -> int:
         "measure every fold (RUN is then ignored) and print mean +- std over folds",
     )
     ap.add_argument("--json", type=Path, default=None, help="--cv: also write the figures here")
+    ap.add_argument(
+        "--write-calibration",
+        type=Path,
+        default=None,
+        metavar="RUN",
+        help="--cv: store the thresholds calibrated on all folds' streams pooled as RUN's "
+        "calibration.json (RUN: a model trained on all speakers with the fold runs' recipe)",
+    )
     args = ap.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     try:
@@ -176,7 +184,7 @@ def figures(rep: dict, per_word: float) -> dict:
     words = sum(f["words"] for f in per.values())
     misses = sum(round((f["frr"] or 0.0) * f["words"]) for f in per.values())
     sup = str(rep["recognizer"]["suppression_ms"])
-    best = calibrate(rep["sweep"]["suppression_ms"][sup], per_word)
+    best = calibrate(rep["sweep"]["suppression_ms"][sup], per_word, min_recall=0.0)
     best_misses = sum(p["misses"] or 0 for p in best.values())
     return {
         "words": words,
@@ -188,26 +196,81 @@ def figures(rep: dict, per_word: float) -> dict:
     }
 
 
+def _sweep_of(rep: dict) -> tuple[dict, dict, float]:
+    """(curves at the report's suppression time, keyword words, negative hours) of a report."""
+    sup = str(rep["recognizer"]["suppression_ms"])
+    words = {k: int(f["words"]) for k, f in rep["per_keyword"].items()}
+    return rep["sweep"]["suppression_ms"][sup], words, float(rep["negative"]["hours"])
+
+
+def figures_at(curves: dict, words: dict, thresholds: dict) -> dict:
+    """Overall and per-keyword figures of one fold's test streams at given thresholds."""
+    from kwstool.stream.det import at_thresholds
+
+    at = at_thresholds(curves, thresholds)
+    total = sum(words.values())
+    misses = sum(int(p["misses"] or 0) for p in at.values())
+    return {
+        "words": total,
+        "misses": misses,
+        "frr": misses / max(1, total),
+        "fa_per_hour": sum(float(p["fa_per_hour"] or 0.0) for p in at.values()),
+        "found": {k: (None if p["frr"] is None else 1 - p["frr"]) for k, p in at.items()},
+        "thresholds": {k: p["threshold"] for k, p in at.items()},
+    }
+
+
 def run_cv(args: argparse.Namespace) -> int:
-    """Every fold of a cross-validation folder: calibrate on the fold's validation speakers,
-    measure on its test speakers; per-fold figures, mean +- std and pooled."""
+    """Every fold of a cross-validation folder, thresholds calibrated leave-one-fold-out: each
+    fold's model runs over streams of its own test speakers (which it never heard); the
+    threshold sweeps of the *other* folds' streams are pooled and calibrated for the budget, and
+    those thresholds are scored on this fold's streams. Per-fold figures, mean +- std, pooled;
+    ``--write-calibration RUN`` stores the thresholds calibrated on all folds' streams pooled
+    (for a model trained on all speakers with the same recipe)."""
     from kwstool.fileio import write_json
+    from kwstool.stream.det import budget_warning, calibrate, pool_curves
+    from kwstool.stream.evaluate import stream_eval
 
     folds = sorted(p for p in args.cv.glob("fold_*") if (p / "run" / "model_int8.tflite").is_file())
-    if not folds:
+    if len(folds) < 2:
         raise KwsError(
-            f"{args.cv}: no fold_*/run/model_int8.tflite; run scripts/bench_models.py --cv first"
+            f"{args.cv}: fewer than two fold_*/run/model_int8.tflite; run "
+            "scripts/bench_models.py --cv first"
         )
     t0 = time.perf_counter()
-    rows = []
+    sweeps, reps = [], []
     for fold in folds:
-        res, _, per_word = measure(args, fold / "run", fold / "data", None, "validation",
-                                   args.work / fold.name)  # fmt: skip
-        row = figures(res.report, per_word)
+        res = stream_eval(
+            fold / "run",
+            fold / "data",
+            design=_design(args, "test", args.seed),
+            recognizer={"average_window_ms": args.window_ms},
+            out_dir=args.work / fold.name / "out",
+            runtime=args.runtime,
+            threads=args.threads,
+            log=None,
+        )
+        reps.append(res.report)
+        sweeps.append(_sweep_of(res.report))
+        print(f"{fold.name}: streams scored ({time.perf_counter() - t0:.0f} s)", flush=True)
+    keywords = list(sweeps[0][0])
+    per_word = args.fa_per_hour / max(1, len(keywords))
+    rows = []
+    for k, fold in enumerate(folds):
+        others = pool_curves([s for j, s in enumerate(sweeps) if j != k])
+        picks = calibrate(others, per_word)
+        row = figures_at(sweeps[k][0], sweeps[k][1], {n: p["threshold"] for n, p in picks.items()})
+        best = calibrate(sweeps[k][0], per_word, min_recall=0.0)
+        row["best_on_test_frr"] = sum(p["misses"] or 0 for p in best.values()) / max(
+            1, row["words"]
+        )
+        row["shares"] = {n: p["share"] for n, p in picks.items()}
         rows.append(row)
+        warning = budget_warning(picks, per_word)
         print(
             f"{fold.name}: FRR {row['frr']:.3f} ({row['misses']}/{row['words']}), "
-            f"{row['fa_per_hour']:.1f} FA/h, best-on-test FRR {row['best_on_test_frr']:.3f}",
+            f"{row['fa_per_hour']:.1f} FA/h, best-on-test FRR {row['best_on_test_frr']:.3f}"
+            + (f"  [{warning}]" if warning else ""),
             flush=True,
         )
 
@@ -216,22 +279,68 @@ def run_cv(args: argparse.Namespace) -> int:
 
     words = sum(r["words"] for r in rows)
     print(
-        f"\n{len(rows)} folds of {args.cv} (thresholds calibrated on each fold's validation "
-        f"speakers for {args.fa_per_hour:g} FA/h in all, averaging {args.window_ms} ms, SNR "
-        f"{args.snr} dB; figures on each fold's test speakers, {args.hours:g} h + "
-        f"{args.negative_hours:g} h per fold)"
+        f"\n{len(rows)} folds of {args.cv}: thresholds calibrated leave-one-fold-out (the other "
+        f"folds' test-speaker streams pooled) for {args.fa_per_hour:g} FA/h in all (equal "
+        f"shares; a keyword found < 50 % within its share gets a larger one, see "
+        f"kwstool.stream.det.calibrate), averaging {args.window_ms} ms, SNR {args.snr} dB; "
+        f"figures on each fold's test speakers, {args.hours:g} h + {args.negative_hours:g} h "
+        f"per fold"
     )
     pooled = sum(r["misses"] for r in rows) / max(1, words)
     print(f"FRR at calibrated thresholds {ms('frr')}  (pooled {pooled:.3f} over {words} keywords)")
     print(f"false accepts per hour       {ms('fa_per_hour')}")
     print(f"best-on-test FRR at {args.fa_per_hour:g} FA/h {ms('best_on_test_frr')}")
-    for name in rows[0]["found"]:
+    for name in keywords:
         v = [r["found"][name] for r in rows if r["found"].get(name) is not None]
         print(f"  found {name:6} {_mean_std(v)}")
+    all_picks = calibrate(pool_curves(sweeps), per_word)
+    print(
+        "thresholds from all folds pooled: "
+        + ", ".join(f"{n} {p['threshold']}" for n, p in all_picks.items())
+    )
+    if args.write_calibration is not None:
+        path = save_pooled(args, args.write_calibration, all_picks, reps, folds, per_word)
+        print(f"wrote {path}")
     print(f"time {time.perf_counter() - t0:.0f} s")
     if args.json:
         write_json(args.json, {"folds": rows, "args": {k: str(v) for k, v in vars(args).items()}})
     return 0
+
+
+def save_pooled(args, run_dir: Path, picks: dict, reps: list, folds: list, per_word: float) -> Path:
+    """The all-folds calibration as ``run_dir``'s calibration.json (model checked by sha256)."""
+    from kwstool import __version__
+    from kwstool.core.calibration import save_calibration
+    from kwstool.core.labels import is_filler
+    from kwstool.stream.engine import StreamModel
+
+    model = StreamModel.load(run_dir, args.runtime)
+    rec = {k: v for k, v in reps[0]["recognizer"].items() if k != "thresholds"}
+    return save_calibration(
+        model.path.parent,
+        {
+            "kwstool_version": __version__,
+            "model_file": model.path.name,
+            "model_sha256": model.sha256,
+            "labels": model.labels,
+            "fa_per_hour_budget": per_word,
+            "thresholds": {
+                lab: int(picks[lab]["threshold"]) if lab in picks else 255
+                for lab in model.labels
+                if not is_filler(lab)
+            },
+            "recognizer": rec,
+            "inference_period_ms": model.period_ms,
+            "stream": {
+                "design": reps[0]["design"],
+                "data": f"pooled test-speaker streams of {len(folds)} folds of {args.cv}",
+                "positive_hours": sum(r["positive"]["hours"] for r in reps),
+                "negative_hours": sum(r["negative"]["hours"] for r in reps),
+            },
+            "sweep_picks": picks,
+            "figures": {},
+        },
+    )
 
 
 def _mean_std(values: list[float]) -> str:

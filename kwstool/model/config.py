@@ -19,7 +19,7 @@ from typing import Any
 from kwstool.errors import KwsError
 
 #: Values of TrainConfig.select_by (see kwstool.model.selection for 'stream').
-SELECT_BY = ("accuracy", "stream")
+SELECT_BY = ("accuracy", "stream", "last")
 
 #: Version of the hyper-parameter schema stored in config.json (bump when a field changes meaning).
 SCHEMA_VERSION = 2
@@ -153,8 +153,10 @@ class TrainConfig:
 
     select_by: str = _field(
         "accuracy",
-        "What picks the kept epoch and stops early: 'accuracy' (validation clips) or 'stream' "
-        "(keyword recall at zero false accepts on streams of the validation speakers).",
+        "What picks the kept epoch and stops early: 'accuracy' (validation clips), 'stream' "
+        "(keyword recall at zero false accepts on streams of the validation speakers) or "
+        "'last' (the last epoch; the validation split may then be empty: a model trained on "
+        "every speaker, its figures from a cross-validation of the same recipe).",
         choices=SELECT_BY,
     )
 

@@ -271,3 +271,45 @@ def cross_validate(recipe: dict[str, Any], k: int = 5, epochs: int | None = None
             "fold_sizes": np.bincount(folds, minlength=k).tolist(),
             "summary": summarize(results, pool.labels),
             "seconds": round(time.perf_counter() - t0, 1)}  # fmt: skip
+
+
+def train_all(
+    recipe: dict[str, Any],
+    seed: int = 0,
+    epochs: int | None = None,
+    *,
+    sources: dict[str, Path],
+    work: Path,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """The model to ship for a cross-validated ``recipe``: trained on every clip of ``sources``
+    (no held-out speakers: ``select_by='last'`` keeps the last epoch's weights, as the folds'
+    long runs without early stopping end near their best), then quantized; written to
+    ``work/all/{data,run}``. Its figures are the cross-validation's, its thresholds those
+    calibrated on the folds' streams (``scripts/bench_streaming.py --cv --write-calibration``).
+    Resumes an interrupted run."""
+    from kwstool.model.config import TrainConfig
+    from kwstool.model.quantize import quantize
+    from kwstool.model.train import train
+
+    recipe = dict(recipe, seed=seed, select_by="last", **({"epochs": epochs} if epochs else {}))
+    cfg = TrainConfig().replace(**recipe)
+    pool = Pool(sources)
+    every = np.arange(len(pool.y))
+    none = every[:0]
+    out = Path(work) / "all"
+    pool.write(out / "data", {"train": every, "validation": none, "test": none}, f"all-seed{seed}")
+    run = out / "run"
+    resume = (run / "config.json").is_file()
+    t0 = time.perf_counter()
+    tr = train(out / "data", run, None if resume else cfg, resume=resume, progress=progress)
+    q = quantize(run, out / "data")
+    return {
+        "run": str(run),
+        "clips": len(every),
+        "config": cfg.to_dict(),
+        "epochs_run": tr.epochs_run,
+        "model_bytes": q.model_bytes,
+        "arena_bytes": q.arena_bytes,
+        "seconds": round(time.perf_counter() - t0, 1),
+    }

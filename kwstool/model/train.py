@@ -102,7 +102,7 @@ class TrainResult:
 
 
 # --- set-up helpers ------------------------------------------------------------------------------
-def _load_data(data_dir: Path) -> Any:
+def _load_data(data_dir: Path, select_by: str = "accuracy") -> Any:
     from kwstool.data import load_prepared
 
     if not data_dir.exists():
@@ -113,7 +113,7 @@ def _load_data(data_dir: Path) -> Any:
     train_split = data.split("train")
     val_split = data.split("validation")
     for name, split in (("train", train_split), ("validation", val_split)):
-        if len(split.labels) == 0:
+        if len(split.labels) == 0 and not (name == "validation" and select_by == "last"):
             raise KwsError(f"{data_dir}: the {name} split is empty; prepare more data")
     labels = np.asarray(train_split.labels)
     if int(labels.max()) >= len(data.labels) or int(labels.min()) < 0:
@@ -337,7 +337,7 @@ def train(
     """
     data_dir, run_dir = Path(data_dir), Path(run_dir)
     cfg, stored = rf.resolve_session(run_dir, config, resume, overwrite, overrides)
-    data = _load_data(data_dir)
+    data = _load_data(data_dir, cfg.select_by)
     rf.check_data_matches(stored, data, data_dir, run_dir)
     if overwrite:  # only now that the inputs are known to be good
         rf.clear_run(run_dir)

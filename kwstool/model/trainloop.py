@@ -5,6 +5,7 @@ and history (:func:`record_epoch`), and early stopping (:func:`run_epochs`).
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -93,9 +94,14 @@ def run_epoch(s: Session, epoch: int) -> dict[str, Any]:
         callbacks=[callback] if callback else None,
     )
     train_s = time.perf_counter() - t0
+    val = {"loss": math.nan, "accuracy": math.nan}  # no validation clips (select_by 'last')
     with kept_weights(s):
-        val = s.net.evaluate(s.x_val, s.y_val, batch_size=256, verbose=0, return_dict=True)
-        score = float(s.select(s.net)) if s.select else float(val["accuracy"])
+        if len(s.y_val):
+            val = s.net.evaluate(s.x_val, s.y_val, batch_size=256, verbose=0, return_dict=True)
+        if s.cfg.select_by == "last":
+            score = float(epoch)
+        else:
+            score = float(s.select(s.net)) if s.select else float(val["accuracy"])
     row = {
         "epoch": epoch,
         "loss": float(fit.history["loss"][-1]),

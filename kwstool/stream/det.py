@@ -62,24 +62,120 @@ def sweep(
     return out
 
 
-def calibrate(curves: dict[str, dict[str, list[Any]]], budget: float) -> dict[str, dict[str, Any]]:
-    """Per keyword: the threshold within ``budget`` FA/h with the fewest misses (then fewest
-    false accepts, then the highest threshold); 255 and ``met_budget: false`` when none is."""
-    picks = {}
+#: A keyword found less often than this within its equal share of the false-accept budget gets
+#: a larger share (see :func:`calibrate`), rather than a threshold that mutes it.
+MIN_RECALL = 0.5
+#: ... at most this many times the equal share.
+MAX_SHARE_FACTOR = 4.0
+
+
+def _pick(c: dict[str, list[Any]], budget: float) -> dict[str, Any]:
+    """The threshold within ``budget`` FA/h with the fewest misses (then fewest false accepts,
+    then the highest threshold); the highest threshold and ``met_budget: false`` when none is."""
+    ok = [i for i, fa in enumerate(c["fa_per_hour"]) if fa is not None and fa <= budget]
+    best = (
+        min(ok, key=lambda i: (c["misses"][i], c["fa_per_hour"][i], -i))
+        if ok
+        else len(c["frr"]) - 1
+    )
+    return {
+        "threshold": int(c.get("thresholds", THRESHOLDS)[best]),
+        "frr": c["frr"][best],
+        "fa_per_hour": c["fa_per_hour"][best],
+        "misses": c["misses"][best],
+        "met_budget": bool(ok),
+        "share": budget,
+    }
+
+
+def _recall(p: dict[str, Any]) -> float:
+    return 0.0 if p["frr"] is None or not p["met_budget"] else 1.0 - float(p["frr"])
+
+
+def _needed(c: dict[str, list[Any]], min_recall: float) -> float | None:
+    """The fewest false accepts per hour at which the keyword is found ``min_recall`` of the
+    time."""
+    fas = [
+        fa
+        for fa, frr in zip(c["fa_per_hour"], c["frr"])
+        if fa is not None and frr is not None and 1.0 - frr >= min_recall
+    ]
+    return min(fas) if fas else None
+
+
+def calibrate(
+    curves: dict[str, dict[str, list[Any]]],
+    budget: float,
+    min_recall: float = MIN_RECALL,
+    max_share_factor: float = MAX_SHARE_FACTOR,
+) -> dict[str, dict[str, Any]]:
+    """Per keyword, a threshold within its share of the false-accept budget, ``budget`` FA/h
+    each (``len(curves) * budget`` in all), with the fewest misses.
+
+    The rule for weak keywords (none is muted silently): a keyword found less than
+    ``min_recall`` of the time within the equal share gets the share at which it is found
+    ``min_recall`` of the time, at most ``max_share_factor`` times the equal share; what it takes
+    beyond the equal share is taken evenly from the shares of the other keywords, so the total
+    stays ``len(curves) * budget``. Each pick records its ``share``; a keyword still not within
+    its share keeps the highest threshold (``met_budget: false``; :func:`budget_warning` names it).
+    """
+    picks = {name: _pick(c, budget) for name, c in curves.items()}
+    weak = [name for name, p in picks.items() if _recall(p) < min_recall]
+    if not weak or len(weak) == len(picks) or min_recall <= 0:
+        return picks
+    share = {}
+    for name in weak:
+        need = _needed(curves[name], min_recall)
+        cap = max_share_factor * budget
+        share[name] = cap if need is None else min(max(need, budget), cap)
+    extra = sum(share.values()) - budget * len(weak)
+    rest = max(0.0, budget - extra / (len(picks) - len(weak)))
     for name, c in curves.items():
-        ok = [i for i, fa in enumerate(c["fa_per_hour"]) if fa is not None and fa <= budget]
-        if ok:
-            best = min(ok, key=lambda i: (c["misses"][i], c["fa_per_hour"][i], -i))
-        else:
-            best = len(c["frr"]) - 1
-        picks[name] = {
-            "threshold": int(c.get("thresholds", THRESHOLDS)[best]),
-            "frr": c["frr"][best],
-            "fa_per_hour": c["fa_per_hour"][best],
-            "misses": c["misses"][best],
-            "met_budget": bool(ok),
-        }
+        picks[name] = _pick(c, share.get(name, rest))
     return picks
+
+
+def pool_curves(
+    runs: list[tuple[dict[str, dict[str, list[Any]]], dict[str, int], float]],
+) -> dict[str, dict[str, list[Any]]]:
+    """One set of curves from the sweeps of several streams (e.g. the test streams of the other
+    folds of a cross-validation): ``runs`` holds ``(curves, keyword words, negative hours)``
+    of each; misses and false accepts are added up, FRR and FA/h recomputed on the totals."""
+    hours = sum(h for _, _, h in runs)
+    out: dict[str, dict[str, list[Any]]] = {}
+    for name in runs[0][0]:
+        thresholds = list(runs[0][0][name].get("thresholds", THRESHOLDS))
+        words = sum(w.get(name, 0) for _, w, _ in runs)
+        misses = [
+            sum(int(c[name]["misses"][i] or 0) for c, _, _ in runs) for i in range(len(thresholds))
+        ]
+        fas = [
+            sum(round(float(c[name]["fa_per_hour"][i] or 0.0) * h) for c, _, h in runs)
+            for i in range(len(thresholds))
+        ]
+        out[name] = {
+            "thresholds": thresholds,
+            "misses": misses,
+            "frr": [round(m / words, 4) if words else None for m in misses],
+            "fa_per_hour": [round(f / hours, 3) if hours else None for f in fas],
+        }
+    return out
+
+
+def at_thresholds(
+    curves: dict[str, dict[str, list[Any]]], thresholds: dict[str, int]
+) -> dict[str, dict[str, Any]]:
+    """Each keyword's point of its curve at the given threshold."""
+    out = {}
+    for name, c in curves.items():
+        i = list(c.get("thresholds", THRESHOLDS)).index(int(thresholds[name]))
+        out[name] = {
+            "threshold": int(thresholds[name]),
+            "frr": c["frr"][i],
+            "fa_per_hour": c["fa_per_hour"][i],
+            "misses": c["misses"][i],
+        }
+    return out
 
 
 def budget_warning(picks: dict[str, dict[str, Any]], budget: float) -> str | None:

@@ -728,3 +728,36 @@ def test_the_weight_average_warms_up_instead_of_holding_the_initial_weights():
     # it trails the last steps: between the start and the live weights, near the live ones
     assert np.all(live < -1.0)
     assert np.all(average < 0.6 * live) and np.all(average > live)
+
+
+def _without_held_out_clips(data: Path, out: Path) -> Path:
+    """A copy of ``data`` whose validation and test splits are empty (every speaker trains)."""
+    import shutil
+
+    shutil.copytree(data, out)
+    manifest = json.loads((out / "manifest.json").read_text())
+    for split in ("validation", "test"):
+        for kind in ("features", "audio", "labels"):
+            a = np.load(out / f"{split}_{kind}.npy")
+            np.save(out / f"{split}_{kind}.npy", a[:0])
+        (out / f"{split}_files.txt").write_text("")
+        manifest["splits"][split] = {"count": 0, "per_class": {}}
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    return out
+
+
+def test_select_last_trains_on_every_speaker_and_quantizes_without_held_out_clips(
+    tiny_data, tmp_path
+):
+    from kwstool.model.quantize import quantize
+
+    data = _without_held_out_clips(tiny_data, tmp_path / "all")
+    with pytest.raises(KwsError, match="validation split is empty"):
+        quick(data, tmp_path / "refused", epochs=1)
+    result = quick(data, tmp_path / "run", epochs=3, select_by="last")
+    assert result.best_epoch == 3 and [r["score"] for r in result.history] == [1.0, 2.0, 3.0]
+    assert all(np.isnan(r["val_accuracy"]) for r in result.history)
+    q = quantize(tmp_path / "run", data)
+    # no held-out clips: no accuracy, the interpreters compared on training clips instead
+    assert q.accuracy["int8"] == {"validation": None, "test": None}
+    assert q.record.parity.clips == len(np.load(data / "train_labels.npy"))

@@ -106,12 +106,58 @@ def test_calibrate_picks_fewest_misses_within_budget():
         "fa_per_hour": 5.0,
         "misses": 9,
         "met_budget": False,
+        "share": 1.0,
     }
     from kwstool.stream.det import budget_warning
 
     warning = budget_warning(picks, 1.0)
     assert warning is not None and "no within 1 false accepts" in warning and "yes" not in warning
     assert budget_warning({"yes": picks["yes"]}, 1.0) is None
+
+
+def _curve(fa: list[float], misses: list[int], words: int) -> dict:
+    return {
+        "thresholds": list(range(len(fa))),
+        "fa_per_hour": fa,
+        "misses": misses,
+        "frr": [m / words for m in misses],
+    }
+
+
+def test_calibrate_gives_a_weak_keyword_a_larger_share_not_a_mute():
+    from kwstool.stream.det import calibrate
+
+    # thresholds 0..4: false accepts fall, misses rise; 10 words each
+    strong = _curve([3.0, 1.0, 0.1, 0.0, 0.0], [0, 1, 1, 2, 3], 10)
+    weak = _curve([3.0, 0.5, 0.3, 0.0, 0.0], [2, 4, 6, 8, 10], 10)
+    curves = {"yes": strong, "no": dict(strong), "go": weak}
+    picks = calibrate(curves, budget=0.2)
+    # go is found 50 % of the time first at 0.5 FA/h: that becomes its share (cap 4 x 0.2)
+    assert picks["go"]["share"] == 0.5 and picks["go"]["threshold"] == 1
+    assert picks["go"]["frr"] == 0.4 and picks["go"]["met_budget"]
+    # the 0.3 FA/h it takes beyond its equal share comes evenly off the others' shares
+    assert picks["yes"]["share"] == pytest.approx(0.05) and picks["yes"]["threshold"] == 3
+    assert sum(p["share"] for p in picks.values()) == pytest.approx(3 * 0.2)
+    # without the rule (min_recall 0) go would be muted to its highest threshold
+    plain = calibrate(curves, budget=0.2, min_recall=0.0)
+    assert plain["go"]["frr"] == 0.8 and plain["yes"]["threshold"] == 2
+    # a keyword that needs more than 4 equal shares gets 4 and stays weak
+    far = _curve([3.0, 2.0, 1.0, 0.0, 0.0], [4, 6, 8, 9, 10], 10)
+    capped = calibrate({"yes": strong, "no": dict(strong), "go": far}, budget=0.2)
+    assert capped["go"]["share"] == pytest.approx(0.8) and capped["go"]["threshold"] == 3
+
+
+def test_pool_curves_adds_misses_and_false_accepts():
+    from kwstool.stream.det import at_thresholds, pool_curves
+
+    a = {"go": _curve([2.0, 1.0, 0.0], [1, 2, 3], 4)}
+    b = {"go": _curve([4.0, 0.0, 0.0], [0, 0, 5], 6)}
+    pooled = pool_curves([(a, {"go": 4}, 1.0), (b, {"go": 6}, 0.5)])["go"]
+    assert pooled["misses"] == [1, 2, 8]
+    # 2 + 2 false accepts over 1.5 h; 1 + 0; 0 + 0
+    assert pooled["fa_per_hour"] == [round(4 / 1.5, 3), round(1 / 1.5, 3), 0.0]
+    assert pooled["frr"] == [0.1, 0.2, 0.8]
+    assert at_thresholds({"go": pooled}, {"go": 1})["go"]["misses"] == 2
 
 
 def test_stream_eval_reports_the_inserted_words_and_calibrates(run_copy, demo_data, tmp_path):
