@@ -232,10 +232,9 @@ def run_cv(args: argparse.Namespace) -> int:
     from kwstool.stream.evaluate import stream_eval
 
     folds = sorted(p for p in args.cv.glob("fold_*") if (p / "run" / "model_int8.tflite").is_file())
-    if len(folds) < 2:
+    if not folds:
         raise KwsError(
-            f"{args.cv}: fewer than two fold_*/run/model_int8.tflite; run "
-            "scripts/bench_models.py --cv first"
+            f"{args.cv}: no fold_*/run/model_int8.tflite; run scripts/bench_models.py --cv first"
         )
     t0 = time.perf_counter()
     sweeps, reps = [], []
@@ -256,7 +255,7 @@ def run_cv(args: argparse.Namespace) -> int:
     keywords = list(sweeps[0][0])
     per_word = args.fa_per_hour / max(1, len(keywords))
     rows = []
-    for k, fold in enumerate(folds):
+    for k, fold in enumerate(folds if len(folds) > 1 else []):  # one fold: thresholds only
         others = pool_curves([s for j, s in enumerate(sweeps) if j != k])
         picks = calibrate(others, per_word)
         row = figures_at(sweeps[k][0], sweeps[k][1], {n: p["threshold"] for n, p in picks.items()})
@@ -274,6 +273,25 @@ def run_cv(args: argparse.Namespace) -> int:
             flush=True,
         )
 
+    if not rows:
+        print("one fold: no leave-one-fold-out figures, only the thresholds of its streams")
+    else:
+        _summary(args, rows, keywords)
+    all_picks = calibrate(pool_curves(sweeps), per_word)
+    print(
+        "thresholds from all folds pooled: "
+        + ", ".join(f"{n} {p['threshold']}" for n, p in all_picks.items())
+    )
+    if args.write_calibration is not None:
+        path = save_pooled(args, args.write_calibration, all_picks, reps, folds, per_word)
+        print(f"wrote {path}")
+    print(f"time {time.perf_counter() - t0:.0f} s")
+    if args.json:
+        write_json(args.json, {"folds": rows, "args": {k: str(v) for k, v in vars(args).items()}})
+    return 0
+
+
+def _summary(args: argparse.Namespace, rows: list, keywords: list) -> None:
     def ms(key: str) -> str:
         return _mean_std([r[key] for r in rows])
 
@@ -293,18 +311,6 @@ def run_cv(args: argparse.Namespace) -> int:
     for name in keywords:
         v = [r["found"][name] for r in rows if r["found"].get(name) is not None]
         print(f"  found {name:6} {_mean_std(v)}")
-    all_picks = calibrate(pool_curves(sweeps), per_word)
-    print(
-        "thresholds from all folds pooled: "
-        + ", ".join(f"{n} {p['threshold']}" for n, p in all_picks.items())
-    )
-    if args.write_calibration is not None:
-        path = save_pooled(args, args.write_calibration, all_picks, reps, folds, per_word)
-        print(f"wrote {path}")
-    print(f"time {time.perf_counter() - t0:.0f} s")
-    if args.json:
-        write_json(args.json, {"folds": rows, "args": {k: str(v) for k, v in vars(args).items()}})
-    return 0
 
 
 def save_pooled(args, run_dir: Path, picks: dict, reps: list, folds: list, per_word: float) -> Path:

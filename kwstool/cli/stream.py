@@ -18,7 +18,11 @@ if TYPE_CHECKING:
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def listen(
     ctx: typer.Context,
-    run: Path = typer.Argument(..., help="Run folder after `kwstool quantize` (or its .tflite)."),
+    run: Path | None = typer.Argument(
+        None,
+        help="Run folder after `kwstool quantize` (or its .tflite) [default: the 12-word "
+        "Speech Commands model packaged with kwstool].",
+    ),
     wav: Path | None = typer.Option(
         None,
         "--wav",
@@ -39,6 +43,12 @@ def listen(
         "KWS_LABEL, KWS_SCORE, KWS_TIME_MS in its environment.",
     ),
     shell: bool = typer.Option(False, "--shell", help="Run --exec through the shell."),
+    open_url: str | None = typer.Option(
+        None,
+        "--open",
+        metavar="URL",
+        help="Open URL in the default web browser on each detection of --on WORD.",
+    ),
     threshold: int | None = typer.Option(
         None,
         "--threshold",
@@ -81,13 +91,14 @@ def listen(
         on=on,
         command=command,
         shell=shell,
+        open_url=open_url,
         runtime=runtime,
         recognizer={"threshold": threshold, "suppression_ms": suppression_ms},
         console=console,
     )
     console.print(
         f"listened to {result.audio_s:.1f} s of audio: {len(result.detections)} "
-        f"detections" + (f", {result.commands_started} commands started" if on else ""),
+        f"detections" + (f", {result.commands_started} actions started" if on else ""),
         highlight=False,
     )
 

@@ -299,3 +299,30 @@ def read_report(tflite_path: str | os.PathLike[str]) -> QuantizeReport:
 def load_report(tflite_path: str | os.PathLike[str]) -> JsonDict:
     """:func:`read_report` as a plain dict (what the header renderer and the device test read)."""
     return read_report(tflite_path).to_dict()
+
+
+# --- a model shipped inside the package ----------------------------------------------------------
+PROVENANCE_FILE = "provenance.json"
+
+
+@dataclass
+class PretrainedProvenance(Artifact):
+    """``provenance.json`` of a model that ships inside kwstool (``kwstool/pretrained/NAME``):
+    where it came from and how good it is, measured on speakers it never heard (written by
+    ``scripts/package_model.py``)."""
+
+    SCHEMA: ClassVar[str] = "kwstool.pretrained"
+    VERSION: ClassVar[int] = 1
+    FILE: ClassVar[str] = PROVENANCE_FILE
+    FIX: ClassVar[str] = "re-package it with `python scripts/package_model.py`"
+
+    name: str  # the folder name under kwstool/pretrained
+    kwstool_version: str  # the kwstool that packaged it
+    model_sha256: str  # of model_int8.tflite beside it
+    labels: list[str]
+    features: JsonDict  # FEATURE_PARAMS (frontend_hash checked)
+    recipe: JsonDict  # the TrainConfig it was trained with
+    data: JsonDict  # sources, clips, speakers: what it was trained on
+    figures: JsonDict  # cross-validated clip and stream figures of the same recipe (+ commands)
+    calibration: str  # how the thresholds in calibration.json were chosen
+    credits: list[str]  # data licences and credits

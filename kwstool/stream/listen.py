@@ -23,6 +23,7 @@ import shlex
 import subprocess
 import threading
 import time
+import webbrowser
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -180,15 +181,28 @@ class MicSource:
 
 @dataclass
 class Action:
-    """``--on WORD --exec CMD``: run CMD (argv, or one shell line) on each detection of WORD."""
+    """``--on WORD --exec CMD`` / ``--open URL``: on each detection of WORD, run CMD (argv, or
+    one shell line) and/or open URL in the default web browser (the standard library's
+    ``webbrowser``, in a thread of its own so listening never waits for the browser)."""
 
     word: str
     command: list[str]
     shell: bool = False
+    url: str | None = None
     children: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    openers: list[threading.Thread] = field(default_factory=list)
     started: int = 0
 
     def fire(self, label: str, score: int, time_ms: int) -> None:
+        if self.url is not None:
+            opener = threading.Thread(target=webbrowser.open, args=(self.url,), daemon=True)
+            opener.start()
+            self.openers.append(opener)
+            self.started += 1
+        if self.command:
+            self._run(label, score, time_ms)
+
+    def _run(self, label: str, score: int, time_ms: int) -> None:
         env = dict(
             os.environ,
             KWS_LABEL=label,
@@ -206,15 +220,18 @@ class Action:
 
     def reap(self) -> None:
         self.children = [c for c in self.children if c.poll() is None]
+        self.openers = [t for t in self.openers if t.is_alive()]
 
     def finish(self, timeout: float = 10.0) -> None:
-        """Wait (bounded) for the commands still running when listening ends."""
+        """Wait (bounded) for the commands and browsers still starting when listening ends."""
         end = time.monotonic() + timeout
         for c in self.children:
             try:
                 c.wait(max(0.0, end - time.monotonic()))
             except subprocess.TimeoutExpired:
                 pass
+        for t in self.openers:
+            t.join(max(0.0, end - time.monotonic()))
         self.reap()
 
 
@@ -252,9 +269,11 @@ def settings_for(
     return native.RecognizerSettings.build(model.labels, rec)
 
 
-def check_action(model: engine.StreamModel, on: str | None, command: Sequence[str]) -> None:
-    if (on is None) != (not command):
-        raise KwsError("--on WORD and --exec CMD go together: give both or neither")
+def check_action(
+    model: engine.StreamModel, on: str | None, command: Sequence[str], url: str | None = None
+) -> None:
+    if (on is None) != (not command and url is None):
+        raise KwsError("--on WORD goes with --exec CMD and/or --open URL: give both or neither")
     if on is not None and (on not in model.labels or is_filler(on)):
         words = ", ".join(lab for lab in model.labels if not is_filler(lab))
         raise KwsError(f"--on {on}: the model does not detect that word; choose one of {words}")
@@ -309,7 +328,7 @@ class ListenResult:
 
 
 def listen(
-    run_or_model: str | os.PathLike[str],
+    run_or_model: str | os.PathLike[str] | None = None,
     *,
     wav: str | os.PathLike[str] | None = None,
     fast: bool = False,
@@ -317,18 +336,25 @@ def listen(
     on: str | None = None,
     command: Sequence[str] = (),
     shell: bool = False,
+    open_url: str | None = None,
     recognizer: dict[str, Any] | None = None,
     runtime: str = "litert",
     console: Any = None,
 ) -> ListenResult:
-    """Listen to the microphone (or replay ``wav``) and detect keywords until the end or Ctrl-C."""
+    """Listen to the microphone (or replay ``wav``) and detect keywords until the end or Ctrl-C.
+
+    ``run_or_model`` None: the 12-word model packaged with kwstool
+    (:mod:`kwstool.core.pretrained`), with its calibrated thresholds."""
+    from kwstool.core.pretrained import pretrained_dir
     from kwstool.stream.view import View
 
+    if run_or_model is None:
+        run_or_model = pretrained_dir()
     model = engine.StreamModel.load(run_or_model, runtime)
-    check_action(model, on, command)
+    check_action(model, on, command, open_url)
     settings = settings_for(model, recognizer)
     source: Any = WavSource(wav, fast) if wav is not None else MicSource(device)
-    action = Action(on, list(command), shell) if on is not None else None
+    action = Action(on, list(command), shell, open_url) if on is not None else None
     pipeline = engine.StreamPipeline(model, settings)
     state = ListenState(
         list(model.labels),
