@@ -248,7 +248,7 @@ def synth(
     share = (DEFAULT_MIX if eng.mixable else 0.0) if mix is None else mix
     speeds = _speed_range(eng, speed)
     if negatives or confusables:
-        texts = negative_texts(word, negatives or [], confusables)
+        texts = negative_texts(word, negatives or [], confusables)[:count]  # folders used only
         folders = [text_folder(t) for t in texts]
         root = Path(out)
     else:
