@@ -33,6 +33,7 @@ def _digests(paths) -> list[str]:
     return [hashlib.sha256(p.read_bytes()).hexdigest() for p in paths]
 
 
+@pytest.mark.slow
 @needs_kokoro
 def test_kokoro_clips_mixes_deterministic_per_seed(tmp_path):
     a = synth("go", 3, tmp_path / "a", seed=5, engine="kokoro", mix=0.5, augmented=False)
@@ -62,6 +63,7 @@ def test_kokoro_clips_mixes_deterministic_per_seed(tmp_path):
     assert not [v for v in speakers(engine, 40, 5, 0.0) if tts.parse_mix(v)]
 
 
+@pytest.mark.slow
 @needs_kokoro
 def test_a_mix_is_the_weighted_average_and_a_new_voice(tmp_path):
     engine = tts.load("kokoro")
