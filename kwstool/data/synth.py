@@ -4,8 +4,8 @@ text-to-speech engine plus augmentation.
 Engines (:mod:`kwstool.data.tts`; ``engine``, ``kwstool synth --engine``)
     ``espeak-ng`` (default, ~100 voices), ``kokoro`` (neural, 28 English voices and their
     mixes), ``flite`` (5 voices). The engine's voices are shuffled by ``seed``; the speaker
-    of clip ``k`` is voice ``k mod len(voices)`` or, with probability ``mix`` (engines with
-    mixable voices), a mix of two voices with a weight drawn from ``seed``
+    of clip ``k`` is the next voice in that order (round and round) or, with probability
+    ``mix`` (engines with mixable voices), a mix of two voices with a weight drawn from ``seed``
     (``af_bella65+am_adam35``). Each voice or mix is one *speaker*: its files are named
     ``<voice>_nohash_<k>.wav`` and ``prepare`` keeps them together (a source named ``synth*``
     or passed with ``--synthetic`` goes to train only).

@@ -187,3 +187,6 @@ def test_unknown_engine_and_bad_options_are_one_line(tmp_path, capsys):
         rc = main(["synth", "go", "-n", "1", "-o", str(tmp_path / "o"), *args])
         err = capsys.readouterr().err.strip()
         assert rc == 2 and want in err and "\n" not in err, (args, err)
+    assert main(["synth", "-n", "1"]) == 2
+    assert "give the WORD to say" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
