@@ -157,6 +157,7 @@ def synth(
     confusables: bool = typer.Option(
         False, "--confusables", help="Say words and phrases that sound like WORD (negatives)."
     ),
+    no_progress: bool = typer.Option(False, "--no-progress", help="No progress bar."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
 ) -> None:
     """Make synthetic clips of a keyword (or confusable negatives) with a TTS engine."""
@@ -187,6 +188,7 @@ def synth(
         speed=_range(speed, "--speed"),
         negatives=negatives.split(",") if negatives else None,
         confusables=confusables,
+        progress=not (no_progress or as_json),
     )
     if as_json:
         sys.stdout.write(json.dumps(result.to_dict(), indent=2) + "\n")

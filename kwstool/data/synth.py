@@ -40,6 +40,7 @@ import numpy as np
 from kwstool.core.audio import load_wav, save_wav
 from kwstool.core.contract import CLIP_SAMPLES, SAMPLE_RATE
 from kwstool.data import tts
+from kwstool.data.store import Progress
 from kwstool.data.takes import centre_clip, ensure_writable, find_words
 from kwstool.errors import KwsError
 
@@ -227,6 +228,7 @@ def synth(
     speed: tuple[float, float] | None = None,
     negatives: list[str] | None = None,
     confusables: bool = False,
+    progress: bool = False,
 ) -> SynthResult:
     """Write ``count`` synthetic clips of ``word`` to ``out/word/`` (see module docs).
 
@@ -235,7 +237,7 @@ def synth(
     centred). ``mix``: share of mixed-voice speakers (default :data:`DEFAULT_MIX` for engines
     that mix, else 0); ``speed``: range of relative speeds (default the engine's).
     ``negatives`` / ``confusables``: say these texts / the word's confusables instead, each
-    into its own folder (see module docs).
+    into its own folder (see module docs). ``progress``: a progress bar on stderr.
     """
     if count < 1:
         raise KwsError(f"--count {count}: make at least one clip")
@@ -259,15 +261,17 @@ def synth(
     noise = _load_noise(Path(noise_dir) if noise_dir else None)
     picks = speakers(eng, count, seed, share)
     which = [k % len(texts) for k in range(count)]
-    with ThreadPoolExecutor(eng.workers) as pool:
-        clips = list(
-            pool.map(
-                lambda k: _one_clip(
-                    eng, texts[which[k]], picks[k], speeds, seed, k, noise, not augmented
-                ),
-                range(count),
-            )
-        )
+    with (
+        Progress(progress).task(f"synth ({eng.name})", count) as advance,
+        ThreadPoolExecutor(eng.workers) as pool,
+    ):
+
+        def one(k: int) -> np.ndarray:
+            clip = _one_clip(eng, texts[which[k]], picks[k], speeds, seed, k, noise, not augmented)
+            advance(1)
+            return clip
+
+        clips = list(pool.map(one, range(count)))
     result = SynthResult(word, root, eng.name)
     for k, (voice, clip) in enumerate(zip(picks, clips)):
         path = targets[folders[which[k]]] / f"{voice}_nohash_{k}.wav"
