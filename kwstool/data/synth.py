@@ -1,29 +1,35 @@
-"""`kwstool synth`: synthetic keyword clips from the local espeak-ng text-to-speech engine.
+"""`kwstool synth`: synthetic keyword clips (and confusable negatives) from a local
+text-to-speech engine plus augmentation.
 
-Voices
-    Every English espeak-ng voice (``espeak-ng --voices=en``, MBROLA voices left out as they need
-    extra packages) combined with the variants in :data:`VARIANTS` (``en-us+f3`` ...), in an
-    order shuffled by ``seed``. Clip ``k`` uses voice ``k mod len(voices)``, so up to ~100
-    clips come from distinct voices. Each voice is one *speaker*: its files are named
+Engines (:mod:`kwstool.data.tts`; ``engine``, ``kwstool synth --engine``)
+    ``espeak-ng`` (default, ~100 voices), ``kokoro`` (neural, 28 English voices and their
+    mixes), ``flite`` (5 voices). The engine's voices are shuffled by ``seed``; the speaker
+    of clip ``k`` is the next voice in that order (round and round) or, with probability
+    ``mix`` (engines with mixable voices), a mix of two voices with a weight drawn from ``seed``
+    (``af_bella65+am_adam35``). Each voice or mix is one *speaker*: its files are named
     ``<voice>_nohash_<k>.wav`` and ``prepare`` keeps them together (a source named ``synth*``
     or passed with ``--synthetic`` goes to train only).
+What is said
+    Keyword clips: ``text`` (default the word with ``_`` as spaces) into ``out/word/``.
+    Negatives (``negatives`` and/or ``confusables``, :mod:`kwstool.data.confusables`): clip
+    ``k`` says text ``k mod len(texts)`` into ``out/<text with '_' for spaces>/``, so every
+    folder holds what it is called: in ``prepare`` they are ``_unknown_`` candidates (or
+    clips of another keyword of that name).
 Per clip (random draws from ``numpy.random.default_rng([seed, k])``: deterministic)
-    espeak-ng speed ``-s`` in :data:`SPEED_RANGE` words per minute and pitch ``-p`` in
-    :data:`PITCH_RANGE`; then our augmentation: speed/pitch perturbation by resampling (factor
-    in :data:`PERTURB_RANGE`), room reverberation with probability 1/2 (an exponentially
+    a relative speed in the engine's range (or ``speed``), the engine's own draws (espeak-ng:
+    pitch), then our augmentation: speed/pitch perturbation by resampling (factor in
+    :data:`PERTURB_RANGE`), room reverberation with probability 1/2 (an exponentially
     decaying noise impulse response, RT60 in :data:`RT60_RANGE`), background noise with
     probability 2/3 at an SNR in :data:`SNR_RANGE` (slices of ``noise`` WAVs, else generated
     pink noise), and a peak level in :data:`PEAK_DB_RANGE`. The result is 16 kHz int16, cut or
-    padded to 1 s centred on the word found by energy.
+    padded to 1 s centred on the speech found by energy.
 Files are written atomically; a re-run with the same arguments rewrites the same files.
 """
 
 from __future__ import annotations
 
 import math
-import shutil
-import subprocess
-import tempfile
+import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,30 +39,27 @@ import numpy as np
 
 from kwstool.core.audio import load_wav, save_wav
 from kwstool.core.contract import CLIP_SAMPLES, SAMPLE_RATE
+from kwstool.data import tts
+from kwstool.data.store import Progress
 from kwstool.data.takes import centre_clip, ensure_writable, find_words
 from kwstool.errors import KwsError
 
-ENGINE = "espeak-ng"
-INSTALL_HINT = (
-    "install it: `sudo apt-get install espeak-ng` (macOS: `brew install espeak-ng`; "
-    "Windows: the installer from github.com/espeak-ng/espeak-ng/releases)"
-)
-VARIANTS = ("m1", "m2", "m3", "m4", "m5", "m6", "m7", "f1", "f2", "f3", "f4", "f5")
-SPEED_RANGE = (120, 200)
-PITCH_RANGE = (20, 80)
 PERTURB_RANGE = (0.9, 1.1)
 RT60_RANGE = (0.15, 0.6)
 SNR_RANGE = (5.0, 30.0)
 PEAK_DB_RANGE = (-24.0, -3.0)
+MIX_WEIGHT_RANGE = (0.2, 0.8)  # share of the second voice in a mix
+DEFAULT_MIX = 0.5  # share of mixed speakers for engines that can mix
 
 
 @dataclass
 class SynthResult:
     word: str
-    folder: Path
+    folder: Path  # the word's folder; for negatives the folder of the text folders
     engine: str
     saved: list[Path] = field(default_factory=list)
     voices: list[str] = field(default_factory=list)  # voice of each saved clip
+    texts: list[str] = field(default_factory=list)  # what each saved clip says
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -65,57 +68,8 @@ class SynthResult:
             "engine": self.engine,
             "saved": [str(p) for p in self.saved],
             "voices": self.voices,
+            "texts": self.texts,
         }
-
-
-def find_engine() -> str:
-    exe = shutil.which(ENGINE)
-    if exe is None:
-        raise KwsError(f"{ENGINE} (text to speech) is not installed; {INSTALL_HINT}")
-    return exe
-
-
-def english_voices(exe: str) -> list[str]:
-    """Language names of espeak-ng's own English voices (``en-us``, ``en-gb-scotland``...)."""
-    try:
-        text = subprocess.run(
-            [exe, "--voices=en"], capture_output=True, text=True, check=True, timeout=30
-        ).stdout
-    except (OSError, subprocess.SubprocessError) as exc:
-        raise KwsError(f"{exe} --voices=en failed ({exc}); reinstall it: {INSTALL_HINT}") from None
-    names = []
-    for line in text.splitlines()[1:]:
-        cols = line.split()
-        own = len(cols) >= 5 and cols[1].startswith("en") and not cols[4].startswith("mb/")
-        if own and cols[1] not in names:
-            names.append(cols[1])
-    if not names:
-        raise KwsError(
-            f"{exe} lists no English voice; reinstall espeak-ng with its data "
-            f"(`sudo apt-get install --reinstall espeak-ng-data`)"
-        )
-    return names
-
-
-def voice_list(exe: str, seed: int) -> list[str]:
-    """All voice+variant combinations, in an order shuffled by ``seed``."""
-    voices = [f"{v}+{var}" for v in english_voices(exe) for var in VARIANTS]
-    order = np.random.default_rng([seed, 1]).permutation(len(voices))
-    return [voices[i] for i in order]
-
-
-def speak(exe: str, text: str, voice: str, speed: int, pitch: int) -> np.ndarray:
-    """espeak-ng's rendering of ``text`` as 16 kHz int16."""
-    with tempfile.TemporaryDirectory(prefix="kwstool-synth-") as tmp:
-        wav = Path(tmp) / "say.wav"
-        cmd = [exe, "-v", voice, "-s", str(speed), "-p", str(pitch), "-w", str(wav), text]
-        try:
-            subprocess.run(cmd, capture_output=True, check=True, timeout=60)
-        except (OSError, subprocess.SubprocessError) as exc:
-            raise KwsError(
-                f"{ENGINE} failed for voice {voice} ({exc}); check `{' '.join(cmd[:-1])} '{text}'`"
-            ) from None
-        return load_wav(wav, clip_samples=None)
 
 
 def _pink_noise(rng: np.random.Generator, n: int) -> np.ndarray:
@@ -176,13 +130,38 @@ def _load_noise(noise_dir: Path | None) -> list[np.ndarray]:
     return [load_wav(f, clip_samples=None) for f in files]
 
 
+def speakers(engine: tts.Engine, count: int, seed: int, mix: float) -> list[str]:
+    """The speaker of each of ``count`` clips: the engine's voices in an order shuffled by
+    ``seed``, each clip a mix of two voices with probability ``mix`` (see module docs)."""
+    voices = engine.voices()
+    order = np.random.default_rng([seed, 1]).permutation(len(voices))
+    voices = [voices[i] for i in order]
+    draw = np.random.default_rng([seed, 2])
+    out, plain = [], 0
+    for _ in range(count):
+        if mix > 0 and len(voices) > 1 and draw.random() < mix:
+            a, b = draw.choice(len(voices), 2, replace=False)
+            weight = round(float(draw.uniform(*MIX_WEIGHT_RANGE)), 2)
+            out.append(tts.mix_name(voices[int(a)], voices[int(b)], weight))
+        else:
+            out.append(voices[plain % len(voices)])
+            plain += 1
+    return out
+
+
 def _one_clip(
-    exe: str, text: str, voice: str, seed: int, k: int, noise: list[np.ndarray], plain: bool
+    engine: tts.Engine,
+    text: str,
+    voice: str,
+    speed_range: tuple[float, float],
+    seed: int,
+    k: int,
+    noise: list[np.ndarray],
+    plain: bool,
 ) -> np.ndarray:
     rng = np.random.default_rng([seed, k])
-    speed = int(rng.integers(SPEED_RANGE[0], SPEED_RANGE[1] + 1))
-    pitch = int(rng.integers(PITCH_RANGE[0], PITCH_RANGE[1] + 1))
-    audio = speak(exe, text, voice, speed, pitch)
+    speed = float(rng.uniform(*speed_range))
+    audio = engine.speak(text, voice, speed, rng)
     y = audio if plain else augment(audio, rng, noise)
     words = find_words(y)
     if words:
@@ -190,6 +169,49 @@ def _one_clip(
     else:  # nothing above the noise: centre on the whole rendering
         start, end = 0, len(y)
     return centre_clip(y, start, end)
+
+
+def _check_word(word: str) -> None:
+    if not word or word.startswith("_") or "/" in word or "\\" in word:
+        raise KwsError(
+            f"word {word!r}: give a folder name without '/' that does not start "
+            f"with '_' (e.g. hey_lamp)"
+        )
+
+
+def text_folder(text: str) -> str:
+    """The folder of a negative text: lower case, runs of other characters as one ``_``."""
+    return re.sub(r"[^a-z0-9']+", "_", text.lower()).strip("_").replace("'", "")
+
+
+def negative_texts(word: str, negatives: list[str], confusables: bool) -> list[str]:
+    """The texts to say as negatives of ``word``: ``negatives`` then its confusables; a text
+    that contains the keyword is refused."""
+    from kwstool.data.confusables import confusable_texts, says_keyword
+
+    texts = [t.strip() for t in negatives if t.strip()]
+    if confusables:
+        texts += confusable_texts(word)
+    unique = list(dict.fromkeys(texts))
+    for t in unique:
+        if says_keyword(t, word):
+            raise KwsError(
+                f"--negatives {t!r}: says the keyword {word.replace('_', ' ')!r}; a negative "
+                f"must not contain it (leave it out)"
+            )
+        if not text_folder(t):
+            raise KwsError(f"--negatives {t!r}: nothing to say; give words (e.g. 'no,toe')")
+    return unique
+
+
+def _speed_range(engine: tts.Engine, speed: tuple[float, float] | None) -> tuple[float, float]:
+    lo, hi = speed if speed is not None else engine.speed_range
+    if not 0.5 <= lo <= hi <= 2.0:
+        raise KwsError(
+            f"--speed {lo:g},{hi:g}: give LOW,HIGH relative speeds with 0.5 <= LOW <= HIGH "
+            f"<= 2 (1 is the engine's normal rate)"
+        )
+    return lo, hi
 
 
 def synth(
@@ -200,37 +222,61 @@ def synth(
     noise_dir: str | Path | None = None,
     augmented: bool = True,
     text: str | None = None,
+    engine: str = tts.DEFAULT_ENGINE,
+    options: tts.EngineOptions | None = None,
+    mix: float | None = None,
+    speed: tuple[float, float] | None = None,
+    negatives: list[str] | None = None,
+    confusables: bool = False,
+    progress: bool = False,
 ) -> SynthResult:
     """Write ``count`` synthetic clips of ``word`` to ``out/word/`` (see module docs).
 
     ``text`` is what is spoken (default: the word with ``_`` as spaces, ``hey_lamp`` ->
-    "hey lamp"); ``augmented=False`` keeps espeak-ng's rendering as it is (only resampled and
-    centred).
+    "hey lamp"); ``augmented=False`` keeps the engine's rendering as it is (only resampled and
+    centred). ``mix``: share of mixed-voice speakers (default :data:`DEFAULT_MIX` for engines
+    that mix, else 0); ``speed``: range of relative speeds (default the engine's).
+    ``negatives`` / ``confusables``: say these texts / the word's confusables instead, each
+    into its own folder (see module docs). ``progress``: a progress bar on stderr.
     """
     if count < 1:
         raise KwsError(f"--count {count}: make at least one clip")
-    if not word or word.startswith("_") or "/" in word or "\\" in word:
-        raise KwsError(
-            f"word {word!r}: give a folder name without '/' that does not start "
-            f"with '_' (e.g. hey_lamp)"
-        )
-    exe = find_engine()
-    folder = ensure_writable(Path(out) / word)
+    _check_word(word)
+    if mix is not None and not 0.0 <= mix <= 1.0:
+        raise KwsError(f"--mix {mix:g}: give the share of mixed voices, from 0 to 1")
+    eng = tts.load(engine, options)
+    if mix and not eng.mixable:
+        raise KwsError(f"--mix: {eng.name} cannot mix voices; leave --mix out or use kokoro")
+    share = (DEFAULT_MIX if eng.mixable else 0.0) if mix is None else mix
+    speeds = _speed_range(eng, speed)
+    if negatives or confusables:
+        texts = negative_texts(word, negatives or [], confusables)[:count]  # folders used only
+        folders = [text_folder(t) for t in texts]
+        root = Path(out)
+    else:
+        texts = [text or word.replace("_", " ")]
+        folders = [word]
+        root = Path(out) / word
+    targets = {f: ensure_writable(Path(out) / f) for f in dict.fromkeys(folders)}
     noise = _load_noise(Path(noise_dir) if noise_dir else None)
-    voices = voice_list(exe, seed)
-    spoken = text or word.replace("_", " ")
-    picks = [voices[k % len(voices)] for k in range(count)]
-    with ThreadPoolExecutor(2) as pool:
-        clips = list(
-            pool.map(
-                lambda k: _one_clip(exe, spoken, picks[k], seed, k, noise, not augmented),
-                range(count),
-            )
-        )
-    result = SynthResult(word, folder, ENGINE)
+    picks = speakers(eng, count, seed, share)
+    which = [k % len(texts) for k in range(count)]
+    with (
+        Progress(progress).task(f"synth ({eng.name})", count) as advance,
+        ThreadPoolExecutor(eng.workers) as pool,
+    ):
+
+        def one(k: int) -> np.ndarray:
+            clip = _one_clip(eng, texts[which[k]], picks[k], speeds, seed, k, noise, not augmented)
+            advance(1)
+            return clip
+
+        clips = list(pool.map(one, range(count)))
+    result = SynthResult(word, root, eng.name)
     for k, (voice, clip) in enumerate(zip(picks, clips)):
-        path = folder / f"{voice}_nohash_{k}.wav"
+        path = targets[folders[which[k]]] / f"{voice}_nohash_{k}.wav"
         save_wav(path, clip)
         result.saved.append(path)
         result.voices.append(voice)
+        result.texts.append(texts[which[k]])
     return result
