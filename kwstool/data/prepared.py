@@ -230,7 +230,7 @@ def base_manifest(
         },
         "split_rule": built.extra.get("split_rule"),
     }
-    for key in ("tfds", "archive", "sources", "unknown_min"):
+    for key in ("tfds", "archive", "sources", "unknown_min", "keyword_clips"):
         if key in built.extra:
             manifest[key] = built.extra[key]
     return manifest
