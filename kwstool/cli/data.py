@@ -159,6 +159,15 @@ def prepare(
         kind = "synthetic, train only" if info["synthetic"] else info["role"]
         per = ", ".join(f"{s} {info['clips'][s]}" for s in names)
         console.print(f"  {name} ({kind}): {per}", highlight=False)
+    for word, per_split in (result.keyword_clips or {}).items():
+        parts = []
+        for s in names:
+            c = per_split[s]
+            parts.append(
+                f"{s} {c['real']} real"
+                + (f" + {c['synthetic']} synthetic" if c["synthetic"] else "")
+            )
+        console.print(f"{word}: {', '.join(parts)}", highlight=False)
     for w in result.warnings:
         err_console.print(f"[yellow]warning:[/] {w}", highlight=False, soft_wrap=True)
     if result.skipped:

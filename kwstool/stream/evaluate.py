@@ -81,6 +81,45 @@ def _clips(data: Any, split: str, labels: list[str]) -> tuple[np.ndarray, list[s
     return np.asarray(s.audio), names
 
 
+#: Where the stream's keyword clips come from when the chosen split holds none, in order, and
+#: what that costs (said with the warning).
+FALLBACK_SPLITS = {
+    "validation": ("test", "train"),
+    "test": ("validation", "train"),
+    "train": ("validation", "test"),
+}
+_CAVEAT = {
+    "train": "the model was trained on these clips, so misses are optimistic and calibrated "
+    "thresholds may sit too low; record more takes (prepare then puts some in validation)",
+    "test": "these takes no longer measure unseen audio afterwards",
+    "validation": "these takes also picked the best checkpoint",
+}
+
+
+def keyword_split(
+    data: Any, design: synth.StreamDesign, say: Callable[[str], None]
+) -> synth.StreamDesign:
+    """``design``, or a copy naming the first of :data:`FALLBACK_SPLITS` that holds keyword
+    clips when ``design.split`` holds none (a warning with the caveat is said); the same design
+    when no split has any (the stream builder then says so)."""
+    from dataclasses import replace
+
+    def has_keywords(split: str) -> bool:  # from the manifest's counts: no audio is loaded
+        per = data.manifest["splits"][split]["per_class"]
+        return any(n and not is_filler(label) for label, n in per.items())
+
+    if has_keywords(design.split):
+        return design
+    for alt in FALLBACK_SPLITS.get(design.split, ()):
+        if has_keywords(alt):
+            say(
+                f"warning: the {design.split} split holds no keyword clips; using the {alt} "
+                f"split's instead ({_CAVEAT[alt]})"
+            )
+            return replace(design, split=alt)
+    return design
+
+
 def parity_check(
     model: engine.StreamModel, samples: np.ndarray, res: engine.StreamScores
 ) -> dict[str, Any]:
@@ -159,6 +198,7 @@ def stream_eval(
     seconds: dict[str, float] = {}
     model = engine.StreamModel.load(run_or_model, runtime)
     data = load_prepared(data_dir)
+    design = keyword_split(data, design, say)
     clips, names = _clips(data, design.split, model.labels)
     say(
         f"building {design.hours:g} h positive + {design.negative_hours:g} h negative streams "
