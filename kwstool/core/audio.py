@@ -203,8 +203,8 @@ def load_audio(
     if long == "error" and len(samples) > clip_samples + LONG_TOLERANCE:
         raise KwsError(
             f"{p}: {len(samples) / SAMPLE_RATE:.2f} s long, longer than one "
-            f"{clip_samples / SAMPLE_RATE:g} s clip; cut it to the word, or use the option for "
-            f"long recordings (`kwstool features --all-windows`, `kwstool record --wav`)"
+            f"{clip_samples / SAMPLE_RATE:g} s clip; cut it to the word, or give it where a whole "
+            f"recording is meant (`features --all-windows`, `device-test --stream`, `record --wav`)"
         )
     return fit_length(samples, clip_samples)
 

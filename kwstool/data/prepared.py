@@ -140,7 +140,8 @@ __all__ = [
     "which_split",
 ]
 
-RULES_VERSION = 1  # bump when selection/split rules change: invalidates every cached prepare
+RULES_VERSION = 2  # bump when selection/split rules change: invalidates every cached prepare
+# 2: own words split by take (fewer than 3 speakers), long clips centred on their word
 _noise_range = noise_range  # the name older tests and scripts use
 
 

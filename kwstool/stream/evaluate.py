@@ -58,14 +58,16 @@ def recognizer_defaults(overrides: dict[str, Any] | None = None) -> dict[str, An
 
 def load_noise(data: Any, noise_dir: str | os.PathLike[str] | None) -> list[np.ndarray]:
     """Background recordings: the WAVs of ``noise_dir``, else the prepared data's."""
-    from kwstool.core.audio import load_wav
+    from kwstool.core.audio import is_audio_file, load_wav
 
     if noise_dir is None:
         return [np.asarray(v, np.int16) for _, v in sorted(data.background_noise.items()) if len(v)]
     folder = Path(noise_dir)
-    files = sorted(folder.glob("*.wav")) if folder.is_dir() else []
+    files = sorted(f for f in folder.iterdir() if is_audio_file(f.name)) if folder.is_dir() else []
     if not files:
-        raise KwsError(f"{folder}: no .wav files of background noise; pass a folder of WAVs")
+        raise KwsError(
+            f"{folder}: no audio files of background noise; pass a folder of WAV/FLAC/OGG/MP3"
+        )
     return [load_wav(f, None) for f in files]
 
 
