@@ -305,6 +305,11 @@ def _print(rows: list[dict[str, Any]], args: argparse.Namespace, neg_clips: int)
             + ", ".join(f"{k} {v:.0f} s" for k, v in s.items())
             + f"; best epoch {r['best_epoch']}; calibration budget met: {r['cal_budget_met']}"
         )
+        lat = [r["budgets"][b]["latency_ms"] for b in BUDGETS]
+        print(
+            f"{r['word']}: latency p50 (ms) at the R@ thresholds: "
+            + ", ".join("-" if v is None else f"{v:.0f}" for v in lat)
+        )
 
 
 def main() -> int:
