@@ -1,176 +1,314 @@
 #!/usr/bin/env python
-"""How many own recordings does a custom wake word need, and do synthetic voices help?
+"""Your own wake word, measured the way a user makes it: docs/WAKEWORD.md's flow, end to end.
 
-``happy`` from ``speech_commands_mini`` (174 speakers) plays the custom word. Per N (5, 10, 20,
-50 real clips), with and without synthetic clips:
+For each word (``computer``, ``jarvis`` from ``shared/data/wake_words``, crowd-sourced clips of
+about 3 s with the word somewhere inside and no speaker ids):
 
-    1. own clips: N clips of ``happy`` from the speakers whose hash puts them in train, the
-       speakers with most clips first (so "a few speakers": N=5 is 2 speakers, N=50 about 17);
-       the picks are nested (N=5 is inside N=10 ...);
-    2. synthetic: ``kwstool.data.synth.synth("happy", --synth-count)`` (espeak-ng voices +
-       augmentation with the mini set's background noise), made once;
-    3. ``kwstool.data.prepare`` merges ``own`` (+ ``synth``) with the negatives: the mini set
-       (its ``happy/`` folder is left out by prepare: keywords are never negatives) and the
-       canonical test set ``speech_commands_test_dev`` (its ``_unknown_/happy_*`` left out the
-       same way), every negative clip used (``--unknown-min``), noise from the mini set;
-    4. ``kwstool.model.train.train`` (``--model``, ``--epochs``) and
-       ``kwstool.model.quantize.quantize``; the int8 model is scored with LiteRT's reference
-       kernels (bit-exact with TFLite-Micro);
-    5. threshold on the ``happy`` score: the lowest value that keeps false positives per clip
-       at most ``--fpr`` (1 %) on the *validation* negatives; then recall on every ``happy``
-       clip of the speakers never used for training (the same held-out set for every row) and
-       the false-positive rate on the *test* negatives at that threshold. Negatives here are
-       the ``_unknown_`` clips (other words; the same clips in every row), not silence.
+1. **record**: the first ``--user-clips`` (20) files, sorted by name, are "the user's
+   recordings". They are joined into one session WAV with 0.5 s of digital silence between
+   takes (what an editor makes of separate files) and split by ``kwstool record --wav ...
+   --speaker user`` (:func:`kwstool.data.record.split_recording`): ONE speaker, as when one
+   person records their word. The other files are the held-out test clips.
+2. **synth**: ``kwstool synth WORD --count N --noise <mini>/_background_noise_``
+   (``--engine``, default espeak-ng).
+3. **prepare**: ``--source own=recordings --source synth=synth --negatives sc_mini=...
+   --negatives sc_extra=... --negatives ww=<wake_words>`` (the other wake word's clips are
+   negatives; this word's folder there is left out by prepare), every negative used
+   (``--unknown-min``), ``--silence-share 100``. One speaker: prepare splits the word by take.
+4. **train** (``--model``, ``--epochs``), **quantize**, **stream-eval --split validation
+   --calibrate BUDGET** (the thresholds a user gets, in ``calibration.json``).
+5. **measure** on audio nobody trained or calibrated on, through the stream machinery of
+   ``kwstool stream-eval`` (:mod:`kwstool.stream`: stream builder, bulk board path, C
+   recognizer, hit matching, threshold sweep):
 
-Validation holds no real ``happy`` clip (all own clips are train; synthetic ones are train only),
-so ``best.keras`` is chosen by validation accuracy on negatives and silence; ``best`` in the
-table is that epoch.
+   * positive stream: the held-out clips of the word (each cut to 1 s around its loudest word
+     as prepare does), placed in background noise with 1.5-3 s gaps, about one placement per
+     clip;
+   * negative stream (``--neg-hours``, 1 h): speech of **held-out Speech Commands speakers**:
+     a speaker is held out when TensorFlow's ``which_set`` hash of its id falls in the test
+     band [10 %, 20 %) (:func:`kwstool.data.splits.which_split` gives ``test``); prepare puts
+     those speakers' clips in test, so they are neither trained nor calibrated on. Their clips
+     from ``speech_commands_mini`` and ``speech_commands_extra`` plus every speech clip of the
+     canonical test set ``speech_commands_test_dev`` (all its speakers are in that band; it is
+     not given to prepare);
+   * noise: the Speech Commands mini background recordings (as stream-eval uses).
+
+   Reported: recall and false accepts per hour at the calibrated threshold, the latency after
+   the word's end there (p50/p95), and the recall at <= 0.5, 1, 2 and 5 FA/h (the best
+   threshold on these held-out streams: what a perfectly calibrated threshold would give).
 
 Usage::
 
-    python scripts/bench_custom_word.py                      # the whole table (~14 min, 2 cores)
-    python scripts/bench_custom_word.py --ns 5,20 --epochs 5 --work /tmp/cw
+    python scripts/bench_custom_word.py                        # ds_tcn, 40 epochs
+    python scripts/bench_custom_word.py --model tiny_conv --epochs 5 --synth-count 100  # quick
 """
 
 from __future__ import annotations
 
 import argparse
+import inspect
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-WORD = "happy"
+BUDGETS = (0.5, 1.0, 2.0, 5.0)
+GAP_S = 0.5  # digital silence between the takes of the joined session
 
 
-def _pick_own(mini: Path, max_n: int) -> tuple[list[Path], list[Path]]:
-    """Nested train picks (train-hash speakers, most clips first) and the held-out clips."""
-    from kwstool.data import speaker_of, which_split
+def _session(files: list[Path], out: Path) -> Path:
+    """The user's takes joined into one recording with digital silence between them."""
+    from kwstool.core.audio import load_audio, save_wav
 
-    by_speaker: dict[str, list[Path]] = {}
-    for f in sorted((mini / WORD).glob("*.wav")):
-        by_speaker.setdefault(speaker_of(f"{WORD}/{f.name}"), []).append(f)
-    order = sorted(
-        (s for s in by_speaker if which_split(s, 10.0, 10.0) == "train"),
-        key=lambda s: (-len(by_speaker[s]), s),
+    gap = np.zeros(int(GAP_S * 16000), np.int16)
+    parts = [gap]
+    for f in files:
+        parts += [load_audio(f, clip_samples=None), gap]
+    save_wav(out, np.concatenate(parts))
+    return out
+
+
+def _synth(args: argparse.Namespace, word: str, out: Path) -> None:
+    from kwstool.data.synth import synth
+
+    kwargs: dict[str, Any] = {}
+    if "engine" in inspect.signature(synth).parameters:
+        kwargs["engine"] = args.engine
+    elif args.engine != "espeak-ng":
+        raise SystemExit(f"--engine {args.engine}: this checkout's synth has espeak-ng only")
+    if len(list((out / word).glob("*.wav"))) == args.synth_count:  # same arguments: reuse
+        return
+    shutil.rmtree(out, ignore_errors=True)
+    noise = args.data_root / "speech_commands_mini" / "_background_noise_"
+    synth(word, args.synth_count, out, seed=args.seed, noise_dir=noise, **kwargs)
+
+
+def _held_out_speech(root: Path) -> list[Path]:
+    """Speech clips of the Speech Commands speakers in the test band (see the module doc)."""
+    from kwstool.core.labels import BACKGROUND_NOISE, SILENCE
+    from kwstool.data.splits import speaker_of, which_split
+
+    out = []
+    for name in ("speech_commands_mini", "speech_commands_extra"):
+        for f in sorted((root / name).glob("*/*.wav")):
+            rel = f"{f.parent.name}/{f.name}"
+            if f.parent.name != BACKGROUND_NOISE and which_split(speaker_of(rel), 10, 10) == "test":
+                out.append(f)
+    test_dev = root / "speech_commands_test_dev"
+    out += sorted(f for f in test_dev.glob("*/*.wav") if f.parent.name != SILENCE)
+    return out
+
+
+def _clips(files: list[Path]) -> np.ndarray:
+    from kwstool.data.takes import read_clip
+
+    return np.stack([read_clip(f)[0] for f in files])
+
+
+def _measure(
+    args: argparse.Namespace, run: Path, word: str, held: list[Path], negatives: np.ndarray
+) -> dict[str, Any]:
+    """Held-out streams through the board path; figures at the calibrated threshold and the
+    best recall within each FA/h budget."""
+    from kwstool.core.calibration import load_calibration
+    from kwstool.core.contract import SAMPLE_RATE
+    from kwstool.core.labels import UNKNOWN
+    from kwstool.data.prepared import load_prepared
+    from kwstool.stream import det, engine, native, scoring, synth
+    from kwstool.stream.evaluate import load_noise, recognizer_defaults
+
+    model = engine.StreamModel.load(run)
+    data = load_prepared(args.work / word / "data")
+    noise = load_noise(data, None)
+    pos_clips = _clips(held)
+    mean_word_s = 0.8 + sum(synth.StreamDesign().gap_s) / 2
+    design = synth.StreamDesign(
+        seed=args.seed + 1,
+        hours=len(held) * mean_word_s / 3600,
+        negative_hours=args.neg_hours,
+        split="held-out",
+        unknown_share=0.0,
     )
-    picked: list[Path] = []
-    used: set[str] = set()
-    for s in order:
-        if len(picked) >= max_n:
-            break
-        picked += by_speaker[s]
-        used.add(s)
-    held_out = [f for s, fs in sorted(by_speaker.items()) if s not in used for f in fs]
-    return picked, held_out
-
-
-def _own_folder(work: Path, clips: list[Path], n: int) -> Path:
-    folder = work / f"own_{n}" / WORD
-    folder.mkdir(parents=True, exist_ok=True)
-    for f in clips[:n]:
-        link = folder / f.name
-        if not link.exists():
-            link.symlink_to(f)
-    return folder.parent
-
-
-def _scores(tflite: bytes, features: np.ndarray, index: int) -> np.ndarray:
-    from kwstool.core.tflite import model_info, run_litert, to_model_input
-
-    info = model_info(tflite)
-    out = run_litert(tflite, to_model_input(features, info)).astype(np.int32)
-    return out[:, index]
-
-
-def _threshold(negative_scores: np.ndarray, fpr: float) -> int:
-    """Lowest t with at most fpr of the negatives scoring above it (detection: score > t)."""
-    s = np.sort(negative_scores)[::-1]
-    allowed = int(np.floor(fpr * len(s)))
-    return int(s[allowed]) if allowed < len(s) else int(s[-1]) - 1
-
-
-def _row(
-    args: argparse.Namespace, work: Path, n: int, synth_dir: Path | None, held_feats: np.ndarray
-) -> dict:
-    from kwstool.data import load_prepared, prepare
-    from kwstool.model.quantize import quantize
-    from kwstool.model.train import train
-
-    tag = f"n{n}_{'synth' if synth_dir else 'real'}"
-    sources = [f"own={_own_folder(work, args.own_clips, n)}"]
-    if synth_dir:
-        sources.append(f"synth={synth_dir}")
-    data_dir = work / "data" / tag
-    prepare(
-        sources,
-        data_dir,
-        words=WORD,
-        silence_share=1000.0,
-        unknown_min=100000,
-        negatives=[
-            f"mini={args.data_root / 'speech_commands_mini'}",
-            f"testdev={args.data_root / 'speech_commands_test_dev'}",
-        ],
-        progress=False,
+    rng_pos, rng_neg = (np.random.default_rng([design.seed, k]) for k in (1, 2))
+    positive = synth.build_stream(
+        pos_clips, [word] * len(held), noise, design.hours, design, rng_pos
     )
-    run = work / "runs" / tag
-    # a finished run with the same settings is reused (train's resume returns it as it is)
-    tr = train(
-        data_dir,
-        run,
-        model=args.model,
-        epochs=args.epochs,
-        patience=args.epochs,
-        seed=args.seed,
-        resume=(run / "config.json").is_file(),
-        progress=False,
+    negative = synth.build_stream(
+        negatives, [UNKNOWN] * len(negatives), noise, args.neg_hours, design, rng_neg, False
     )
-    quantize(run, data_dir, log=lambda _msg: None)
-    tflite = (run / "model_int8.tflite").read_bytes()
-    data = load_prepared(data_dir)
-    k, u = data.labels.index(WORD), data.labels.index("_unknown_")
-    val, test = data.split("validation"), data.split("test")
-    # negatives: the _unknown_ clips (other words, other speakers). Silence clips are left out:
-    # their count follows the keyword count, so they would differ between the rows.
-    val_neg = _scores(tflite, np.asarray(val.features)[np.asarray(val.labels) == u], k)
-    test_neg = _scores(tflite, np.asarray(test.features)[np.asarray(test.labels) == u], k)
-    pos = _scores(tflite, held_feats, k)
-    t = _threshold(val_neg, args.fpr)
-    train_counts = data.manifest["splits"]["train"]["per_class"]
+    pos = engine.batch_results(model, positive.samples)
+    neg = engine.batch_results(model, negative.samples)
+    rec = recognizer_defaults(load_calibration(run))
+    settings = native.RecognizerSettings.build(model.labels, rec)
+    words = scoring.WordTable.of(positive.words, model.labels, SAMPLE_RATE)
+    no_words = scoring.WordTable.of([], model.labels, SAMPLE_RATE)
+
+    def figures(s: native.RecognizerSettings) -> dict[str, Any]:
+        po = scoring.match(native.recognize(pos.scores, pos.times_ms, s), words)
+        ne = scoring.match(native.recognize(neg.scores, neg.times_ms, s), no_words)
+        f: dict[str, Any] = scoring.keyword_figures(
+            model.labels, words, po, ne, positive.hours, negative.hours
+        )[word]
+        return f
+
+    at_cal = figures(settings)
+    curves = det.sweep(settings, pos, neg, words, negative.hours)["suppression_ms"]
+    curve = curves[str(settings.suppression_ms)]
+    budgets = {}
+    for b in BUDGETS:
+        pick = det.calibrate(curve, b)[word]
+        if not pick["met_budget"]:
+            budgets[b] = {"recall": 0.0, "threshold": 255, "latency_ms": None}
+            continue
+        f = figures(settings.with_threshold(pick["threshold"]))
+        budgets[b] = {
+            "recall": 1 - pick["frr"],
+            "threshold": pick["threshold"],
+            "latency_ms": f["latency_ms"]["median"],
+        }
     return {
-        "n": n,
-        "synth": bool(synth_dir),
-        "train_word": train_counts[WORD],
-        "train_unknown": train_counts["_unknown_"],
-        "val_neg": len(val_neg),
-        "test_neg": len(test_neg),
-        "threshold": t,
-        "recall": float(np.mean(pos > t)),
-        "test_fpr": float(np.mean(test_neg > t)),
-        "best_epoch": tr.best_epoch,
+        "threshold": settings.thresholds[model.labels.index(word)],
+        "positive_words": at_cal["words"],
+        "positive_hours": positive.hours,
+        "negative_hours": negative.hours,
+        "negative_words": len(negative.words),
+        "recall": 1 - at_cal["frr"],
+        "fa_per_hour": at_cal["fa_per_hour"],
+        "latency": at_cal["latency_ms"],
+        "budgets": budgets,
     }
 
 
-def _print_table(rows: list[dict], held: int, fpr: float) -> None:
+def _word(args: argparse.Namespace, word: str, negatives: np.ndarray) -> dict[str, Any]:
+    from kwstool.data import prepare
+    from kwstool.data.record import split_recording
+    from kwstool.model.quantize import quantize
+    from kwstool.model.train import train
+    from kwstool.stream.evaluate import stream_eval
+    from kwstool.stream.synth import StreamDesign
+
+    t: dict[str, float] = {}
+    work = args.work / word
+    work.mkdir(parents=True, exist_ok=True)
+    files = sorted((args.data_root / "wake_words" / word).glob("*.wav"))
+    user, held = files[: args.user_clips], files[args.user_clips :]
+    t0 = time.perf_counter()
+    shutil.rmtree(work / "recordings", ignore_errors=True)
+    rec = split_recording(
+        _session(user, work / "session.wav"), word, work / "recordings", args.speaker
+    )
+    t["record"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    _synth(args, word, work / "synth")
+    t["synth"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    prep = prepare(
+        [f"own={work / 'recordings'}", f"synth={work / 'synth'}"],
+        work / "data",
+        words=word,
+        silence_share=100.0,
+        unknown_min=100000,
+        negatives=[
+            f"sc_mini={args.data_root / 'speech_commands_mini'}",
+            f"sc_extra={args.data_root / 'speech_commands_extra'}",
+            f"ww={args.data_root / 'wake_words'}",
+        ],
+        progress=False,
+    )
+    t["prepare"] = time.perf_counter() - t0
+    for w in prep.warnings:
+        print(f"  prepare: {w}", flush=True)
+    run = work / "run"
+    t0 = time.perf_counter()
+    tr = train(
+        work / "data",
+        run,
+        model=args.model,
+        epochs=args.epochs,
+        seed=args.seed,
+        overwrite=True,
+        progress=False,
+    )
+    t["train"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    quantize(run, work / "data", log=lambda _m: None)
+    t["quantize"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    cal = stream_eval(
+        run,
+        work / "data",
+        design=StreamDesign(
+            seed=args.seed, hours=args.cal_hours, negative_hours=args.cal_hours, split="validation"
+        ),
+        calibrate_fa=args.calibrate,
+        log=lambda m: print(f"  stream-eval: {m}", flush=True),
+    )
+    t["calibrate"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    m = _measure(args, run, word, held, negatives)
+    t["measure"] = time.perf_counter() - t0
+    counts = prep.keyword_clips[word] if prep.keyword_clips else {}
+    return {
+        "word": word,
+        "takes": len(rec.saved),
+        "rejected": len(rec.rejected),
+        "held": len(held),
+        "counts": counts,
+        "best_epoch": tr.best_epoch,
+        "cal_budget_met": cal.report["calibration"]["picks"][word]["met_budget"],
+        **m,
+        "seconds": t,
+    }
+
+
+def _print(rows: list[dict[str, Any]], args: argparse.Namespace, neg_clips: int) -> None:
     print(
-        f"\nrecall of '{WORD}' on {held} clips of held-out speakers at <= {fpr:.0%} false "
-        f"positives per clip (threshold from validation negatives)"
+        f"\nown wake word from {args.user_clips} recordings of ONE speaker (record --wav "
+        f"--speaker {args.speaker}) + {args.synth_count} synthetic ({args.engine}); "
+        f"{args.model}, {args.epochs} epochs, seed {args.seed}; thresholds from stream-eval "
+        f"--split validation --calibrate {args.calibrate:g}"
     )
     print(
-        f"{'N real':>6} {'synth':>5} {'train word':>10} {'train unk':>9} {'val neg':>7} "
-        f"{'test neg':>8} {'thr':>5} {'recall':>7} {'test FPR':>8} {'best':>4}"
+        f"held-out: positive stream of each word's other clips; negative stream "
+        f"{args.neg_hours:g} h of {neg_clips} clips of held-out Speech Commands speakers"
     )
+    head = (
+        f"{'word':>8} {'takes':>5} {'train r+s':>9} {'val':>3} {'test':>4} {'held':>4} "
+        f"{'thr':>3} {'recall':>6} {'FA/h':>5} {'lat p50/p95 ms':>14} "
+        + " ".join(f"{'R@' + format(b, 'g'):>6}" for b in BUDGETS)
+    )
+    print(head)
     for r in rows:
+        c = r["counts"]
+        lat = r["latency"]
+        lat_s = (
+            f"{lat['median'] or 0:.0f}/{lat['p95'] or 0:.0f}" if lat["median"] is not None else "-"
+        )
         print(
-            f"{r['n']:>6} {'yes' if r['synth'] else 'no':>5} {r['train_word']:>10} "
-            f"{r['train_unknown']:>9} {r['val_neg']:>7} {r['test_neg']:>8} {r['threshold']:>5} "
-            f"{r['recall']:>7.3f} {r['test_fpr']:>8.3%} {r['best_epoch']:>4}"
+            f"{r['word']:>8} {r['takes']:>5} "
+            f"{str(c['train']['real']) + '+' + str(c['train']['synthetic']):>9} "
+            f"{c['validation']['real']:>3} {c['test']['real']:>4} {r['positive_words']:>4} "
+            f"{r['threshold']:>3} {r['recall']:>6.3f} {r['fa_per_hour']:>5.1f} {lat_s:>14} "
+            + " ".join(f"{r['budgets'][b]['recall']:>6.3f}" for b in BUDGETS)
+        )
+    for r in rows:
+        s = r["seconds"]
+        print(
+            f"{r['word']}: "
+            + ", ".join(f"{k} {v:.0f} s" for k, v in s.items())
+            + f"; best epoch {r['best_epoch']}; calibration budget met: {r['cal_budget_met']}"
+        )
+        lat = [r["budgets"][b]["latency_ms"] for b in BUDGETS]
+        print(
+            f"{r['word']}: latency p50 (ms) at the R@ thresholds: "
+            + ", ".join("-" if v is None else f"{v:.0f}" for v in lat)
         )
 
 
@@ -178,48 +316,37 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data-root", type=Path, default=REPO.parent / "shared" / "data")
     ap.add_argument("--work", type=Path, default=Path("/tmp/kwstool_bench_custom_word"))
-    ap.add_argument("--ns", default="5,10,20,50", help="Real clip counts, comma-separated.")
+    ap.add_argument("--words", default="computer,jarvis")
+    ap.add_argument("--user-clips", type=int, default=20)
+    ap.add_argument("--speaker", default="user")
+    ap.add_argument("--engine", default="espeak-ng", help="kwstool synth engine.")
     ap.add_argument("--synth-count", type=int, default=300)
-    ap.add_argument("--model", default="tiny_conv")
-    ap.add_argument("--epochs", type=int, default=15)
+    ap.add_argument("--model", default="ds_tcn")
+    ap.add_argument("--epochs", type=int, default=40)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--fpr", type=float, default=0.01)
+    ap.add_argument("--calibrate", type=float, default=1.0, help="FA/h budget of stream-eval.")
+    ap.add_argument("--cal-hours", type=float, default=0.5, help="Calibration streams, h each.")
+    ap.add_argument("--neg-hours", type=float, default=1.0, help="Held-out negative stream, h.")
     args = ap.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     from kwstool.core import tfenv
 
     tfenv.quiet()
-    from kwstool.core.audio import load_wav
-    from kwstool.core.frontend import compute
-    from kwstool.data.synth import synth
-
     t0 = time.perf_counter()
-    ns = [int(x) for x in args.ns.split(",")]
-    mini = args.data_root / "speech_commands_mini"
-    args.own_clips, held = _pick_own(mini, max(ns))
-    held_feats = compute(np.stack([load_wav(f) for f in held]))
-    synth_dir = args.work / "synth"
-    if len(list((synth_dir / WORD).glob("*.wav"))) != args.synth_count:  # deterministic: reuse
-        synth(
-            WORD, args.synth_count, synth_dir, seed=args.seed, noise_dir=mini / "_background_noise_"
-        )
-    print(f"synthetic clips: {args.synth_count} in {time.perf_counter() - t0:.0f} s", flush=True)
+    neg_files = _held_out_speech(args.data_root)
+    negatives = _clips(neg_files)
     rows = []
-    for n in ns:
-        for use_synth in (False, True):
-            t1 = time.perf_counter()
-            rows.append(_row(args, args.work, n, synth_dir if use_synth else None, held_feats))
-            r = rows[-1]
-            print(
-                f"N={n} synth={use_synth}: recall {r['recall']:.3f} at test FPR "
-                f"{r['test_fpr']:.3%} ({time.perf_counter() - t1:.0f} s)",
-                flush=True,
-            )
-    _print_table(rows, len(held), args.fpr)
-    print(
-        f"total {time.perf_counter() - t0:.0f} s; model {args.model}, {args.epochs} epochs, "
-        f"seed {args.seed}"
-    )
+    for word in args.words.split(","):
+        t1 = time.perf_counter()
+        rows.append(_word(args, word, negatives))
+        r = rows[-1]
+        print(
+            f"{word}: recall {r['recall']:.3f} at {r['fa_per_hour']:.1f} FA/h (calibrated), "
+            f"{time.perf_counter() - t1:.0f} s",
+            flush=True,
+        )
+    _print(rows, args, len(neg_files))
+    print(f"total {time.perf_counter() - t0:.0f} s")
     return 0
 
 

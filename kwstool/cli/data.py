@@ -14,7 +14,9 @@ from kwstool.errors import KwsError
 
 @app.command()
 def features(
-    paths: list[Path] = typer.Argument(..., help="WAV files and/or folders of WAV files."),
+    paths: list[Path] = typer.Argument(
+        ..., help="Audio files (WAV, FLAC, OGG, MP3) and/or folders of them."
+    ),
     out: Path = typer.Option(
         ...,
         "--out",
@@ -24,11 +26,17 @@ def features(
     png: Path | None = typer.Option(
         None, "--png", help="Also render the spectrogram(s) to this PNG."
     ),
+    all_windows: bool = typer.Option(
+        False,
+        "--all-windows",
+        help="One recording of any length: write its whole feature sequence (frames, 40) "
+        "instead of one 1 s clip (a longer file is otherwise an error).",
+    ),
 ) -> None:
     """Compute micro_speech features (49x40 int8) with the same C front end as the firmware."""
     from kwstool.data.features import features_for_paths
 
-    result = features_for_paths(paths, out, png=png)
+    result = features_for_paths(paths, out, png=png, all_windows=all_windows)
     for bad in result.skipped:
         err_console.print(f"[yellow]skipped[/] {bad['file']}: {bad['reason']}", highlight=False)
     console.print(
@@ -151,6 +159,15 @@ def prepare(
         kind = "synthetic, train only" if info["synthetic"] else info["role"]
         per = ", ".join(f"{s} {info['clips'][s]}" for s in names)
         console.print(f"  {name} ({kind}): {per}", highlight=False)
+    for word, per_split in (result.keyword_clips or {}).items():
+        parts = []
+        for s in names:
+            c = per_split[s]
+            parts.append(
+                f"{s} {c['real']} real"
+                + (f" + {c['synthetic']} synthetic" if c["synthetic"] else "")
+            )
+        console.print(f"{word}: {', '.join(parts)}", highlight=False)
     for w in result.warnings:
         err_console.print(f"[yellow]warning:[/] {w}", highlight=False, soft_wrap=True)
     if result.skipped:

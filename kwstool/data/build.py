@@ -31,25 +31,29 @@ def rank(seed: int, name: str) -> bytes:
     return hashlib.sha1(f"{seed}:{name}".encode()).digest()
 
 
+#: Verdict on one clip file: the one-line reason it is unreadable, or None and whether it is
+#: longer than a clip (then centred on its loudest word, :func:`kwstool.data.takes.fit_clip`).
+Verdict = tuple[str | None, bool]
+
+
 def check_all(
     paths: Sequence[Path], progress: Progress, what: str = "check clips"
-) -> list[str | None]:
-    """Decode WAVs in a thread pool and keep only the verdict: None, or the one-line reason a
-    file is unreadable (the audio is decoded again when it is written, see :mod:`rows`)."""
-    from kwstool.core.audio import load_wav
+) -> list[Verdict]:
+    """Decode clip files in a thread pool and keep only the verdicts (the audio is decoded
+    again when it is written, see :mod:`rows`)."""
+    from kwstool.data.takes import read_clip
 
-    def work(chunk: Sequence[Path]) -> list[str | None]:
-        out: list[str | None] = []
+    def work(chunk: Sequence[Path]) -> list[Verdict]:
+        out: list[Verdict] = []
         for p in chunk:
             try:
-                load_wav(p)
-                out.append(None)
+                out.append((None, read_clip(p)[1]))
             except KwsError as exc:
-                out.append(str(exc))
+                out.append((str(exc), False))
         return out
 
     chunks = [paths[i : i + DECODE_CHUNK] for i in range(0, len(paths), DECODE_CHUNK)]
-    results: list[str | None] = []
+    results: list[Verdict] = []
     with progress.task(what, len(paths)) as advance, ThreadPoolExecutor(workers()) as pool:
         for part in pool.map(work, chunks):
             results.extend(part)
@@ -157,10 +161,12 @@ def _decode_selected(
     jobs: list[Clip],
     pool_of: dict[tuple[str, str], tuple[list[Clip], int]],
     progress: Progress,
-) -> tuple[set[str], dict[tuple[str, str], list[Clip]], list[dict[str, Any]]]:
+) -> tuple[set[str], dict[tuple[str, str], list[Clip]], list[dict[str, Any]], int]:
     """Check ``jobs`` + the first ``want`` of each pool decode; refill from the pools when clips
-    fail. Returns the readable clips, the good ones of each pool, and the skipped ones."""
+    fail. Returns the readable clips, the good ones of each pool, the skipped ones, and how many
+    readable ones are longer than a clip (re-centred)."""
     readable: set[str] = set()
+    recentred = 0
     skipped: list[dict[str, Any]] = []
     taken = {key: 0 for key in pool_of}
     good: dict[tuple[str, str], list[Clip]] = {key: [] for key in pool_of}
@@ -176,25 +182,26 @@ def _decode_selected(
         if not batch:
             break
         results = check_all([c.file(scan.root) for c in batch], progress)
-        for c, r in zip(batch, results):
+        for c, (r, long) in zip(batch, results):
             if r is None:
                 readable.add(c.rel)
+                recentred += long
             else:
                 skipped.append({"file": c.rel, "reason": r})
         for key, c in batch_pool:
             if c.rel in readable:
                 good[key].append(c)
         first = False
-    return readable, good, skipped
+    return readable, good, skipped, recentred
 
 
 def _load_noise(scan: Scan, skipped: list[dict[str, Any]]) -> dict[str, np.ndarray]:
-    from kwstool.core.audio import load_wav
+    from kwstool.core.audio import load_audio
 
     noise: dict[str, np.ndarray] = {}
     for c in scan.noise:
         try:
-            noise[c.noise_key()] = load_wav(c.file(scan.root), clip_samples=None)
+            noise[c.noise_key()] = load_audio(c.file(scan.root), clip_samples=None)
         except KwsError as exc:
             skipped.append({"file": c.rel, "reason": str(exc)})
     return noise
@@ -251,7 +258,12 @@ def build_from_scan(
     pool_of = {("u", s): (unknown_pool[s], want_unknown[s]) for s in SPLITS}
     pool_of |= {("s", s): (silence_pool[s], want_silence[s]) for s in SPLITS}
     jobs = [c for s in SPLITS for c in known[s]]
-    readable, good, skipped = _decode_selected(scan, jobs, pool_of, progress)
+    readable, good, skipped, recentred = _decode_selected(scan, jobs, pool_of, progress)
+    if recentred:
+        warnings.append(
+            f"{recentred} clip(s) longer than 1 s were centred on their loudest word "
+            f"(the energy detector of `kwstool record`)"
+        )
     clips_decoded = len(readable) + len(skipped)
     noise = _load_noise(scan, skipped)
     named = {_noise_line(scan)[k]: v for k, v in noise.items()}

@@ -17,7 +17,12 @@ digits, ``-`` and ``_``; without ``NAME=`` the folder's name is used)
 Splits
     Each real source is split by its own rule (list files, else the speaker hash; the canonical
     test layout stretched, see :mod:`kwstool.data.prepared`); as the hash depends on the speaker
-    id alone, a speaker stays in one split in every source. ``_unknown_`` examples are drawn
+    id alone, a speaker stays in one split in every source. Then every word gets real clips in
+    every split (:func:`kwstool.data.splits.balance_words`): a word from fewer than 3 speakers
+    (one person recording their word) is split by take, most takes in train; one with more
+    speakers but none hashed into validation or test gets a train speaker moved there. The
+    manifest's ``keyword_clips`` counts real and synthetic clips per word and split; a word
+    without a real clip in train is a warning. ``_unknown_`` examples are drawn
     from all sources together, ``ceil(unknown_share % * keywords)`` per split but at least
     ``unknown_min`` (a few own recordings need many more negatives than the share gives).
 Output
@@ -49,7 +54,7 @@ from kwstool.data.sources import (
     resolve,
     scan_folder,
 )
-from kwstool.data.splits import assign_splits
+from kwstool.data.splits import assign_splits, balance_words
 from kwstool.data.store import (
     SPLITS,
     Built,
@@ -57,6 +62,8 @@ from kwstool.data.store import (
     Progress,
     cached_manifest,
     check_built,
+    keyword_clips,
+    no_real_train,
     result_from_manifest,
     write_all,
 )
@@ -201,6 +208,10 @@ def _build(
         clips += c
         noise += n
     clips.sort(key=lambda c: c.rel)
+    synthetic = {s.name for s in srcs if s.synthetic}
+    warnings += balance_words(
+        [c for c in clips if c.source not in synthetic], words, validation_pct, testing_pct
+    )
     if not any(c.folder in words for c in clips):
         raise KwsError(
             f"no clips of {', '.join(words)} in the keyword sources "
@@ -236,6 +247,8 @@ def _build(
     }
     built.extra["source_kind"] = "merged"
     built.extra["unknown_min"] = unknown_min
+    built.extra["keyword_clips"] = keyword_clips(built, words, synthetic)
+    built.warnings += no_real_train(built.extra["keyword_clips"])
     return built
 
 

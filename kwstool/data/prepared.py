@@ -52,6 +52,10 @@ Splits (train / validation / test), speaker-disjoint
          speakers out of two splits.
     The canonical test-set layout holds only speakers of the official test band (10-20 %), so
     there the percentage is first stretched, ``(p - 10) * 10 mod 100``, to yield three splits.
+    Own recordings (a folder tree that is not a Speech Commands layout, and every merged
+    prepare): a word from fewer than 3 speakers is split by take, and a word none of whose
+    speakers hashed into validation or test gets one moved there
+    (:func:`kwstool.data.splits.balance_words`), so every split holds real clips of every word.
     Background-noise recordings are split by time: the first part of each recording feeds
     train's silence, the next ``validation_pct`` % validation's, the last ``testing_pct`` % test's.
 
@@ -136,7 +140,8 @@ __all__ = [
     "which_split",
 ]
 
-RULES_VERSION = 1  # bump when selection/split rules change: invalidates every cached prepare
+RULES_VERSION = 2  # bump when selection/split rules change: invalidates every cached prepare
+# 2: own words split by take (fewer than 3 speakers), long clips centred on their word
 _noise_range = noise_range  # the name older tests and scripts use
 
 
@@ -230,7 +235,7 @@ def base_manifest(
         },
         "split_rule": built.extra.get("split_rule"),
     }
-    for key in ("tfds", "archive", "sources", "unknown_min"):
+    for key in ("tfds", "archive", "sources", "unknown_min", "keyword_clips"):
         if key in built.extra:
             manifest[key] = built.extra[key]
     return manifest

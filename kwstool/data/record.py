@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from kwstool.core.audio import load_wav, save_wav, to_int16_mono_16k
+from kwstool.core.audio import load_audio, save_wav, to_int16_mono_16k
 from kwstool.core.contract import SAMPLE_RATE
 from kwstool.data.takes import (
     analyse_take,
@@ -68,7 +68,7 @@ class WavBlocks:
     """A WAV file read block by block, as if it came from the microphone."""
 
     def __init__(self, path: str | Path):
-        self.samples = load_wav(path, clip_samples=None)
+        self.samples = load_audio(path, clip_samples=None)
         self.pos = 0
 
     def read(self, n: int) -> np.ndarray:
@@ -268,7 +268,7 @@ def split_recording(
     speaker: str | None = None,
 ) -> RecordResult:
     """Cut a long recording of ``word`` said repeatedly into checked 1 s clips."""
-    audio = load_wav(wav, clip_samples=None)
+    audio = load_audio(wav, clip_samples=None)
     speaker = check_speaker(speaker or default_speaker())
     spans = find_words(audio)
     if not spans:

@@ -83,12 +83,12 @@ class Split:
 
 def _fill(sources: Sequence[Source], out: np.ndarray) -> None:
     """Audio of ``sources`` into the rows of ``out``."""
-    from kwstool.core.audio import load_wav
+    from kwstool.data.takes import read_clip
 
     for i, src in enumerate(sources):
         if isinstance(src, Path):
             try:
-                out[i] = load_wav(src)
+                out[i] = read_clip(src)[0]
             except KwsError as exc:
                 raise KwsError(
                     f"{exc} (it was readable earlier in this prepare, so it changed while "

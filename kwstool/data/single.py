@@ -18,8 +18,8 @@ from kwstool.data.sources import (
     listing,
     scan_folder,
 )
-from kwstool.data.splits import assign_splits
-from kwstool.data.store import Built, Progress, cached_manifest
+from kwstool.data.splits import assign_splits, balance_words
+from kwstool.data.store import Built, Progress, cached_manifest, keyword_clips, no_real_train
 
 
 def build_tfds(
@@ -88,9 +88,19 @@ def build_folder(
         return hit, inputs_hash
     scan = scan or scan_folder(resolved.root)
     rule = assign_splits(scan, validation_pct, testing_pct)
+    # own recordings (not a Speech Commands layout, whose splits stay the official ones):
+    # every word in every split
+    notes = (
+        balance_words(scan.clips, word_list, validation_pct, testing_pct)
+        if scan.kind == "folders"
+        else []
+    )
     built = build_from_scan(
         scan, word_list, silence_share, unknown_share, validation_pct, testing_pct, seed, bars, rule
     )
+    built.warnings[:0] = notes
+    built.extra["keyword_clips"] = keyword_clips(built, word_list)
+    built.warnings += no_real_train(built.extra["keyword_clips"])
     if resolved.archive:
         built.extra["archive"] = resolved.archive
         if not resolved.archive["verified"]:

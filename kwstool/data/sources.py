@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from kwstool.core.audio import is_audio_file
 from kwstool.core.labels import BACKGROUND_NOISE, SILENCE, SPEECH_COMMANDS_WORDS, UNKNOWN
 from kwstool.errors import KwsError
 
@@ -51,10 +52,6 @@ class Scan:
     list_stats: list[Any]  # [(name, size, mtime_ns)] of the list files
 
 
-def _is_wav(name: str) -> bool:
-    return name.lower().endswith(".wav") and not name.startswith(".")
-
-
 def _walk_wavs(folder: Path, root: Path) -> Iterator[tuple[str, os.stat_result]]:
     stack = [folder]
     seen: set[Path] = set()  # real paths visited: a symlink loop is walked once
@@ -73,7 +70,7 @@ def _walk_wavs(folder: Path, root: Path) -> Iterator[tuple[str, os.stat_result]]
                 continue
             if e.is_dir():
                 stack.append(Path(e.path))
-            elif _is_wav(e.name) and e.is_file():
+            elif is_audio_file(e.name) and e.is_file():
                 yield Path(e.path).relative_to(root).as_posix(), e.stat()
 
 
@@ -109,8 +106,8 @@ def scan_folder(root: Path) -> Scan:
         kind = "folders"
     if not clips:
         raise KwsError(
-            f"{root}: no .wav files in its subfolders; expected one folder per label "
-            f"(e.g. {root}/yes/*.wav)"
+            f"{root}: no audio files (.wav, .flac, .ogg, .mp3) in its subfolders; expected "
+            f"one folder per label (e.g. {root}/yes/*.wav)"
         )
     return Scan(root, kind, clips, noise, lists, list_stats)
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from kwstool.core.labels import UNKNOWN
 
 if TYPE_CHECKING:
-    from kwstool.data.sources import Scan
+    from kwstool.data.sources import Clip, Scan
 
 MAX_NUM_WAVS_PER_CLASS = 2**27 - 1  # TF speech_commands' constant for the split hash
 OFFICIAL_VALIDATION_PCT = 10.0  # the percentages the official lists and test set were made with
@@ -23,8 +23,11 @@ _NOHASH = re.compile(r"_nohash_.*$")
 
 
 def _strip_wav(name: str) -> str:
-    while name.lower().endswith(".wav"):
-        name = name[:-4]
+    """The file name without its audio suffix(es) (``a.wav`` and ``a.flac`` are speaker ``a``)."""
+    from kwstool.core.audio import AUDIO_SUFFIXES
+
+    while name.lower().endswith(AUDIO_SUFFIXES):
+        name = name.rsplit(".", 1)[0]
     return name
 
 
@@ -95,3 +98,70 @@ def noise_range(
     a = int(length * (100.0 - validation_pct - testing_pct) / 100.0)
     b = int(length * (100.0 - testing_pct) / 100.0)
     return {"train": (0, a), "validation": (a, b), "test": (b, length)}[split]
+
+
+#: A word recorded by fewer speakers than this is split by take (see :func:`balance_words`).
+MIN_SPEAKERS = 3
+
+
+def _clip_speaker(c: Clip) -> str:
+    """Speaker of a clip, also for a merged clip named ``NAME:rel``."""
+    return speaker_of(c.rel.split(":", 1)[1] if c.source else c.rel)
+
+
+def _split_takes(takes: list[Clip], validation_pct: float, testing_pct: float) -> None:
+    """Takes of one word to splits by the hash of each file, most in train: validation gets
+    its share but at least one take (from 2 takes), test too (from 3)."""
+    n = len(takes)
+    n_val = max(1, round(n * validation_pct / 100)) if n >= 2 else 0
+    n_test = max(1, round(n * testing_pct / 100)) if n >= 3 else 0
+    for i, c in enumerate(sorted(takes, key=lambda c: (hash_percentage(c.rel), c.rel))):
+        c.split = "validation" if i < n_val else "test" if i < n_val + n_test else "train"
+
+
+def balance_words(
+    clips: list[Clip], words: list[str], validation_pct: float, testing_pct: float
+) -> list[str]:
+    """Make every split hold real clips of every word, whatever the number of speakers.
+
+    ``clips`` are the real (not synthetic) clips with their speaker-hash split. A word spoken
+    by fewer than :data:`MIN_SPEAKERS` speakers (one person recording their word) is split by
+    take instead: train keeps most takes, validation and test get their share (at least one
+    each). A word with more speakers whose validation or test got none (every speaker hashed
+    elsewhere) gets the train speaker with the fewest takes moved there, with all of that
+    speaker's clips, so speakers stay disjoint. Returns one line per word changed.
+    """
+    notes: list[str] = []
+    for w in words:
+        takes = [c for c in clips if c.folder == w]
+        speakers = sorted({_clip_speaker(c) for c in takes})
+        if not takes:
+            continue
+        if len(speakers) < MIN_SPEAKERS:
+            _split_takes(takes, validation_pct, testing_pct)
+            per = {s: sum(c.split == s for c in takes) for s in ("train", "validation", "test")}
+            notes.append(
+                f"{w}: {len(takes)} take(s) from {len(speakers)} speaker(s) "
+                f"({', '.join(speakers)}), fewer than {MIN_SPEAKERS}: split by take, not by "
+                f"speaker (train {per['train']}, validation {per['validation']}, test "
+                f"{per['test']}); validation and test hear the same voice as train"
+            )
+            continue
+        for split in ("validation", "test"):
+            if any(c.split == split for c in takes):
+                continue
+            train = [c for c in takes if c.split == "train"]
+            count: dict[str, int] = {}
+            for c in train:
+                count[_clip_speaker(c)] = count.get(_clip_speaker(c), 0) + 1
+            if len(count) < 2:
+                continue
+            moved = min(count, key=lambda s: (count[s], hash_percentage(s), s))
+            for c in clips:
+                if _clip_speaker(c) == moved:
+                    c.split = split
+            notes.append(
+                f"{w}: no speaker hashed into {split}; moved speaker {moved} "
+                f"({count[moved]} take(s)) there from train"
+            )
+    return notes

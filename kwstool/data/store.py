@@ -17,6 +17,7 @@ import numpy as np
 
 from kwstool.core.console import make_console
 from kwstool.core.contract import CLIP_SAMPLES, NUM_CHANNELS, NUM_FRAMES, SHAPE
+from kwstool.core.labels import SILENCE, UNKNOWN
 from kwstool.data.rows import Rows, write_split
 from kwstool.errors import KwsError
 
@@ -43,12 +44,16 @@ class PrepareResult:
     clips_found: int  # clips in the source (noise recordings not counted)
     clips_decoded: int  # clips read this run (0 when cached)
     sources: dict[str, Any] | None = None  # merged prepares: the manifest's per-source record
+    # {word: {split: {"real": n, "synthetic": n}}} (older manifests: None)
+    keyword_clips: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["data_dir"] = str(self.data_dir)
         if self.sources is None:  # one source: the same record as before merging existed
             del d["sources"]
+        if self.keyword_clips is None:
+            del d["keyword_clips"]
         return d
 
 
@@ -291,7 +296,36 @@ def result_from_manifest(
         clips_found=int(manifest["clips_found"]),
         clips_decoded=decoded,
         sources=manifest.get("sources"),
+        keyword_clips=manifest.get("keyword_clips"),
     )
+
+
+def keyword_clips(
+    built: Built, words: list[str], synthetic: set[str] | None = None
+) -> dict[str, dict[str, dict[str, int]]]:
+    """Real and synthetic clips of each word per split, from the rows' file lines (a merged
+    line is ``NAME:path``; a source named in ``synthetic`` is synthetic)."""
+    labels = {w: i for i, w in enumerate([SILENCE, UNKNOWN, *words])}
+    out = {w: {s: {"real": 0, "synthetic": 0} for s in SPLITS} for w in words}
+    for s in SPLITS:
+        rows = built.splits[s]
+        for w in words:
+            for i in np.flatnonzero(rows.labels == labels[w]):
+                name = rows.lines[int(i)].split(":", 1)[0] if synthetic else ""
+                out[w][s]["synthetic" if name in (synthetic or set()) else "real"] += 1
+    return out
+
+
+def no_real_train(counts: dict[str, dict[str, dict[str, int]]]) -> list[str]:
+    """The loud warning for every word whose train split holds no real recording."""
+    return [
+        f"NO REAL RECORDING OF {w!r} IN TRAIN (train has {c['train']['synthetic']} synthetic "
+        f"clip(s) only): the model learns {w} from synthetic voices alone and validation/test "
+        f"measure it on {sum(c[s]['real'] for s in SPLITS)} real clip(s); record takes of "
+        f"{w} (`kwstool record`) and prepare again"
+        for w, c in counts.items()
+        if c["train"]["real"] == 0
+    ]
 
 
 def check_built(

@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from kwstool.core.audio import load_wav, save_wav
+from kwstool.core.audio import is_audio_file, load_wav, save_wav
 from kwstool.core.contract import CLIP_SAMPLES, SAMPLE_RATE
 from kwstool.data import tts
 from kwstool.data.store import Progress
@@ -124,9 +124,9 @@ def _load_noise(noise_dir: Path | None) -> list[np.ndarray]:
             f"{noise_dir}: no such folder; give a folder of noise WAVs (e.g. "
             f"speech_commands/_background_noise_) or leave --noise out"
         )
-    files = sorted(Path(noise_dir).glob("*.wav"))
+    files = sorted(f for f in Path(noise_dir).iterdir() if is_audio_file(f.name))
     if not files:
-        raise KwsError(f"{noise_dir}: no .wav files; give a folder of noise recordings")
+        raise KwsError(f"{noise_dir}: no audio files; give a folder of noise recordings")
     return [load_wav(f, clip_samples=None) for f in files]
 
 

@@ -2,8 +2,11 @@
 
 Shared by ``kwstool record`` and ``kwstool synth``. Energy is the RMS of each 20 ms frame (the
 front end's stride) in dB relative to full scale (dBFS). A frame is *active* when it is
-``REL_DB`` above the recording's noise floor (its 10th-percentile frame) and above ``ABS_DB``;
-active runs closer than ``GAP_MS`` are one word, runs shorter than ``MIN_WORD_MS`` are clicks.
+``REL_DB`` above the recording's noise floor and above ``ABS_DB``; active runs closer than
+``GAP_MS`` are one word, runs shorter than ``MIN_WORD_MS`` are clicks. The noise floor is the
+10th-percentile frame, but never below ``FLOOR_DB``: in a session joined from separate clips
+(digital silence between takes, as editors make) that frame is exact zero, and a floor there
+would make every clip's own quiet background a word.
 """
 
 from __future__ import annotations
@@ -16,11 +19,13 @@ from pathlib import Path
 
 import numpy as np
 
+from kwstool.core.audio import LONG_TOLERANCE, fit_length, load_audio
 from kwstool.core.contract import CLIP_SAMPLES, SAMPLE_RATE, STRIDE_SAMPLES
 from kwstool.errors import KwsError
 
 REL_DB = 15.0  # active: this far above the noise floor
 ABS_DB = -60.0  # ... and above this level
+FLOOR_DB = -70.0  # the noise floor is never taken lower than this
 GAP_MS = 300  # pauses shorter than this stay inside one word ("hey ... lamp")
 MIN_WORD_MS = 100
 QUIET_DB = -35.0  # a take whose peak stays below this is too quiet to learn from
@@ -45,12 +50,17 @@ def peak_db(x: np.ndarray) -> float:
     return 20.0 * float(np.log10(max(peak, 1) / 32768.0))
 
 
+def noise_floor(db: np.ndarray) -> float:
+    """The background level of frames ``db`` (dBFS), see the module doc."""
+    return max(float(np.percentile(db, 10)), FLOOR_DB)
+
+
 def find_words(x: np.ndarray) -> list[tuple[int, int]]:
     """(start, end) sample ranges of the words in ``x`` (see module docs)."""
     db = frame_db(x)
     if len(db) == 0:
         return []
-    threshold = max(float(np.percentile(db, 10)) + REL_DB, ABS_DB)
+    threshold = max(noise_floor(db) + REL_DB, ABS_DB)
     active = np.flatnonzero(db > threshold)
     if len(active) == 0:
         return []
@@ -75,6 +85,33 @@ def centre_clip(x: np.ndarray, start: int, end: int) -> np.ndarray:
     if hi > lo:
         out[lo - first : hi - first] = x[lo:hi]
     return out
+
+
+def loudest_word(x: np.ndarray) -> tuple[int, int] | None:
+    """The word of ``x`` with the most energy, or None when no word stands out."""
+    words = find_words(x)
+    if not words:
+        return None
+    return max(words, key=lambda w: float(np.sum(x[w[0] : w[1]].astype(np.float64) ** 2)))
+
+
+def fit_clip(x: np.ndarray) -> tuple[np.ndarray, bool]:
+    """One clip of a recording: padded/cut as :func:`kwstool.core.audio.load_audio` does when it
+    is (about) a clip long, else centred on its loudest word (on its loudest 20 ms frame when no
+    word stands out); and whether it was re-centred."""
+    if len(x) <= CLIP_SAMPLES + LONG_TOLERANCE:
+        return fit_length(x), False
+    span = loudest_word(x)
+    if span is None:
+        k = int(np.argmax(frame_db(x)))
+        span = (k * STRIDE_SAMPLES, (k + 1) * STRIDE_SAMPLES)
+    return centre_clip(x, *span), True
+
+
+def read_clip(path: str | os.PathLike[str]) -> tuple[np.ndarray, bool]:
+    """A clip file as one 1 s clip (:func:`fit_clip`: a longer one centred on its loudest word),
+    and whether it was re-centred. KwsError naming the file when it cannot be read."""
+    return fit_clip(load_audio(path, clip_samples=None))
 
 
 def take_problem(word: np.ndarray) -> str | None:
@@ -106,14 +143,14 @@ class Take:
 
 def analyse_take(x: np.ndarray) -> Take:
     """The loudest word of a take (a few seconds of audio), checked and cut to 1 s."""
-    words = find_words(x)
-    if not words:
+    span = loudest_word(x)
+    if span is None:
         return Take(
             None,
             f"silent (peak {peak_db(x):.0f} dBFS, no word above the background): "
             f"speak after the countdown, check the microphone",
         )
-    start, end = max(words, key=lambda w: float(np.sum(x[w[0] : w[1]].astype(np.float64) ** 2)))
+    start, end = span
     reason = take_problem(x[start:end])
     clip = None if reason else centre_clip(x, start, end)
     return Take(clip, reason, start, end)

@@ -58,14 +58,16 @@ def recognizer_defaults(overrides: dict[str, Any] | None = None) -> dict[str, An
 
 def load_noise(data: Any, noise_dir: str | os.PathLike[str] | None) -> list[np.ndarray]:
     """Background recordings: the WAVs of ``noise_dir``, else the prepared data's."""
-    from kwstool.core.audio import load_wav
+    from kwstool.core.audio import is_audio_file, load_wav
 
     if noise_dir is None:
         return [np.asarray(v, np.int16) for _, v in sorted(data.background_noise.items()) if len(v)]
     folder = Path(noise_dir)
-    files = sorted(folder.glob("*.wav")) if folder.is_dir() else []
+    files = sorted(f for f in folder.iterdir() if is_audio_file(f.name)) if folder.is_dir() else []
     if not files:
-        raise KwsError(f"{folder}: no .wav files of background noise; pass a folder of WAVs")
+        raise KwsError(
+            f"{folder}: no audio files of background noise; pass a folder of WAV/FLAC/OGG/MP3"
+        )
     return [load_wav(f, None) for f in files]
 
 
@@ -79,6 +81,45 @@ def _clips(data: Any, split: str, labels: list[str]) -> tuple[np.ndarray, list[s
             f"({', '.join(labels)}); pass data prepared for this model's words"
         )
     return np.asarray(s.audio), names
+
+
+#: Where the stream's keyword clips come from when the chosen split holds none, in order, and
+#: what that costs (said with the warning).
+FALLBACK_SPLITS = {
+    "validation": ("test", "train"),
+    "test": ("validation", "train"),
+    "train": ("validation", "test"),
+}
+_CAVEAT = {
+    "train": "the model was trained on these clips, so misses are optimistic and calibrated "
+    "thresholds may sit too low; record more takes (prepare then puts some in validation)",
+    "test": "these takes no longer measure unseen audio afterwards",
+    "validation": "these takes also picked the best checkpoint",
+}
+
+
+def keyword_split(
+    data: Any, design: synth.StreamDesign, say: Callable[[str], None]
+) -> synth.StreamDesign:
+    """``design``, or a copy naming the first of :data:`FALLBACK_SPLITS` that holds keyword
+    clips when ``design.split`` holds none (a warning with the caveat is said); the same design
+    when no split has any (the stream builder then says so)."""
+    from dataclasses import replace
+
+    def has_keywords(split: str) -> bool:  # from the manifest's counts: no audio is loaded
+        per = data.manifest["splits"][split]["per_class"]
+        return any(n and not is_filler(label) for label, n in per.items())
+
+    if has_keywords(design.split):
+        return design
+    for alt in FALLBACK_SPLITS.get(design.split, ()):
+        if has_keywords(alt):
+            say(
+                f"warning: the {design.split} split holds no keyword clips; using the {alt} "
+                f"split's instead ({_CAVEAT[alt]})"
+            )
+            return replace(design, split=alt)
+    return design
 
 
 def parity_check(
@@ -159,6 +200,7 @@ def stream_eval(
     seconds: dict[str, float] = {}
     model = engine.StreamModel.load(run_or_model, runtime)
     data = load_prepared(data_dir)
+    design = keyword_split(data, design, say)
     clips, names = _clips(data, design.split, model.labels)
     say(
         f"building {design.hours:g} h positive + {design.negative_hours:g} h negative streams "

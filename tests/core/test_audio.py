@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from wavgen import as_int16, tone, write_wav
 
-from kwstool.core.audio import load_wav
+from kwstool.core.audio import load_audio, load_wav
 from kwstool.errors import KwsError
 
 
@@ -66,11 +66,45 @@ def test_short_clip_zero_padded(tmp_path):
     assert np.all(got[:4000] == 77) and np.all(got[4000:] == 0)
 
 
-def test_long_clip_cut_to_one_second_or_kept(tmp_path):
+def test_long_clip_is_an_error_unless_asked_for(tmp_path):
     x = np.arange(40000).astype(np.int16)
     path = write_wav(tmp_path / "a.wav", x)
-    assert np.array_equal(load_wav(path), x[:16000])
-    assert np.array_equal(load_wav(path, clip_samples=None), x)
+    with pytest.raises(KwsError, match=r"a\.wav: 2\.50 s long, longer than one 1 s clip.*--all"):
+        load_audio(path)  # never cut silently
+    assert np.array_equal(load_audio(path, long="cut"), x[:16000])
+    assert np.array_equal(load_audio(path, clip_samples=None), x)
+    # a resampling/padding rounding over 1 s (up to one 20 ms frame) is not a recording
+    y = np.arange(16000 + 320).astype(np.int16)
+    assert np.array_equal(load_audio(write_wav(tmp_path / "b.wav", y)), y[:16000])
+    with pytest.raises(KwsError, match="longer than one"):
+        load_audio(write_wav(tmp_path / "c.wav", np.arange(16000 + 321).astype(np.int16)))
+
+
+def test_truncated_data_chunk_is_an_error(tmp_path):
+    x = (np.sin(np.arange(16000) / 7) * 9000).astype(np.int16)
+    good = write_wav(tmp_path / "good.wav", x).read_bytes()
+    (tmp_path / "cut.wav").write_bytes(good[: len(good) - 10000])
+    with pytest.raises(KwsError, match=r"cut\.wav: WAV is cut short .* 32000 bytes.* 22000"):
+        load_audio(tmp_path / "cut.wav")  # before: the missing second half was zero-padded
+    assert np.array_equal(load_audio(tmp_path / "good.wav"), x)
+
+
+@pytest.mark.parametrize("fmt,ext", [("FLAC", "flac"), ("OGG", "ogg"), ("MP3", "mp3")])
+def test_flac_ogg_mp3_are_read(tmp_path, fmt, ext):
+    import soundfile
+
+    t = np.arange(24000) / 48000
+    x = (np.sin(2 * np.pi * 440 * t) * 12000).astype(np.int16)  # 0.5 s at 48 kHz, stereo
+    soundfile.write(tmp_path / f"a.{ext}", np.stack([x, x], 1) / 32768, 48000, format=fmt)
+    got = load_audio(tmp_path / f"a.{ext}", clip_samples=None)
+    ref = load_audio(write_wav(tmp_path / "ref.wav", x, rate=48000), clip_samples=None)
+    assert got.dtype == np.int16 and abs(len(got) - 8000) <= 40
+    if fmt == "FLAC":  # lossless: the same samples as the WAV
+        assert np.array_equal(got, ref)
+    else:  # lossy: the same tone in the middle
+        mid = slice(2000, 6000)
+        assert np.corrcoef(got[mid].astype(float), ref[mid].astype(float))[0, 1] > 0.98
+    assert load_audio(tmp_path / f"a.{ext}").shape == (16000,)
 
 
 def test_missing_file(tmp_path):

@@ -82,3 +82,22 @@ def test_console_script_prints_no_traceback(tmp_path):
     )
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr and "bad.wav" in proc.stderr
+
+
+def test_long_file_is_an_error_naming_all_windows(tmp_path, capsys):
+    import soundfile
+
+    x = (np.sin(np.arange(40000) / 5) * 8000).astype(np.int16)
+    soundfile.write(tmp_path / "long.flac", x, 16000)
+    out = tmp_path / "o.npy"
+    assert main(["features", str(tmp_path / "long.flac"), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "long.flac" in err and "--all-windows" in err
+    assert not out.exists()  # never a silent cut to the first second
+    assert main(["features", str(tmp_path / "long.flac"), "--out", str(out), "--all-windows"]) == 0
+    feats = np.load(out)
+    assert feats.shape == (1 + (40000 - 480) // 320, 40) and feats.dtype == np.int8
+    from kwstool.core.frontend import compute
+
+    # the first 49 frames are the features of the first second (one continuous state)
+    assert np.array_equal(feats[:49], compute(x[:16000]))

@@ -137,3 +137,20 @@ def test_cli_wav_split_and_one_line_errors(tmp_path, capsys, monkeypatch):
     err = capsys.readouterr().err.strip()
     assert rc == 2 and "pip install sounddevice" in err and "libportaudio2" in err
     assert "\n" not in err
+
+
+def test_session_joined_with_digital_silence_keeps_every_take(tmp_path):
+    # separate clips, each with its own room tone at -57 dBFS, joined with exact zeros between
+    # them (what an editor makes): the noise floor is the room, not the zeros
+    rng = np.random.default_rng(3)
+    parts = [np.zeros(RATE // 2)]
+    for i in range(8):
+        clip = rng.normal(0, 10 ** (-57 / 20), int(1.5 * RATE))
+        clip[8000 : 8000 + int(0.45 * RATE)] += _burst(0.3, 300 + 50 * i)
+        parts += [clip, np.zeros(RATE // 2)]
+    wav = write_wav(tmp_path / "joined.wav", as_int16(np.concatenate(parts)))
+    res = split_recording(wav, "hey_lamp", tmp_path / "rec", speaker="me")
+    assert len(res.saved) == 8 and res.rejected == []  # before: 8 x "too long (1.5 s)"
+    for p in res.saved:
+        ((start, end),) = find_words(load_wav(p, clip_samples=None))
+        assert end - start < 0.6 * RATE  # the burst, not the clip's background

@@ -304,3 +304,46 @@ def test_cli_stream_eval_json(run_copy, demo_data, tmp_path, capsys):
     rep = json.loads(capsys.readouterr().out)
     assert rep["positive"]["hours"] == 0.01 and "yes" in rep["per_keyword"]
     assert main(["stream-eval", str(run_copy), str(demo_data), "--gap", "3:1"]) == 2
+
+
+def test_calibration_falls_back_when_the_split_holds_no_keyword(run_copy, demo_data, tmp_path):
+    """Issue 22: validation without keyword clips (own recordings of few speakers, older
+    prepares) calibrates on the next split that has them, saying so, instead of exiting 2."""
+    import shutil
+
+    from kwstool.core.calibration import read_calibration
+    from kwstool.core.labels import is_filler
+    from kwstool.stream.evaluate import stream_eval
+
+    data_dir = tmp_path / "data"
+    shutil.copytree(demo_data, data_dir)
+    manifest = json.loads((data_dir / "manifest.json").read_text())
+    labels = np.load(data_dir / "validation_labels.npy")
+    keep = np.array([is_filler(manifest["labels"][int(k)]) for k in labels])
+    for part in ("features", "audio", "labels"):
+        f = data_dir / f"validation_{part}.npy"
+        np.save(f, np.load(f)[keep])
+    files = (data_dir / "validation_files.txt").read_text().splitlines()
+    (data_dir / "validation_files.txt").write_text(
+        "".join(f + "\n" for f, k in zip(files, keep) if k)
+    )
+    per = manifest["splits"]["validation"]["per_class"]
+    manifest["splits"]["validation"] = {
+        "count": int(keep.sum()),
+        "per_class": {lab: (n if is_filler(lab) else 0) for lab, n in per.items()},
+    }
+    (data_dir / "manifest.json").write_text(json.dumps(manifest))
+    said: list[str] = []
+    res = stream_eval(
+        run_copy,
+        data_dir,
+        design=synth.StreamDesign(seed=1, split="validation", **SHORT),
+        calibrate_fa=30.0,
+        out_dir=tmp_path / "out",
+        threads=2,
+        log=said.append,
+    )
+    warning = [m for m in said if "holds no keyword clips" in m]
+    assert len(warning) == 1 and "using the test split's instead" in warning[0]
+    assert res.report["design"]["split"] == "test"
+    assert read_calibration(run_copy)["stream"]["design"]["split"] == "test"
