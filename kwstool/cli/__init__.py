@@ -7,6 +7,7 @@ registered by the modules of this package, one per stage (data, model, deploy, s
 
 from __future__ import annotations
 
+import shlex
 import sys
 
 import typer
@@ -25,7 +26,7 @@ __all__ = ["app", "console", "err_console", "main"]
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the Typer app, turning KwsError into a one-line message and exit 2."""
     try:
-        app(args=argv, standalone_mode=False)
+        app(args=exec_rest(list(sys.argv[1:] if argv is None else argv)), standalone_mode=False)
     except KwsError as exc:
         # the message is plain text: brackets in it (`pip install 'kwstool[kokoro]'`) are no markup
         err_console.print(
@@ -47,6 +48,18 @@ def main(argv: list[str] | None = None) -> int:
             return int(exc.exit_code)  # type: ignore[attr-defined]
         raise
     return 0
+
+
+def exec_rest(argv: list[str]) -> list[str]:
+    """``kwstool listen ... --exec CMD ARG...``: every word after ``--exec`` belongs to CMD, even
+    one that looks like an option or like listen's optional RUN argument; they travel as one
+    shell-quoted ``--exec`` value (the listen command splits it again)."""
+    if not argv or argv[0] != "listen" or "--exec" not in argv:
+        return argv
+    i = argv.index("--exec")
+    if i + 1 >= len(argv):
+        return argv
+    return [*argv[:i], "--exec", shlex.join(argv[i + 1 :])]
 
 
 def _is_click_exception(exc: BaseException) -> bool:
