@@ -20,6 +20,8 @@ from kwstool.errors import KwsError
 
 #: Values of TrainConfig.select_by (see kwstool.model.selection for 'stream').
 SELECT_BY = ("accuracy", "stream")
+#: Values of TrainConfig.distribute (see kwstool.model.distribute).
+DISTRIBUTE = ("none", "mirrored", "multi-worker")
 
 #: Version of the hyper-parameter schema stored in config.json (bump when a field changes meaning).
 SCHEMA_VERSION = 2
@@ -157,6 +159,18 @@ class TrainConfig:
         "(keyword recall at zero false accepts on streams of the validation speakers).",
         choices=SELECT_BY,
     )
+    distribute: str = _field(
+        "none",
+        "Training on several devices (tf.distribute): 'none' (one device), 'mirrored' (the local "
+        "GPUs or --devices) or 'multi-worker' (the machines of TF_CONFIG). batch_size is per "
+        "replica and the peak learning rate is multiplied by the replicas (docs/SCALING.md).",
+        choices=DISTRIBUTE,
+    )
+    devices: str = _field(
+        "",
+        "With --distribute mirrored: comma-separated devices, e.g. GPU:0,GPU:1 (CPU:0,CPU:1: "
+        "logical CPU devices); empty: every local GPU.",
+    )
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -185,6 +199,10 @@ class TrainConfig:
                 raise KwsError(f"{prefix}{f.name}={value!r} is {problem}")
         try:
             check_name(self.model)
+            if self.devices:
+                from kwstool.model.distribute import parse_devices
+
+                parse_devices(self.devices)
         except KwsError as exc:
             raise KwsError(f"{prefix}{exc}") from None
 

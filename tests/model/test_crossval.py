@@ -121,3 +121,23 @@ def test_a_teacher_from_other_folds_is_refused(tmp_path):
     same_split(tmp_path / "ours", tmp_path / "ours")
     with pytest.raises(KwsError, match="test clips differ"):
         same_split(tmp_path / "theirs", tmp_path / "ours")
+
+
+def test_folds_run_as_separate_jobs_then_merge(sources, tmp_path):
+    recipe = {"model": "tiny_conv", "batch_size": 8, "lr": 0.01}
+    kw = {"k": 2, "epochs": 1, "seed": 0, "sources": sources, "work": tmp_path}
+    one = crossval.cross_validate(recipe, folds_to_run=[1], **kw)
+    assert [f["fold"] for f in one["folds"]] == [1] and not (tmp_path / "fold_0").exists()
+    with pytest.raises(KwsError, match=r"no result of this recipe for fold\(s\) 0; run them"):
+        crossval.cross_validate(recipe, merge=True, **kw)
+    zero = crossval.cross_validate(recipe, folds_to_run=[0], **kw)
+    merged = crossval.cross_validate(recipe, merge=True, **kw)
+    assert merged["folds"] == zero["folds"] + one["folds"]
+    pool = crossval.Pool(sources)
+    assert merged["summary"] == crossval.summarize(merged["folds"], pool.labels)
+    assert merged["summary"]["clips"] == len(pool.y)
+    # another recipe's fold results are not merged in
+    with pytest.raises(KwsError, match=r"fold\(s\) 0, 1"):
+        crossval.cross_validate(dict(recipe, lr=0.02), merge=True, **kw)
+    with pytest.raises(KwsError, match="fold 2 does not exist; k=2 folds are numbered 0..1"):
+        crossval.cross_validate(recipe, folds_to_run=[2], **kw)
