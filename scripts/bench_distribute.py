@@ -15,7 +15,8 @@ Configurations (``--replicas N``, default 2; ``--batch-size B`` per replica):
 
 Data: ``--data`` (a prepared folder), else ``--source`` (default
 ``../shared/data/speech_commands_mini`` when present, else the bundled ``datasets/demo``)
-prepared once into ``--work``.
+prepared once into ``--work`` (10 % validation and test speakers, the other words' clips kept
+as ``_unknown_``).
 
     python scripts/bench_distribute.py --epochs 3 --json scaling.json
     python scripts/bench_distribute.py --devices GPU:0,GPU:1 --batch-size 128
@@ -90,7 +91,9 @@ def main(argv: list[str] | None = None) -> int:
         mini = REPO.parent / "shared" / "data" / "speech_commands_mini"
         source = args.source or (mini if mini.is_dir() else REPO / "datasets" / "demo")
         data = args.work / "data"
-        prepare(str(source), data, progress=False)
+        # as scripts/bench_models.py: the other words' clips as _unknown_ examples
+        prepare(str(source), data, validation_pct=10.0, testing_pct=10.0, unknown_share=1000.0,
+                progress=False)  # fmt: skip
     devices = args.devices or ",".join(f"CPU:{i}" for i in range(args.replicas))
     n = len(devices.split(","))
     common = {"model": args.model, "epochs": args.epochs, "seed": 0}

@@ -30,6 +30,10 @@ generator inside the model (dropout) is part of its variables, which the checkpo
 the optimizer's. So the same seed gives the same weights on the same machine, and a resumed run
 continues exactly where an interrupted one stopped.
 
+Several devices or machines (``distribute``, :mod:`kwstool.model.distribute`): the model is
+built in the strategy's scope, ``batch_size`` is per replica and the peak learning rate is
+multiplied by the replicas; only the chief writes the run folder's artifacts.
+
 Run folder (``run_dir``, :mod:`kwstool.model.runfolder`)
     ``config.json``   model, hyper-parameters (schema_version), seed, data path and hash, labels
     ``history.json``  per-epoch loss/accuracy/val_loss/val_accuracy/score/lr/seconds/clips_per_s

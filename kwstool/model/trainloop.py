@@ -164,7 +164,8 @@ def run_epochs(s: Session) -> None:
                 f"early stop: the validation score has not improved for {s.cfg.patience} epochs"
             )
             break
+    where = f"model in {s.run_dir / rf.BEST_FILE}" if s.dist.chief else "the chief keeps the model"
     s.report.line(
-        f"best validation score {s.state['best_score']:.4f} at epoch "
-        f"{s.state['best_epoch']}; model in {s.run_dir / rf.BEST_FILE}"
+        f"best validation score {s.state['best_score']:.4f} at epoch {s.state['best_epoch']}; "
+        + where
     )

@@ -140,6 +140,19 @@ def test_distribute_none_gives_the_weights_of_a_plain_run(tiny_data, tmp_path):
     assert "distribution" not in config["optimizer"]
 
 
+@pytest.mark.slow
+def test_one_mirrored_replica_trains_like_one_device_with_mined_negatives(tiny_data, tmp_path):
+    """Six epochs: hard negatives are mined at epoch 6 with the model under the strategy."""
+    one = quick(tiny_data, tmp_path / "one", epochs=6, seed=1)
+    m1 = quick(tiny_data, tmp_path / "m1", epochs=6, seed=1, distribute="mirrored", devices="CPU:0")
+    a, b = checkpoint_arrays(tmp_path / "one"), checkpoint_arrays(tmp_path / "m1")
+    assert _max_diff(a, b, "model/") < 1e-5 and _max_diff(a, b, "optimizer/") < 1e-4
+    assert [r["examples"] for r in m1.history] == [r["examples"] for r in one.history]
+    assert [r["loss"] for r in m1.history] == pytest.approx([r["loss"] for r in one.history], 1e-5)
+    config = json.loads((tmp_path / "m1" / "config.json").read_text())
+    assert config["optimizer"]["distribution"]["replicas"] == 1
+
+
 # --- child processes -----------------------------------------------------------------------------
 def _env(**extra: str) -> dict[str, str]:
     env = dict(os.environ, TF_ENABLE_ONEDNN_OPTS="0", TF_CPP_MIN_LOG_LEVEL="3", **extra)
@@ -198,21 +211,19 @@ def test_mirrored_over_two_logical_cpus_matches_one_device(tiny_data, tmp_path):
     """Two replicas of batch 4 = one device of batch 8 at twice the peak learning rate (the
     stated rule); one mirrored replica = one device. The tiny model has neither dropout nor
     batch normalisation, the two things that differ per replica by design."""
-    r = {k: str(tmp_path / k) for k in ("m2", "one", "m1", "one1")}
+    r = {k: str(tmp_path / k) for k in ("m2", "one", "one_b4")}
     tiny = {"tiny_model": True, "seed": 4}
     _train_in_child(tiny_data, [
         [r["m2"], dict(tiny, batch_size=4, distribute="mirrored", devices="CPU:0,CPU:1")],
         [r["one"], dict(tiny, batch_size=8, lr=2 * TrainConfig().lr)],
-        [r["m1"], dict(tiny, batch_size=8, distribute="mirrored", devices="CPU:0")],
-        [r["one1"], dict(tiny, batch_size=8)],
+        [r["one_b4"], dict(tiny, batch_size=4)],
     ])  # fmt: skip
     m2, one = checkpoint_arrays(tmp_path / "m2"), checkpoint_arrays(tmp_path / "one")
+    print("max differences", _max_diff(m2, one, "model/"), _max_diff(m2, one, "optimizer/"))
     assert _max_diff(m2, one, "model/") < 1e-4
     assert _max_diff(m2, one, "optimizer/") < 1e-3  # Adam moments and the weight average
-    m1, one1 = checkpoint_arrays(tmp_path / "m1"), checkpoint_arrays(tmp_path / "one1")
-    assert _max_diff(m1, one1, "model/") < 1e-5
-    # the two runs differ from each other (the comparison can fail)
-    assert _max_diff(m2, one1, "model/") > 1e-3
+    # one device with the per-replica batch trains differently: the comparison can fail
+    assert _max_diff(m2, checkpoint_arrays(tmp_path / "one_b4"), "model/") > 1e-3
     config = json.loads((tmp_path / "m2" / "config.json").read_text())
     assert config["optimizer"]["distribution"] == {
         "mode": "mirrored", "replicas": 2, "workers": 1, "devices": ["CPU:0", "CPU:1"],
