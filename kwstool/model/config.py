@@ -200,9 +200,9 @@ class TrainConfig:
         try:
             check_name(self.model)
             if self.devices:
-                from kwstool.model.distribute import parse_devices
+                from kwstool.model.distribute import check_devices
 
-                parse_devices(self.devices)
+                check_devices(self.distribute, self.devices)
         except KwsError as exc:
             raise KwsError(f"{prefix}{exc}") from None
 

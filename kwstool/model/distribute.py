@@ -263,6 +263,17 @@ def parse_devices(devices: str) -> list[str]:
     return out
 
 
+def check_devices(mode: str, devices: str) -> None:
+    """``devices`` is for ``mirrored`` only, and well formed (one-line errors)."""
+    if devices and mode != "mirrored":
+        raise KwsError(
+            f"--devices applies to --distribute mirrored, not {mode}; multi-worker uses every "
+            "GPU of each worker (or its CPU)"
+        )
+    if devices:
+        parse_devices(devices)
+
+
 def _local_devices(devices: str) -> list[str]:
     """The mirrored replicas' devices; makes logical CPU devices when ``CPU:N`` asks for them."""
     import tensorflow as tf
@@ -350,11 +361,7 @@ def setup(mode: str, devices: str = "", timeout_s: float | None = None) -> Distr
     """The :class:`Distribution` of ``mode`` (see the module documentation)."""
     if mode not in DISTRIBUTE:
         raise KwsError(f"distribute={mode!r} is not one of {', '.join(DISTRIBUTE)}")
-    if mode != "mirrored" and devices:
-        raise KwsError(
-            f"--devices applies to --distribute mirrored, not {mode}; multi-worker uses every "
-            "GPU of each worker (or its CPU)"
-        )
+    check_devices(mode, devices)
     if mode == "none":
         return Distribution()
     import tensorflow as tf

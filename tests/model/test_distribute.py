@@ -85,6 +85,8 @@ def test_devices_and_modes_are_checked():
         dist_mod.setup("none", "GPU:0")
     with pytest.raises(KwsError, match="devices"):
         TrainConfig().replace(distribute="mirrored", devices="TPU:0")
+    with pytest.raises(KwsError, match="applies to --distribute mirrored, not none"):
+        TrainConfig().replace(devices="GPU:0")
     with pytest.raises(KwsError, match="distribute='all' is not one of none, mirrored"):
         TrainConfig().replace(distribute="all")
 
@@ -211,13 +213,19 @@ def test_mirrored_over_two_logical_cpus_matches_one_device(tiny_data, tmp_path):
     """Two replicas of batch 4 = one device of batch 8 at twice the peak learning rate (the
     stated rule); one mirrored replica = one device. The tiny model has neither dropout nor
     batch normalisation, the two things that differ per replica by design."""
-    r = {k: str(tmp_path / k) for k in ("m2", "one", "one_b4")}
+    r = {k: str(tmp_path / k) for k in ("m2", "one", "one_b4", "cut")}
     tiny = {"tiny_model": True, "seed": 4}
+    mirrored = dict(tiny, batch_size=4, distribute="mirrored", devices="CPU:0,CPU:1")
     _train_in_child(tiny_data, [
-        [r["m2"], dict(tiny, batch_size=4, distribute="mirrored", devices="CPU:0,CPU:1")],
+        [r["m2"], mirrored],
         [r["one"], dict(tiny, batch_size=8, lr=2 * TrainConfig().lr)],
         [r["one_b4"], dict(tiny, batch_size=4)],
+        [r["cut"], dict(mirrored, interrupt_at_epoch=2)],
+        [r["cut"], {"tiny_model": True, "resume": True}],
     ])  # fmt: skip
+    # interrupted after epoch 1 and resumed: the uninterrupted run's weights, bit for bit
+    cut = checkpoint_arrays(tmp_path / "cut")
+    assert all(np.array_equal(cut[k], v) for k, v in checkpoint_arrays(tmp_path / "m2").items())
     m2, one = checkpoint_arrays(tmp_path / "m2"), checkpoint_arrays(tmp_path / "one")
     print("max differences", _max_diff(m2, one, "model/"), _max_diff(m2, one, "optimizer/"))
     assert _max_diff(m2, one, "model/") < 1e-4
