@@ -123,6 +123,7 @@ def test_a_teacher_from_other_folds_is_refused(tmp_path):
         same_split(tmp_path / "theirs", tmp_path / "ours")
 
 
+@pytest.mark.slow
 def test_folds_run_as_separate_jobs_then_merge(sources, tmp_path):
     recipe = {"model": "tiny_conv", "batch_size": 8, "lr": 0.01}
     kw = {"k": 2, "epochs": 1, "seed": 0, "sources": sources, "work": tmp_path}

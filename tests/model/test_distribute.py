@@ -133,6 +133,7 @@ def test_cli_bad_tf_config_exits_2_with_one_line(tiny_data, tmp_path, capsys, mo
 
 
 # --- one device: today's path --------------------------------------------------------------------
+@pytest.mark.slow
 def test_distribute_none_gives_the_weights_of_a_plain_run(tiny_data, tmp_path):
     quick(tiny_data, tmp_path / "plain", seed=2)
     quick(tiny_data, tmp_path / "none", seed=2, distribute="none")
