@@ -38,6 +38,19 @@ Cross-validation (``--cv``, the honest figure; see ``kwstool.model.crossval``):
     ablations call ``cross_validate(recipe, k, epochs, seed, sources=..., work=...)`` or pass
     ``--set key=value`` (TrainConfig fields).
 
+Folds as independent jobs (other GPUs or machines, any job runner): ``--prepare-only`` once,
+then ``--fold K`` per fold (writes ``WORK/cv/<recipe>/fold_K/result.json``), then ``--merge``
+(reads every fold's result; trains nothing). With plain shell background jobs, one GPU each::
+
+    W=runs/bench; python scripts/bench_models.py --cv --work $W --prepare-only
+    for k in 0 1 2 3 4; do
+        CUDA_VISIBLE_DEVICES=$k python scripts/bench_models.py --cv --work $W --fold $k \
+            --no-progress > fold_$k.log 2>&1 &
+    done; wait
+    python scripts/bench_models.py --cv --work $W --merge --json cv.json
+
+On several machines, share ``WORK`` (or copy each ``fold_K`` folder back) before ``--merge``.
+
 Usage::
 
     python scripts/bench_models.py                         # all models, default epochs
@@ -311,6 +324,9 @@ def run_cv(args, console) -> dict:
 
     src_names = source_names(args.sources)
     prepare_sources(args.data_root, args.work, args.seed, not args.no_progress, src_names)
+    if args.prepare_only:
+        console.print(f"prepared {args.work / 'sources'}", highlight=False)
+        return {}
     sources = {name: args.work / "sources" / name for name in src_names}
     names = [m.strip() for m in args.models.split(",") if m.strip()]
     recipe = {"model": names[0] if len(names) == 1 else DEFAULT_MODEL, **parse_sets(args.set)}
@@ -343,7 +359,8 @@ def run_cv(args, console) -> dict:
         work=work,
         progress=not args.no_progress,
         teacher_dirs=teachers,
-        folds_to_run=[int(f) for f in args.folds.split(",")] if args.folds else None,
+        folds_to_run=None if args.fold is None else [int(f) for f in args.fold.split(",")],
+        merge=args.merge,
     )
     out["wall_seconds"] = round(time.perf_counter() - t0, 1)
     summ = out["summary"]
@@ -377,7 +394,8 @@ def run_cv(args, console) -> dict:
     console.print(table)
     console.print(
         f"pooled top-1 {summ['pooled_top1']:.4f} over {summ['clips']} clips; fold "
-        f"sizes {out['fold_sizes']}; wall time {out['wall_seconds'] / 60:.1f} min",
+        f"sizes {out['fold_sizes']}; wall time {out['wall_seconds'] / 60:.1f} min (the folds' "
+        f"own: {sum(f.get('seconds', 0) for f in out['folds']) / 60:.1f} min)",
         highlight=False,
     )
     return out
@@ -421,12 +439,6 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--k", type=int, default=CV_K, help=f"folds for --cv (default {CV_K})")
     ap.add_argument(
-        "--folds",
-        default="",
-        help="--cv: run only these folds (comma-separated; each fold's result is cached in "
-        "WORK/cv/.../fold_K, so folds can run as separate jobs and a last call merges them)",
-    )
-    ap.add_argument(
         "--all",
         action="store_true",
         help="--cv: instead of the folds, train the recipe on every clip (the model to ship) "
@@ -445,6 +457,19 @@ def main(argv: list[str] | None = None) -> int:
         metavar="KEY=VALUE",
         help="TrainConfig field for --cv, e.g. batch_size=64 (repeatable)",
     )
+    jobs = ap.add_mutually_exclusive_group()
+    jobs.add_argument(
+        "--fold",
+        default=None,
+        help="--cv: run only this fold (0..k-1), as one job, or several (comma-separated); "
+        "the summary covers them",
+    )
+    jobs.add_argument(
+        "--merge", action="store_true", help="--cv: summarize the folds' results; train nothing"
+    )
+    jobs.add_argument(
+        "--prepare-only", action="store_true", help="--cv: prepare the sources and stop"
+    )
     args = ap.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
@@ -455,13 +480,16 @@ def main(argv: list[str] | None = None) -> int:
     console = Console(width=None if sys.stdout.isatty() else 120)
     t_start = time.perf_counter()
     names = [m.strip() for m in args.models.split(",") if m.strip()]
+    if not args.cv and (args.fold is not None or args.merge or args.prepare_only):
+        console.print("[bold red]error:[/] --fold, --merge and --prepare-only need --cv")
+        return 2
     if args.cv:
         try:
             out = run_cv(args, console)
         except KwsError as exc:
             console.print(f"[bold red]error:[/] {exc}", highlight=False)
             return 2
-        if args.json:
+        if args.json and out:
             write_json(args.json, out)
         return 0
     try:

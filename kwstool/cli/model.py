@@ -88,6 +88,8 @@ def train(
     stream_windows: float | None = _opt("stream_windows"),
     hard_negatives: bool | None = _opt("hard_negatives"),
     select_by: str | None = _opt("select_by"),
+    distribute: str | None = _opt("distribute"),
+    devices: str | None = _opt("devices"),
     weight_decay: float | None = _opt("weight_decay"),
     label_smoothing: float | None = _opt("label_smoothing"),
     threads: int | None = typer.Option(None, "--threads", help="CPU threads (default: all cores)."),

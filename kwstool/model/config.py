@@ -20,6 +20,8 @@ from kwstool.errors import KwsError
 
 #: Values of TrainConfig.select_by (see kwstool.model.selection for 'stream').
 SELECT_BY = ("accuracy", "stream", "last")
+#: Values of TrainConfig.distribute (see kwstool.model.distribute).
+DISTRIBUTE = ("none", "mirrored", "multi-worker")
 
 #: Version of the hyper-parameter schema stored in config.json (bump when a field changes meaning).
 SCHEMA_VERSION = 2
@@ -159,6 +161,18 @@ class TrainConfig:
         "every speaker, its figures from a cross-validation of the same recipe).",
         choices=SELECT_BY,
     )
+    distribute: str = _field(
+        "none",
+        "Training on several devices (tf.distribute): 'none' (one device), 'mirrored' (the local "
+        "GPUs or --devices) or 'multi-worker' (the machines of TF_CONFIG). batch_size is per "
+        "replica and the peak learning rate is multiplied by the replicas (docs/SCALING.md).",
+        choices=DISTRIBUTE,
+    )
+    devices: str = _field(
+        "",
+        "With --distribute mirrored: comma-separated devices, e.g. GPU:0,GPU:1 (CPU:0,CPU:1: "
+        "logical CPU devices); empty: every local GPU.",
+    )
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -187,6 +201,10 @@ class TrainConfig:
                 raise KwsError(f"{prefix}{f.name}={value!r} is {problem}")
         try:
             check_name(self.model)
+            if self.devices:
+                from kwstool.model.distribute import check_devices
+
+                check_devices(self.distribute, self.devices)
         except KwsError as exc:
             raise KwsError(f"{prefix}{exc}") from None
 

@@ -13,6 +13,11 @@ Fold ``f``: test = the groups of fold ``f``; validation (best epoch, early stopp
 fold is trained with :func:`kwstool.model.train.train`, quantized to int8 and evaluated with
 LiteRT on its test clips. The result holds per-fold figures, their mean and standard deviation
 (top-1, macro-F1, per-class recall) and the pooled top-1 over all clips. Fold runs resume.
+
+Folds are independent jobs: ``folds_to_run=[f]`` trains and writes only ``work/fold_f``
+(``result.json`` last), so folds can run at once on other GPUs or machines with any job runner
+(a shared ``work`` folder, or the ``fold_f`` folders copied back); ``merge=True`` then trains
+nothing and summarizes the folds' ``result.json`` files (a missing fold is a one-line error).
 """
 
 from __future__ import annotations
@@ -154,8 +159,10 @@ def _fold(
     seed: int,
     progress: bool,
     teacher_dirs: tuple[Path, ...] = (),
-) -> dict[str, Any]:
-    """Train, quantize and evaluate fold ``f``; cached in ``work/fold_F/result.json``. With
+    merge: bool = False,
+) -> dict[str, Any] | None:
+    """Train, quantize and evaluate fold ``f``; cached in ``work/fold_F/result.json`` (with
+    ``merge``: only that cache, None when it is missing or for another recipe). With
     ``teacher_dirs`` (the work folders of earlier cross-validations with the same folds) the
     fold's student is distilled from their runs of the same fold."""
     from kwstool.model.config import TrainConfig
@@ -169,11 +176,13 @@ def _fold(
     cfg = TrainConfig().replace(**recipe)
     if cached.is_file():
         result: dict[str, Any] = json.loads(cached.read_text())
-        if result.get("config") == cfg.to_dict():
+        if same_config(result.get("config") or {}, cfg):
             if "top1_by_source" not in result:  # written before that figure existed
                 result.update(_test_figures(fold_dir, pool.labels))
                 write_json(cached, result)
             return result
+    if merge:
+        return None
     t0 = time.perf_counter()
     pool.write(fold_dir / "data", pool.fold_splits(folds, f, seed), f"k{int(folds.max()) + 1}"
                f"-fold{f}-seed{seed}")  # fmt: skip
@@ -188,6 +197,15 @@ def _fold(
               "seconds": round(time.perf_counter() - t0, 1)}  # fmt: skip
     write_json(cached, result)
     return result
+
+
+def same_config(stored: dict[str, Any], cfg: Any) -> bool:
+    """Whether a cached fold's stored config is ``cfg``: a field added to TrainConfig after the
+    fold ran counts as its default value, so cached folds stay valid across such additions."""
+    from kwstool.model.config import TrainConfig
+
+    now, defaults = cfg.to_dict(), TrainConfig().to_dict()
+    return set(stored) <= set(now) and all(stored.get(k, defaults[k]) == v for k, v in now.items())
 
 
 def _test_figures(fold_dir: Path, labels: list[str]) -> dict[str, Any]:
@@ -250,13 +268,15 @@ def summarize(folds: list[dict[str, Any]], labels: list[str]) -> dict[str, Any]:
 def cross_validate(recipe: dict[str, Any], k: int = 5, epochs: int | None = None, seed: int = 0,
                    *, sources: dict[str, Path], work: Path, progress: bool = False,
                    folds_to_run: list[int] | None = None,
-                   teacher_dirs: tuple[Path, ...] = ()) -> dict[str, Any]:  # fmt: skip
+                   teacher_dirs: tuple[Path, ...] = (),
+                   merge: bool = False) -> dict[str, Any]:  # fmt: skip
     """Speaker-grouped ``k``-fold cross-validation of ``recipe`` (TrainConfig fields) on the
     pooled clips of the prepared folders ``sources`` ({name: folder}); see the module docs.
 
     ``epochs`` overrides the recipe's; ``seed`` drives the fold assignment and training.
     ``folds_to_run`` limits the run to some folds (the summary then covers those).
-    ``teacher_dirs``: distil every fold from these cross-validations' runs of it. Returns
+    ``teacher_dirs``: distil every fold from these cross-validations' runs of it. ``merge``:
+    train nothing, read the folds' results written by earlier (e.g. parallel) calls. Returns
     ``{"recipe", "k", "seed", "folds": [...], "summary": {...}, "seconds"}``.
     """
     if k < 2:
@@ -265,8 +285,19 @@ def cross_validate(recipe: dict[str, Any], k: int = 5, epochs: int | None = None
     recipe = dict(recipe, seed=seed, **({"epochs": epochs} if epochs else {}))
     pool = Pool(sources)
     folds = assign_folds(pool.groups, k, seed)
-    results = [_fold(pool, folds, f, recipe, Path(work), seed, progress, teacher_dirs)
-               for f in (folds_to_run if folds_to_run is not None else range(k))]  # fmt: skip
+    wanted = list(range(k)) if folds_to_run is None else folds_to_run
+    bad = [f for f in wanted if not 0 <= f < k]
+    if bad:
+        raise KwsError(f"fold {bad[0]} does not exist; k={k} folds are numbered 0..{k - 1}")
+    found = [_fold(pool, folds, f, recipe, Path(work), seed, progress, teacher_dirs, merge)
+             for f in wanted]  # fmt: skip
+    missing = [f for f, r in zip(wanted, found) if r is None]
+    if missing:
+        raise KwsError(
+            f"{work}: no result of this recipe for fold(s) {', '.join(map(str, missing))}; "
+            f"run them first (one job per fold), then merge"
+        )
+    results = [r for r in found if r is not None]
     return {"recipe": recipe, "k": k, "seed": seed, "folds": results,
             "fold_sizes": np.bincount(folds, minlength=k).tolist(),
             "summary": summarize(results, pool.labels),

@@ -30,6 +30,10 @@ generator inside the model (dropout) is part of its variables, which the checkpo
 the optimizer's. So the same seed gives the same weights on the same machine, and a resumed run
 continues exactly where an interrupted one stopped.
 
+Several devices or machines (``distribute``, :mod:`kwstool.model.distribute`): the model is
+built in the strategy's scope, ``batch_size`` is per replica and the peak learning rate is
+multiplied by the replicas; only the chief writes the run folder's artifacts.
+
 Run folder (``run_dir``, :mod:`kwstool.model.runfolder`)
     ``config.json``   model, hyper-parameters (schema_version), seed, data path and hash, labels
     ``history.json``  per-epoch loss/accuracy/val_loss/val_accuracy/score/lr/seconds/clips_per_s
@@ -59,6 +63,7 @@ from kwstool.model.augment import (
     class_weights,
 )
 from kwstool.model.config import DEFAULTS, FIELD_NAMES, TrainConfig
+from kwstool.model.distribute import Distribution, setup as setup_distribution
 from kwstool.model.epochs import (
     ExtraExamples,
     validation_arrays,
@@ -180,28 +185,33 @@ def _averaging_adamw(schedule: Any, weight_decay: float, ema: float) -> Any:
 
 
 def _compile(
-    cfg: TrainConfig, num_labels: int, n_train: int
+    cfg: TrainConfig, num_labels: int, n_train: int, dist: Distribution | None = None
 ) -> tuple[Any, Any, Any, dict[str, Any]]:
-    """Model, optimizer and schedule of ``cfg`` (AdamW, linear warm-up + cosine decay)."""
+    """Model, optimizer and schedule of ``cfg`` (AdamW, linear warm-up + cosine decay), built
+    in the scope of ``dist``'s strategy; batch and peak learning rate follow its replicas."""
     import keras
 
     from kwstool.model.zoo import build_model
 
-    net = build_model(cfg.model, num_labels)
-    steps_per_epoch = math.ceil(n_train / cfg.batch_size)  # n_train counts the extra examples
+    dist = dist or Distribution()
+    batch, peak_lr = dist.global_batch(cfg.batch_size), dist.peak_lr(cfg.lr)
+    steps_per_epoch = math.ceil(n_train / batch)  # n_train counts the extra examples
     total_steps = steps_per_epoch * cfg.epochs
     warmup = min(cfg.warmup_epochs * steps_per_epoch, total_steps // 4)
-    schedule = keras.optimizers.schedules.CosineDecay(
-        initial_learning_rate=cfg.lr * 0.1,
-        decay_steps=max(1, total_steps - warmup),
-        alpha=0.01,
-        warmup_target=cfg.lr,
-        warmup_steps=warmup,
-    )
-    optimizer = _averaging_adamw(schedule, cfg.weight_decay, cfg.ema)
-    loss = keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing)
-    net.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"])
-    optimizer.build(net.trainable_variables)
+    with dist.scope():
+        net = build_model(cfg.model, num_labels)
+        schedule = keras.optimizers.schedules.CosineDecay(
+            initial_learning_rate=peak_lr * 0.1,
+            decay_steps=max(1, total_steps - warmup),
+            alpha=0.01,
+            warmup_target=peak_lr,
+            warmup_steps=warmup,
+        )
+        optimizer = _averaging_adamw(schedule, cfg.weight_decay, cfg.ema)
+        loss = keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing)
+        net.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"])
+        optimizer.build(net.trainable_variables)
+        dist.prepare(net, num_labels)
     info = {
         "name": "AdamW",
         "schedule": "linear warm-up + cosine decay",
@@ -209,6 +219,8 @@ def _compile(
         "total_steps": total_steps,
         "ema_momentum": cfg.ema,
     }
+    if dist.strategy is not None:
+        info["distribution"] = dist.info(cfg.batch_size, cfg.lr)
     return net, optimizer, schedule, info
 
 
@@ -219,6 +231,7 @@ def _session(
     threads: int | None,
     report: Reporter,
     hooks: dict[str, Any],
+    dist: Distribution | None = None,
 ) -> tuple[Session, dict[str, Any]]:
     """Model, augmenter, validation arrays and a fresh state; the optimizer info."""
     train_split, val_split = data.split("train"), data.split("validation")
@@ -234,7 +247,8 @@ def _session(
     if cfg.teachers:
         hooks = {**hooks, "targets": teachers(cfg, labels, data)}
     n_extra = int(getattr(hooks.get("extra_examples"), "per_epoch", 0))
-    net, optimizer, schedule, opt_info = _compile(cfg, len(labels), len(y_train) + n_extra)
+    dist = dist or Distribution()
+    net, optimizer, schedule, opt_info = _compile(cfg, len(labels), len(y_train) + n_extra, dist)
     silence = labels.index(SILENCE_LABEL) if SILENCE_LABEL in labels else None
     aug = Augmenter(train_split.audio, y_train, data.background_noise, silence,
                     cfg.noise_prob, cfg.noise_volume, cfg.time_shift_ms, cfg.spec_augment,
@@ -246,7 +260,7 @@ def _session(
     state = {"best_epoch": 0, "best_val_accuracy": -1.0, "best_score": -math.inf,
              "since_best": 0, "history": [], "finished": False, "stopped_early": False}  # fmt: skip
     s = Session(cfg, run_dir, net, optimizer, schedule, labels, aug, y_train, weights,
-                 x_val, y_val, state, report, **hooks)  # fmt: skip
+                 x_val, y_val, state, report, dist=dist, **hooks)  # fmt: skip
     return s, opt_info
 
 
@@ -311,6 +325,17 @@ def _result(s: Session, resumed_from: int | None) -> TrainResult:
                        best_score=float(st["best_score"]))  # fmt: skip
 
 
+def _worker_folder(out: Path, config: TrainConfig | None, overrides: dict[str, Any]) -> Path:
+    """``out``, or a multi-worker run's non-chief folder ``out/.worker-I`` (from TF_CONFIG)."""
+    mode = overrides.get("distribute") or (config.distribute if config is not None else None)
+    if mode != "multi-worker":
+        return out
+    from kwstool.model.distribute import read_tf_config
+
+    cluster = read_tf_config()
+    return Distribution(chief=cluster.chief, worker=cluster.worker).run_folder(out)
+
+
 def train(
     data_dir: str | os.PathLike[str],
     run_dir: str | os.PathLike[str],
@@ -335,16 +360,23 @@ def train(
     threads for TensorFlow and the front end (default: all cores). ``extra_examples`` and
     ``select``: see the module documentation.
     """
-    data_dir, run_dir = Path(data_dir), Path(run_dir)
+    data_dir, out = Path(data_dir), Path(run_dir)
+    run_dir = _worker_folder(out, config, overrides)
     cfg, stored = rf.resolve_session(run_dir, config, resume, overwrite, overrides)
+    if cfg.distribute == "multi-worker" and run_dir != _worker_folder(out, cfg, {}):
+        raise KwsError(
+            f"{out} is a multi-worker run; pass --distribute multi-worker on every worker, "
+            "also with --resume"
+        )
     data = _load_data(data_dir, cfg.select_by)
     rf.check_data_matches(stored, data, data_dir, run_dir)
     if overwrite:  # only now that the inputs are known to be good
         rf.clear_run(run_dir)
     tfenv.quiet()
     _seed_everything(cfg.seed, threads)
+    dist = setup_distribution(cfg.distribute, cfg.devices)
     hooks = {"extra_examples": extra_examples, "select": select}
-    s, opt_info = _session(cfg, data, run_dir, threads, Reporter(progress, console), hooks)
+    s, opt_info = _session(cfg, data, run_dir, threads, Reporter(progress, console), hooks, dist)
     resumed_from = _restore(s, resume)
     run_dir.mkdir(parents=True, exist_ok=True)
     record = rf.config_record(cfg, data, data_dir, s.net, len(s.y_train), len(s.y_val), opt_info)
@@ -352,14 +384,15 @@ def train(
     from kwstool.core.artifacts import RunConfig
 
     record = RunConfig.stamp(record, str(run_dir / rf.CONFIG_FILE))
-    write_json(run_dir / rf.CONFIG_FILE, record)
+    write_json(run_dir / rf.CONFIG_FILE, record)  # a worker's own copy: what --resume reads
     if s.state["finished"]:
         s.report.line(f"{run_dir}: training already finished at epoch {len(s.history)}")
     else:
         resuming = f"; resuming after epoch {resumed_from}" if resumed_from else ""
+        where = f" ({dist.describe()})" if dist.strategy is not None else ""
         s.report.line(
             f"training {cfg.model} ({s.net.count_params():,} parameters) on {len(s.y_train)} "
-            f"clips, validating on {len(s.y_val)}; run folder {run_dir}{resuming}"
+            f"clips, validating on {len(s.y_val)}{where}; run folder {run_dir}{resuming}"
         )
         run_epochs(s)
     return _result(s, resumed_from)

@@ -9,7 +9,7 @@ import math
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,7 @@ import numpy as np
 from kwstool.model import runfolder as rf
 from kwstool.model.augment import Augmenter
 from kwstool.model.config import TrainConfig
+from kwstool.model.distribute import Distribution
 from kwstool.model.epochs import (
     Epoch,
     ExtraExamples,
@@ -51,6 +52,7 @@ class Session:
     extra_examples: ExtraExamples | None = None
     select: Select | None = None
     targets: Targets | None = None
+    dist: Distribution = field(default_factory=Distribution)
 
     @property
     def history(self) -> list[dict[str, Any]]:
@@ -84,8 +86,10 @@ def run_epoch(s: Session, epoch: int) -> dict[str, Any]:
     extra_x, extra_y = extras(s.extra_examples, s.cfg.seed, epoch, len(s.labels), s.net)
     total = n + (0 if extra_x is None else len(extra_x))
     ep = Epoch(rng.permutation(total), rng, extra_x, extra_y, s.cfg.mixup, s.targets)
-    ds, steps = epoch_dataset(s.aug, s.y_train, s.weights, ep, s.cfg.batch_size)
-    callback = s.report.batch_callback(epoch, s.cfg.epochs, steps, s.cfg.batch_size)
+    batch = s.dist.global_batch(s.cfg.batch_size)  # the strategy gives each replica its share
+    ds, steps = epoch_dataset(s.aug, s.y_train, s.weights, ep, batch)
+    ds = s.dist.shard_by_data(ds)
+    callback = s.report.batch_callback(epoch, s.cfg.epochs, steps, batch)
     fit = s.net.fit(
         ds,
         epochs=1,
@@ -118,7 +122,8 @@ def run_epoch(s: Session, epoch: int) -> dict[str, Any]:
 
 
 def record_epoch(s: Session, row: dict[str, Any]) -> tuple[bool, bool]:
-    """Update the state with ``row``, save best/checkpoint/history; (improved, stop)."""
+    """Update the state with ``row``, save best/checkpoint/history; (improved, stop). Only the
+    chief writes best.keras and history; every worker keeps its checkpoint (for --resume)."""
     state, epoch = s.state, row["epoch"]
     state["history"] = [*s.history, row]
     improved = row["score"] > state["best_score"]
@@ -129,8 +134,9 @@ def record_epoch(s: Session, row: dict[str, Any]) -> tuple[bool, bool]:
             best_val_accuracy=row["val_accuracy"],
             since_best=0,
         )
-        with kept_weights(s):
-            rf.save_best(s.net, s.cfg.model, len(s.labels), s.run_dir / rf.BEST_FILE)
+        if s.dist.chief:
+            with kept_weights(s):
+                rf.save_best(s.net, s.cfg.model, len(s.labels), s.run_dir / rf.BEST_FILE)
     else:
         state["since_best"] += 1
     stop = state["since_best"] >= s.cfg.patience
@@ -139,7 +145,8 @@ def record_epoch(s: Session, row: dict[str, Any]) -> tuple[bool, bool]:
         finished=stop or epoch == s.cfg.epochs,
     )
     rf.write_checkpoint(s.run_dir / rf.CHECKPOINT_DIR, epoch, s.net, s.optimizer, state)
-    rf.write_history(s.run_dir, state["history"], state, s.cfg.model)
+    if s.dist.chief:
+        rf.write_history(s.run_dir, state["history"], state, s.cfg.model)
     return improved, stop
 
 
@@ -163,7 +170,8 @@ def run_epochs(s: Session) -> None:
                 f"early stop: the validation score has not improved for {s.cfg.patience} epochs"
             )
             break
+    where = f"model in {s.run_dir / rf.BEST_FILE}" if s.dist.chief else "the chief keeps the model"
     s.report.line(
-        f"best validation score {s.state['best_score']:.4f} at epoch "
-        f"{s.state['best_epoch']}; model in {s.run_dir / rf.BEST_FILE}"
+        f"best validation score {s.state['best_score']:.4f} at epoch {s.state['best_epoch']}; "
+        + where
     )

@@ -121,3 +121,38 @@ def test_a_teacher_from_other_folds_is_refused(tmp_path):
     same_split(tmp_path / "ours", tmp_path / "ours")
     with pytest.raises(KwsError, match="test clips differ"):
         same_split(tmp_path / "theirs", tmp_path / "ours")
+
+
+@pytest.mark.slow
+def test_folds_run_as_separate_jobs_then_merge(sources, tmp_path):
+    recipe = {"model": "tiny_conv", "batch_size": 8, "lr": 0.01}
+    kw = {"k": 2, "epochs": 1, "seed": 0, "sources": sources, "work": tmp_path}
+    one = crossval.cross_validate(recipe, folds_to_run=[1], **kw)
+    assert [f["fold"] for f in one["folds"]] == [1] and not (tmp_path / "fold_0").exists()
+    with pytest.raises(KwsError, match=r"no result of this recipe for fold\(s\) 0; run them"):
+        crossval.cross_validate(recipe, merge=True, **kw)
+    zero = crossval.cross_validate(recipe, folds_to_run=[0], **kw)
+    merged = crossval.cross_validate(recipe, merge=True, **kw)
+    assert merged["folds"] == zero["folds"] + one["folds"]
+    pool = crossval.Pool(sources)
+    assert merged["summary"] == crossval.summarize(merged["folds"], pool.labels)
+    assert merged["summary"]["clips"] == len(pool.y)
+    # another recipe's fold results are not merged in
+    with pytest.raises(KwsError, match=r"fold\(s\) 0, 1"):
+        crossval.cross_validate(dict(recipe, lr=0.02), merge=True, **kw)
+    with pytest.raises(KwsError, match="fold 2 does not exist; k=2 folds are numbered 0..1"):
+        crossval.cross_validate(recipe, folds_to_run=[2], **kw)
+
+
+def test_a_cached_fold_stays_valid_when_trainconfig_gains_a_field():
+    from kwstool.model.config import TrainConfig
+    from kwstool.model.crossval import same_config
+
+    cfg = TrainConfig().replace(epochs=7)
+    stored = cfg.to_dict()
+    assert same_config(stored, cfg)
+    older = {k: v for k, v in stored.items() if k != "distribute"}  # written before the field
+    assert same_config(older, cfg)
+    assert not same_config(older, cfg.replace(distribute="mirrored"))
+    assert not same_config({**stored, "epochs": 8}, cfg)
+    assert not same_config({**stored, "retired_field": 1}, cfg)
