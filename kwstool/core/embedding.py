@@ -28,7 +28,7 @@ import importlib.util
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import numpy as np
 
@@ -87,7 +87,8 @@ def model_dir() -> Path:
 
 def model_hashes(folder: Path) -> dict[str, str]:
     """SHA-256 of the two ONNX files (recorded with a head: it is only valid for them)."""
-    return {n: hashlib.sha256((folder / n).read_bytes()).hexdigest() for n in (MEL_MODEL, EMBEDDING_MODEL)}
+    names = (MEL_MODEL, EMBEDDING_MODEL)
+    return {n: hashlib.sha256((folder / n).read_bytes()).hexdigest() for n in names}
 
 
 class SpeechEmbedding:
@@ -184,7 +185,8 @@ def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
     z = np.asarray(logits, np.float64) / temperature
     z -= z.max(axis=-1, keepdims=True)
     e = np.exp(z)
-    return (e / e.sum(axis=-1, keepdims=True)).astype(np.float32)
+    out: np.ndarray = (e / e.sum(axis=-1, keepdims=True)).astype(np.float32)
+    return out
 
 
 @dataclass
@@ -206,7 +208,8 @@ class Head:
 
     def inputs(self, emb: np.ndarray) -> np.ndarray:
         x = np.asarray(emb, np.float32).reshape(len(emb), -1)
-        return (x - self.mean) / self.scale
+        out: np.ndarray = (x - self.mean) / self.scale
+        return out
 
     def logits(self, emb: np.ndarray) -> np.ndarray:
         """``(M, labels)`` logits of ``(M, 12, 96)`` embeddings."""
@@ -214,7 +217,8 @@ class Head:
         return np.asarray(h @ self.w2 + self.b2, np.float32)
 
     def probabilities(self, emb: np.ndarray, temperature: float = 1.0) -> np.ndarray:
-        return softmax(self.logits(emb), temperature)
+        out: np.ndarray = softmax(self.logits(emb), temperature)
+        return out
 
     def save(self, path: Path) -> None:
         import io

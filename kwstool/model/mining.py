@@ -53,9 +53,7 @@ class HardNegatives:
         """Examples one call returns once the pool is full (for the learning-rate schedule)."""
         return self.windows.count + min(self.mined_per_epoch, self.pool_size)
 
-    def __call__(
-        self, rng: np.random.Generator, epoch: int, model: Any
-    ) -> tuple[np.ndarray, ...]:
+    def __call__(self, rng: np.random.Generator, epoch: int, model: Any) -> tuple[np.ndarray, ...]:
         got = self.windows(rng)
         feats, labels = got[0], got[1]
         if model is not None and epoch > 1 and (epoch - 1) % self.every == 0:

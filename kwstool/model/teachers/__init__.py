@@ -36,10 +36,12 @@ class Teacher(Protocol):
 
     share: float  # the teacher's share of each target
 
-    #: None: the teacher reads the batch's features; else the distributions of 1 s windows of
-    #: audio streams, which the extra-example hooks call when they cut windows (their third
-    #: returned array, see :func:`kwstool.model.epochs.extras`)
-    audio: AudioTeacher | None
+    @property
+    def audio(self) -> AudioTeacher | None:
+        """None: the teacher reads the batch's features; else the distributions of 1 s windows
+        of audio streams, which the extra-example hooks call when they cut windows (their third
+        returned array, see :func:`kwstool.model.epochs.extras`)."""
+        ...
 
     def __call__(
         self, x: np.ndarray, y: np.ndarray, ids: np.ndarray, extra: np.ndarray | None

@@ -25,12 +25,14 @@ import numpy as np
 from kwstool.core.embedding import (
     EMB_DIM,
     HEAD_EMBEDDINGS,
+    INSTALL,
     Head,
     HeadRecord,
     SpeechEmbedding,
     model_hashes,
     softmax,
 )
+from kwstool.errors import KwsError
 from kwstool.model.augment import class_weights, read_rows
 from kwstool.model.runfolder import TEACHER_DIR
 from kwstool.model.teachers import blend
@@ -38,7 +40,8 @@ from kwstool.model.teachers import blend
 HEAD_FILE, LOGITS_FILE = "head.npz", "clip_logits.npy"
 HIDDEN = 128
 HEAD_EPOCHS = 40
-HEAD_BATCH = 64
+HEAD_MAX_STEPS = 4000  # big training splits take fewer epochs
+HEAD_BATCH = 128
 HEAD_LR = 1e-3
 HEAD_WEIGHT_DECAY = 1e-4
 HEAD_DROPOUT = 0.3
@@ -64,7 +67,19 @@ def train_head(
 ) -> tuple[Head, int]:
     """A head trained on embeddings ``(N, 12, 96)`` with labels ``(N,)``: class-balanced
     cross-entropy, AdamW, dropout on the hidden layer, all in NumPy from ``seed``; the head and
-    the steps it took."""
+    the steps it took. BLAS runs on one thread: its small products are several times slower
+    spread over busy cores."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        raise KwsError(f"the embedding teacher needs threadpoolctl; {INSTALL}") from None
+    with threadpool_limits(1, user_api="blas"):
+        return _train_head(emb, labels, num_labels, seed, hidden, epochs)
+
+
+def _train_head(
+    emb: np.ndarray, labels: np.ndarray, num_labels: int, seed: int, hidden: int, epochs: int
+) -> tuple[Head, int]:
     rng = np.random.default_rng([seed, 7])
     x = emb.reshape(len(emb), -1).astype(np.float32)
     mean = x.mean(axis=0)
@@ -85,6 +100,7 @@ def train_head(
     v = {k: np.zeros_like(p) for k, p in params.items()}
     eye = np.eye(num_labels, dtype=np.float32)
     steps_per_epoch = math.ceil(len(x) / HEAD_BATCH)
+    epochs = max(1, min(epochs, HEAD_MAX_STEPS // steps_per_epoch))
     total = epochs * steps_per_epoch
     step = 0
     for _ in range(epochs):
@@ -94,10 +110,12 @@ def train_head(
             xb, yb, wb = x[b], eye[y[b]], cw[y[b]]
             pre = xb @ params["w1"] + params["b1"]
             h = np.maximum(pre, 0.0)
-            keep = (rng.random(h.shape) >= HEAD_DROPOUT) / (1.0 - HEAD_DROPOUT)
+            keep = (rng.random(h.shape, np.float32) >= HEAD_DROPOUT) * np.float32(
+                1.0 / (1.0 - HEAD_DROPOUT)
+            )
             hd = h * keep
             p = softmax(hd @ params["w2"] + params["b2"])
-            g = (p - yb) * (wb / wb.sum())[:, None]  # d loss / d logits
+            g = ((p - yb) * (wb / wb.sum())[:, None]).astype(np.float32)  # d loss / d logits
             grads = {"w2": hd.T @ g, "b2": g.sum(axis=0)}
             gh = (g @ params["w2"].T) * keep * (pre > 0)
             grads["w1"] = xb.T @ gh

@@ -2,8 +2,8 @@
 one being trained.
 
 ``--teachers RUN[,RUN...]`` names finished run folders trained on the same data (same labels,
-same front end). Each training batch, after augmentation (before mixup), goes through every teacher; their
-averaged, temperature-softened distribution is blended into the batch's targets,
+same front end). Each training batch, after augmentation (before mixup), goes through every
+teacher; their averaged, temperature-softened distribution is blended into the batch's targets,
 ``(1 - distill) * labels + distill * teachers``, and the student learns from the blend with the
 usual cross-entropy. An average of several teachers is a better teacher than any one of them
 (an ensemble), and the student, one small model, is what goes on the board.
