@@ -37,6 +37,8 @@ from kwstool.core.contract import CLIP_SAMPLES, SAMPLE_RATE
 from kwstool.errors import KwsError
 
 INSTALL = "install the teacher extra: `pip install 'kwstool[teacher]'`"
+TEACHER_DIR = "teacher"  # in a run folder: the head and its record (HeadRecord.FILE)
+HEAD_FILE = "head.npz"
 #: Environment variable naming a folder that holds the two ONNX files (instead of the package).
 MODEL_DIR_ENV = "KWSTOOL_EMBEDDING_DIR"
 MEL_MODEL, EMBEDDING_MODEL = "melspectrogram.onnx", "embedding_model.onnx"

@@ -34,8 +34,11 @@ from kwstool.core.contract import SAMPLE_RATE
 from kwstool.core.labels import is_filler
 from kwstool.errors import KwsError
 from kwstool.stream import engine, native
+from kwstool.stream.embedding import EmbeddingModel, EmbeddingPipeline
 from kwstool.stream.resample import BlockResampler
 
+#: What ``kwstool listen --model`` runs: the board's path, or the speech embedding (laptop only).
+DETECTORS = ("board", "embedding")
 #: Samples per block a source delivers (at 16 kHz: 64 ms, the firmware's PDM chunk order).
 BLOCK_SAMPLES = 1024
 INSTALL_HINT = (
@@ -237,14 +240,16 @@ def _level_dbfs(x: np.ndarray) -> float:
 
 
 def settings_for(
-    model: engine.StreamModel, overrides: dict[str, Any] | None
+    model: engine.StreamModel | EmbeddingModel, overrides: dict[str, Any] | None
 ) -> native.RecognizerSettings:
-    """Recognizer defaults, then the run's calibration, then the user's overrides."""
+    """Recognizer defaults, then the run's calibration (the board model's only), then the
+    user's overrides."""
     from kwstool.core.calibration import load_calibration
     from kwstool.core.recognizer import RECOGNIZER_DEFAULTS
 
     rec: dict[str, Any] = dict(RECOGNIZER_DEFAULTS)
-    rec.update(load_calibration(model.path) or {})
+    if isinstance(model, engine.StreamModel):
+        rec.update(load_calibration(model.path) or {})
     given = {k: v for k, v in (overrides or {}).items() if v is not None}
     if "threshold" in given:
         rec.pop("thresholds", None)
@@ -252,7 +257,9 @@ def settings_for(
     return native.RecognizerSettings.build(model.labels, rec)
 
 
-def check_action(model: engine.StreamModel, on: str | None, command: Sequence[str]) -> None:
+def check_action(
+    model: engine.StreamModel | EmbeddingModel, on: str | None, command: Sequence[str]
+) -> None:
     if (on is None) != (not command):
         raise KwsError("--on WORD and --exec CMD go together: give both or neither")
     if on is not None and (on not in model.labels or is_filler(on)):
@@ -261,7 +268,7 @@ def check_action(model: engine.StreamModel, on: str | None, command: Sequence[st
 
 
 def run_loop(
-    pipeline: engine.StreamPipeline,
+    pipeline: engine.StreamPipeline | EmbeddingPipeline,
     source: Any,
     state: ListenState,
     action: Action | None,
@@ -320,16 +327,29 @@ def listen(
     recognizer: dict[str, Any] | None = None,
     runtime: str = "litert",
     console: Any = None,
+    detector: str = "board",
 ) -> ListenResult:
-    """Listen to the microphone (or replay ``wav``) and detect keywords until the end or Ctrl-C."""
+    """Listen to the microphone (or replay ``wav``) and detect keywords until the end or Ctrl-C.
+    ``detector``: ``board`` (the run's int8 model through the board's path) or ``embedding``
+    (the pretrained speech embedding and the run's teacher head, :mod:`.embedding`)."""
     from kwstool.stream.view import View
 
-    model = engine.StreamModel.load(run_or_model, runtime)
+    if detector not in DETECTORS:
+        raise KwsError(f"--model {detector}: unknown; choose {' or '.join(DETECTORS)}")
+    model: engine.StreamModel | EmbeddingModel
+    if detector == "embedding":
+        model = EmbeddingModel.load(run_or_model)
+    else:
+        model = engine.StreamModel.load(run_or_model, runtime)
     check_action(model, on, command)
     settings = settings_for(model, recognizer)
+    pipeline: engine.StreamPipeline | EmbeddingPipeline
+    if isinstance(model, EmbeddingModel):
+        pipeline = EmbeddingPipeline(model, settings)
+    else:
+        pipeline = engine.StreamPipeline(model, settings)
     source: Any = WavSource(wav, fast) if wav is not None else MicSource(device)
     action = Action(on, list(command), shell) if on is not None else None
-    pipeline = engine.StreamPipeline(model, settings)
     state = ListenState(
         list(model.labels),
         source=source.describe(),

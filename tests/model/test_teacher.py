@@ -185,3 +185,43 @@ def test_window_distributions_are_of_the_windows_audio(real_tiny):
     for i, s in enumerate(starts[: len(x)]):
         first = int(s) // STRIDE_SAMPLES
         np.testing.assert_array_equal(x[i], frames[first : first + NUM_FRAMES])
+
+
+@pytest.mark.slow
+def test_listen_with_the_embedding_model(trained, tmp_path, capsys):
+    """`kwstool listen RUN --model embedding --wav`: the run's head over the embedding, the
+    same recognizer: a training 'yes' then 'no' between silences, each detected once, in
+    its place; an --on/--exec action fires for it."""
+    import sys
+
+    from kwstool.cli import main
+    from kwstool.core.audio import save_wav
+
+    _teacher, data, run, _ = trained
+    train = data.split("train")
+    labels = list(train.labels)
+    yes, no = train.audio[labels.index(2)], train.audio[labels.index(3)]
+    quiet = np.zeros(8000, np.int16)
+    save_wav(tmp_path / "two.wav", np.concatenate([quiet, yes, quiet, quiet, no, quiet, quiet]))
+    fired = tmp_path / "fired.txt"
+    code = f"open({str(fired)!r}, 'a').write('x')"
+    wav = str(tmp_path / "two.wav")
+    argv = ["listen", str(run), "--model", "embedding", "--wav", wav, "--fast",
+            "--threshold", "150", "--on", "no", "--exec", sys.executable, "-c", code]  # fmt: skip
+    assert main(argv) == 0
+    lines = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("DETECTED")]
+    assert [ln.split()[1] for ln in lines] == ["yes", "no"], lines
+    times = [float(ln.rsplit("t=", 1)[1].rstrip("s")) for ln in lines]
+    assert 0.5 <= times[0] <= 2.5 and 2.5 <= times[1] <= 4.5
+    assert fired.read_text() == "x"
+
+
+def test_listen_embedding_needs_the_teachers_head(tmp_path):
+    from kwstool.stream.listen import listen
+
+    with pytest.raises(
+        KwsError, match=r"no embedding head; train the run with .*--teacher embedding"
+    ):
+        listen(tmp_path, wav=tmp_path / "x.wav", detector="embedding")
+    with pytest.raises(KwsError, match="--model bert: unknown; choose board or embedding"):
+        listen(tmp_path, detector="bert")

@@ -25,7 +25,9 @@ import numpy as np
 from kwstool.core.embedding import (
     EMB_DIM,
     HEAD_EMBEDDINGS,
+    HEAD_FILE,
     INSTALL,
+    TEACHER_DIR,
     Head,
     HeadRecord,
     SpeechEmbedding,
@@ -34,10 +36,9 @@ from kwstool.core.embedding import (
 )
 from kwstool.errors import KwsError
 from kwstool.model.augment import class_weights, read_rows
-from kwstool.model.runfolder import TEACHER_DIR
 from kwstool.model.teachers import blend
 
-HEAD_FILE, LOGITS_FILE = "head.npz", "clip_logits.npy"
+LOGITS_FILE = "clip_logits.npy"
 HIDDEN = 128
 HEAD_EPOCHS = 40
 HEAD_MAX_STEPS = 4000  # big training splits take fewer epochs
