@@ -36,6 +36,7 @@ Run folder (``run_dir``, :mod:`kwstool.model.runfolder`)
     ``best.keras``    the model with the best score (inference graph, batch 1)
     ``checkpoint/``   ``epoch_NNNN.npz`` and ``state.json`` (the commit point)
     ``training_curve.png``
+    ``teacher/``      with ``teacher='embedding'``: its head (:mod:`kwstool.model.teachers`)
 Every file is written atomically; an interrupt (Ctrl-C) leaves the last finished epoch resumable.
 """
 
