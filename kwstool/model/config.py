@@ -117,6 +117,16 @@ class TrainConfig:
         "softened predictions are blended into every training target ('none': off).",
         choices=("none", "embedding"),
     )
+    # scripts/bench_teacher.py: the embedding teacher costs ~60 ms of CPU per stream window on
+    # 2 busy cores when it sees every stream, several times the student's own epoch
+    teacher_streams: float = _field(
+        0.25,
+        "With --teacher embedding: the share of each epoch's synthetic streams whose windows get "
+        "the teacher's predictions (its cost per epoch scales with it; the other windows keep "
+        "their labels).",
+        lo=0.0,
+        hi=1.0,
+    )
     teachers: str = _field(
         "",
         "Knowledge distillation: comma-separated run folders of models trained on the same data; "

@@ -274,14 +274,16 @@ def stream_examples(
 ) -> Any:
     """The default extra examples: stream windows (and mined hard negatives), see
     :mod:`kwstool.model.windows` and :mod:`kwstool.model.mining`; ``teacher``: a teacher's
-    ``audio`` hook, which gives the windows' distributions as they are cut."""
+    ``audio`` hook, which gives the distributions of the windows of ``cfg.teacher_streams`` of
+    the streams as they are cut (and of every mined window)."""
     from kwstool.model.augment import noise_list
     from kwstool.model.mining import HardNegatives
     from kwstool.model.windows import StreamWindows
 
     count = max(1, round(cfg.stream_windows * len(train_split.labels)))
     windows = StreamWindows(train_split.audio, train_split.labels, labels,  # memory-mapped
-                            noise_list(noise), count=count, teacher=teacher)  # fmt: skip
+                            noise_list(noise), count=count, teacher=teacher,
+                            teacher_share=cfg.teacher_streams)  # fmt: skip
     if not cfg.hard_negatives:
         return windows
     return HardNegatives(windows, mined_per_epoch=max(1, count * 2 // 5), pool_size=count)

@@ -20,7 +20,9 @@ holds (``coverage``):
 The windows are returned as int8 features with their label indices; ``kwstool train`` mixes them
 into each epoch next to the augmented clips. With a ``teacher`` that reads audio
 (:mod:`kwstool.model.teachers`) a third array holds its distribution of each window, computed on
-the stream the window was cut from (:func:`window_starts`).
+the stream the window was cut from (:func:`window_starts`), for a ``teacher_share`` of the
+streams (its cost per epoch scales with it); the windows of the other streams get NaN rows,
+which keep their labels.
 """
 
 from __future__ import annotations
@@ -88,6 +90,7 @@ class StreamWindows:
     count: int
     config: WindowConfig = field(default_factory=WindowConfig)
     teacher: Any = None  # kwstool.model.teachers.AudioTeacher: (stream, starts) -> distributions
+    teacher_share: float = 1.0  # of the streams whose windows the teacher sees (others: NaN rows)
 
     def __post_init__(self) -> None:
         self.labels = np.asarray(self.labels, np.int64)
@@ -119,7 +122,10 @@ class StreamWindows:
             feats.extend(f)
             labels.extend(lab)
             if self.teacher is not None and ends:
-                soft.append(self.teacher(stream, window_starts(np.asarray(ends))))
+                if rng.random() < self.teacher_share:
+                    soft.append(self.teacher(stream, window_starts(np.asarray(ends))))
+                else:
+                    soft.append(np.full((len(ends), len(self.label_names)), np.nan, np.float32))
         if not labels:
             x, y = np.empty((0, NUM_FRAMES, NUM_CHANNELS), np.int8), np.empty(0, np.int64)
         else:

@@ -166,7 +166,9 @@ class EmbeddingTeacher:
         clip = ids < n
         soft[clip] = self.clip_soft[ids[clip]]
         if extra is not None:
-            soft[~clip] = extra[ids[~clip] - n]
+            taught = extra[ids[~clip] - n]
+            rows = np.flatnonzero(~clip)[~np.isnan(taught).any(axis=1)]
+            soft[rows] = taught[~np.isnan(taught).any(axis=1)]
         return blend(y, soft, self.share)
 
     @classmethod
