@@ -135,6 +135,18 @@ def test_batches_carry_the_teachers_targets(trained):
                                atol=1e-6)  # fmt: skip
 
 
+def test_train_without_the_models_names_the_install_step(real_tiny, tmp_path, monkeypatch, capsys):
+    from kwstool.cli import main
+    from kwstool.core.embedding import MODEL_DIR_ENV
+
+    monkeypatch.setenv(MODEL_DIR_ENV, str(tmp_path))
+    argv = ["train", str(real_tiny), "--out", str(tmp_path / "run"), "--teacher", "embedding"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "pip install 'kwstool[teacher]'" in err, err
+    assert not (tmp_path / "run").exists()
+
+
 def test_teacher_options_are_checked(real_tiny, tmp_path):
     with pytest.raises(KwsError, match="--teacher embedding and --teachers .* both given"):
         _teacher(real_tiny, tmp_path, teachers=str(tmp_path / "t"))
