@@ -40,7 +40,7 @@ from kwstool.model.teachers import blend
 
 LOGITS_FILE = "clip_logits.npy"
 HIDDEN = 128
-HEAD_EPOCHS = 40
+HEAD_EPOCHS = 50
 HEAD_MAX_STEPS = 4000  # big training splits take fewer epochs
 HEAD_BATCH = 128
 HEAD_LR = 1e-3
