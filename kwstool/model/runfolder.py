@@ -131,6 +131,9 @@ def clear_run(run_dir: Path) -> None:
     for name in (CONFIG_FILE, HISTORY_FILE, BEST_FILE, CURVE_FILE):
         (run_dir / name).unlink(missing_ok=True)
     shutil.rmtree(run_dir / CHECKPOINT_DIR, ignore_errors=True)
+    from kwstool.core.embedding import TEACHER_DIR  # the embedding teacher's head
+
+    shutil.rmtree(run_dir / TEACHER_DIR, ignore_errors=True)
 
 
 def resolve_config(

@@ -40,6 +40,7 @@ Run folder (``run_dir``, :mod:`kwstool.model.runfolder`)
     ``best.keras``    the model with the best score (inference graph, batch 1)
     ``checkpoint/``   ``epoch_NNNN.npz`` and ``state.json`` (the commit point)
     ``training_curve.png``
+    ``teacher/``      with ``teacher='embedding'``: its head (:mod:`kwstool.model.teachers`)
 Every file is written atomically; an interrupt (Ctrl-C) leaves the last finished epoch resumable.
 """
 
@@ -69,6 +70,7 @@ from kwstool.model.epochs import (
     validation_arrays,
 )
 from kwstool.model.progress import Reporter
+from kwstool.model.teachers import make_teacher
 from kwstool.model.trainloop import Select, Session, run_epochs
 
 HYPERPARAMETERS = FIELD_NAMES
@@ -237,15 +239,15 @@ def _session(
     train_split, val_split = data.split("train"), data.split("validation")
     labels = list(data.labels)
     y_train = np.asarray(train_split.labels, dtype=np.int64)
+    teacher = make_teacher(cfg, labels, data, run_dir, threads, report)  # kwstool.model.teachers
+    if teacher is not None:
+        hooks = {**hooks, "targets": teacher}
     if hooks.get("extra_examples") is None and cfg.stream_windows > 0:
-        hooks = {
-            **hooks,
-            "extra_examples": stream_examples(cfg, train_split, labels, data.background_noise),
-        }
+        windows = stream_examples(cfg, train_split, labels, data.background_noise,
+                                  teacher.audio if teacher is not None else None)  # fmt: skip
+        hooks = {**hooks, "extra_examples": windows}
     if hooks.get("select") is None and cfg.select_by == "stream":
         hooks = {**hooks, "select": stream_selector(cfg, val_split, labels, data.background_noise)}
-    if cfg.teachers:
-        hooks = {**hooks, "targets": teachers(cfg, labels, data)}
     n_extra = int(getattr(hooks.get("extra_examples"), "per_epoch", 0))
     dist = dist or Distribution()
     net, optimizer, schedule, opt_info = _compile(cfg, len(labels), len(y_train) + n_extra, dist)
@@ -272,15 +274,6 @@ def negative_weighted(weights: np.ndarray, labels: list[str], factor: float) -> 
     return out
 
 
-def teachers(cfg: TrainConfig, labels: list[str], data: Any) -> Any:
-    """``teachers``: see :mod:`kwstool.model.distill`."""
-    from kwstool.model.distill import Teachers, teacher_paths
-
-    frontend_hash = (data.manifest.get("features") or {}).get("frontend_hash")
-    return Teachers(teacher_paths(cfg.teachers), labels, cfg.distill, cfg.distill_temperature,
-                    frontend_hash)  # fmt: skip
-
-
 def stream_selector(cfg: TrainConfig, val_split: Any, labels: list[str], noise: Any) -> Any:
     """``select_by='stream'``: see :mod:`kwstool.model.selection`."""
     from kwstool.model.augment import noise_list
@@ -290,16 +283,21 @@ def stream_selector(cfg: TrainConfig, val_split: Any, labels: list[str], noise: 
                           noise_list(noise), seed=cfg.seed)  # fmt: skip
 
 
-def stream_examples(cfg: TrainConfig, train_split: Any, labels: list[str], noise: Any) -> Any:
+def stream_examples(
+    cfg: TrainConfig, train_split: Any, labels: list[str], noise: Any, teacher: Any = None
+) -> Any:
     """The default extra examples: stream windows (and mined hard negatives), see
-    :mod:`kwstool.model.windows` and :mod:`kwstool.model.mining`."""
+    :mod:`kwstool.model.windows` and :mod:`kwstool.model.mining`; ``teacher``: a teacher's
+    ``audio`` hook, which gives the distributions of the windows of ``cfg.teacher_streams`` of
+    the streams as they are cut (and of every mined window)."""
     from kwstool.model.augment import noise_list
     from kwstool.model.mining import HardNegatives
     from kwstool.model.windows import StreamWindows
 
     count = max(1, round(cfg.stream_windows * len(train_split.labels)))
     windows = StreamWindows(train_split.audio, train_split.labels, labels,  # memory-mapped
-                            noise_list(noise), count=count)  # fmt: skip
+                            noise_list(noise), count=count, teacher=teacher,
+                            teacher_share=cfg.teacher_streams)  # fmt: skip
     if not cfg.hard_negatives:
         return windows
     return HardNegatives(windows, mined_per_epoch=max(1, count * 2 // 5), pool_size=count)

@@ -83,9 +83,9 @@ def run_epoch(s: Session, epoch: int) -> dict[str, Any]:
     t0 = time.perf_counter()
     n = len(s.y_train)
     rng = np.random.default_rng([s.cfg.seed, epoch])
-    extra_x, extra_y = extras(s.extra_examples, s.cfg.seed, epoch, len(s.labels), s.net)
+    extra_x, extra_y, soft = extras(s.extra_examples, s.cfg.seed, epoch, len(s.labels), s.net)
     total = n + (0 if extra_x is None else len(extra_x))
-    ep = Epoch(rng.permutation(total), rng, extra_x, extra_y, s.cfg.mixup, s.targets)
+    ep = Epoch(rng.permutation(total), rng, extra_x, extra_y, s.cfg.mixup, s.targets, soft)
     batch = s.dist.global_batch(s.cfg.batch_size)  # the strategy gives each replica its share
     ds, steps = epoch_dataset(s.aug, s.y_train, s.weights, ep, batch)
     ds = s.dist.shard_by_data(ds)

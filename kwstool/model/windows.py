@@ -18,12 +18,17 @@ holds (``coverage``):
 * nothing voiced -> ``_silence_``.
 
 The windows are returned as int8 features with their label indices; ``kwstool train`` mixes them
-into each epoch next to the augmented clips.
+into each epoch next to the augmented clips. With a ``teacher`` that reads audio
+(:mod:`kwstool.model.teachers`) a third array holds its distribution of each window, computed on
+the stream the window was cut from (:func:`window_starts`), for a ``teacher_share`` of the
+streams (its cost per epoch scales with it); the windows of the other streams get NaN rows,
+which keep their labels.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -84,6 +89,8 @@ class StreamWindows:
     noise: list[np.ndarray]
     count: int
     config: WindowConfig = field(default_factory=WindowConfig)
+    teacher: Any = None  # kwstool.model.teachers.AudioTeacher: (stream, starts) -> distributions
+    teacher_share: float = 1.0  # of the streams whose windows the teacher sees (others: NaN rows)
 
     def __post_init__(self) -> None:
         self.labels = np.asarray(self.labels, np.int64)
@@ -104,18 +111,30 @@ class StreamWindows:
     def per_epoch(self) -> int:
         return self.count
 
-    def __call__(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    def __call__(self, rng: np.random.Generator) -> tuple[np.ndarray, ...]:
         feats: list[np.ndarray] = []
         labels: list[int] = []
+        soft: list[np.ndarray] = []
         while len(labels) < self.count:
             stream, events = self.stream(rng, self.config)
             frames = to_int8(compute_raw(stream))
-            f, lab = self._windows(frames, events, rng)
+            f, lab, ends = self._windows(frames, events, rng)
             feats.extend(f)
             labels.extend(lab)
+            if self.teacher is not None and ends:
+                if rng.random() < self.teacher_share:
+                    soft.append(self.teacher(stream, window_starts(np.asarray(ends))))
+                else:
+                    soft.append(np.full((len(ends), len(self.label_names)), np.nan, np.float32))
         if not labels:
-            return np.empty((0, NUM_FRAMES, NUM_CHANNELS), np.int8), np.empty(0, np.int64)
-        return np.stack(feats[: self.count]), np.asarray(labels[: self.count], np.int64)
+            x, y = np.empty((0, NUM_FRAMES, NUM_CHANNELS), np.int8), np.empty(0, np.int64)
+        else:
+            x, y = np.stack(feats[: self.count]), np.asarray(labels[: self.count], np.int64)
+        if self.teacher is None:
+            return x, y
+        width = len(self.label_names)
+        p = np.concatenate(soft)[: self.count] if soft else np.empty((0, width), np.float32)
+        return x, y, p
 
     # --- stream ----------------------------------------------------------------------------------
     def _pick(self, rng: np.random.Generator, keyword_share: float) -> int:
@@ -159,15 +178,16 @@ class StreamWindows:
     # --- windows ---------------------------------------------------------------------------------
     def _windows(
         self, frames: np.ndarray, events: list[_Event], rng: np.random.Generator
-    ) -> tuple[list[np.ndarray], list[int]]:
-        ends = self._window_ends(len(frames), events, rng)
-        feats, labels = [], []
-        for end in ends:
+    ) -> tuple[list[np.ndarray], list[int], list[int]]:
+        """Features, labels and last frames of the labelled windows of a stream."""
+        feats, labels, kept = [], [], []
+        for end in self._window_ends(len(frames), events, rng):
             label = self.label_of(end, events)
             if label is not None:
                 feats.append(frames[end - NUM_FRAMES + 1 : end + 1])
                 labels.append(label)
-        return feats, labels
+                kept.append(int(end))
+        return feats, labels, kept
 
     def _window_ends(
         self, n_frames: int, events: list[_Event], rng: np.random.Generator
@@ -223,6 +243,11 @@ def _spans(audio: np.ndarray, chunk: int = 512) -> list[tuple[int, int]]:
         idx = np.arange(start, min(start + chunk, len(audio)))
         out += [voiced_span(a) for a in read_rows(audio, idx)]
     return out
+
+
+def window_starts(ends: np.ndarray) -> np.ndarray:
+    """First stream sample of the windows whose last frames are ``ends``."""
+    return (np.asarray(ends, np.int64) - NUM_FRAMES + 1) * STRIDE_SAMPLES
 
 
 def _frame_ending_after(sample: int) -> int:

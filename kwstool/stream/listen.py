@@ -35,8 +35,11 @@ from kwstool.core.contract import SAMPLE_RATE
 from kwstool.core.labels import is_filler
 from kwstool.errors import KwsError
 from kwstool.stream import engine, native
+from kwstool.stream.embedding import EmbeddingModel, EmbeddingPipeline
 from kwstool.stream.resample import BlockResampler
 
+#: What ``kwstool listen --model`` runs: the board's path, or the speech embedding (laptop only).
+DETECTORS = ("board", "embedding")
 #: Samples per block a source delivers (at 16 kHz: 64 ms, the firmware's PDM chunk order).
 BLOCK_SAMPLES = 1024
 INSTALL_HINT = (
@@ -254,14 +257,16 @@ def _level_dbfs(x: np.ndarray) -> float:
 
 
 def settings_for(
-    model: engine.StreamModel, overrides: dict[str, Any] | None
+    model: engine.StreamModel | EmbeddingModel, overrides: dict[str, Any] | None
 ) -> native.RecognizerSettings:
-    """Recognizer defaults, then the run's calibration, then the user's overrides."""
+    """Recognizer defaults, then the run's calibration (the board model's only), then the
+    user's overrides."""
     from kwstool.core.calibration import load_calibration
     from kwstool.core.recognizer import RECOGNIZER_DEFAULTS
 
     rec: dict[str, Any] = dict(RECOGNIZER_DEFAULTS)
-    rec.update(load_calibration(model.path) or {})
+    if isinstance(model, engine.StreamModel):
+        rec.update(load_calibration(model.path) or {})
     given = {k: v for k, v in (overrides or {}).items() if v is not None}
     if "threshold" in given:
         rec.pop("thresholds", None)
@@ -270,7 +275,10 @@ def settings_for(
 
 
 def check_action(
-    model: engine.StreamModel, on: str | None, command: Sequence[str], url: str | None = None
+    model: engine.StreamModel | EmbeddingModel,
+    on: str | None,
+    command: Sequence[str],
+    url: str | None = None,
 ) -> None:
     if (on is None) != (not command and url is None):
         raise KwsError("--on WORD goes with --exec CMD and/or --open URL: give both or neither")
@@ -280,7 +288,7 @@ def check_action(
 
 
 def run_loop(
-    pipeline: engine.StreamPipeline,
+    pipeline: engine.StreamPipeline | EmbeddingPipeline,
     source: Any,
     state: ListenState,
     action: Action | None,
@@ -340,22 +348,37 @@ def listen(
     recognizer: dict[str, Any] | None = None,
     runtime: str = "litert",
     console: Any = None,
+    detector: str = "board",
 ) -> ListenResult:
     """Listen to the microphone (or replay ``wav``) and detect keywords until the end or Ctrl-C.
 
     ``run_or_model`` None: the 12-word model packaged with kwstool
-    (:mod:`kwstool.core.pretrained`), with its calibrated thresholds."""
+    (:mod:`kwstool.core.pretrained`), with its calibrated thresholds. ``detector``: ``board``
+    (the run's int8 model through the board's path) or ``embedding`` (the pretrained speech
+    embedding and the run's teacher head, :mod:`.embedding`)."""
     from kwstool.core.pretrained import pretrained_dir
     from kwstool.stream.view import View
 
+    if detector not in DETECTORS:
+        raise KwsError(f"--model {detector}: unknown; choose {' or '.join(DETECTORS)}")
     if run_or_model is None:
+        if detector == "embedding":
+            raise KwsError("--model embedding needs a run folder trained with --teacher embedding")
         run_or_model = pretrained_dir()
-    model = engine.StreamModel.load(run_or_model, runtime)
+    model: engine.StreamModel | EmbeddingModel
+    if detector == "embedding":
+        model = EmbeddingModel.load(run_or_model)
+    else:
+        model = engine.StreamModel.load(run_or_model, runtime)
     check_action(model, on, command, open_url)
     settings = settings_for(model, recognizer)
+    pipeline: engine.StreamPipeline | EmbeddingPipeline
+    if isinstance(model, EmbeddingModel):
+        pipeline = EmbeddingPipeline(model, settings)
+    else:
+        pipeline = engine.StreamPipeline(model, settings)
     source: Any = WavSource(wav, fast) if wav is not None else MicSource(device)
     action = Action(on, list(command), shell, open_url) if on is not None else None
-    pipeline = engine.StreamPipeline(model, settings)
     state = ListenState(
         list(model.labels),
         source=source.describe(),

@@ -665,7 +665,7 @@ def test_training_with_mixup_and_ema_runs_and_is_stored(tiny_data, tmp_path):
 # --- knowledge distillation ----------------------------------------------------------------------
 def test_teachers_blend_their_softened_mean_into_the_targets(tiny_data, tmp_path):
     from kwstool.data import load_prepared
-    from kwstool.model.distill import Teachers
+    from kwstool.model.teachers.runs import Teachers
 
     quick(tiny_data, tmp_path / "t1", epochs=2, seed=1)
     quick(tiny_data, tmp_path / "t2", epochs=2, seed=2)
@@ -691,7 +691,7 @@ def test_teachers_blend_their_softened_mean_into_the_targets(tiny_data, tmp_path
 
 
 def test_bad_teachers_are_one_line_errors(tiny_data, tmp_path):
-    from kwstool.model.distill import Teachers
+    from kwstool.model.teachers.runs import Teachers
 
     quick(tiny_data, tmp_path / "t", epochs=1)
     with pytest.raises(KwsError, match="not a finished run folder"):

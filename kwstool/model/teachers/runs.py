@@ -1,8 +1,9 @@
-"""Knowledge distillation (Hinton et al. 2015): trained models teach the one being trained.
+"""The ``runs`` teacher, knowledge distillation (Hinton et al. 2015): trained models teach the
+one being trained.
 
 ``--teachers RUN[,RUN...]`` names finished run folders trained on the same data (same labels,
-same front end). Each training batch, after augmentation, goes through every teacher; their
-averaged, temperature-softened distribution is blended into the batch's targets,
+same front end). Each training batch, after augmentation (before mixup), goes through every
+teacher; their averaged, temperature-softened distribution is blended into the batch's targets,
 ``(1 - distill) * labels + distill * teachers``, and the student learns from the blend with the
 usual cross-entropy. An average of several teachers is a better teacher than any one of them
 (an ensemble), and the student, one small model, is what goes on the board.
@@ -48,7 +49,10 @@ def _check_teacher(run: Path, labels: list[str], frontend_hash: str | None) -> P
 
 
 class Teachers:
-    """``teachers(x, y) -> targets``: the blend of ``y`` with the teachers' softened mean."""
+    """A :class:`~kwstool.model.teachers.Teacher`: the blend of ``y`` with the teachers'
+    softened mean of the batch's features."""
+
+    audio = None  # reads features
 
     def __init__(
         self,
@@ -83,5 +87,13 @@ class Teachers:
         """The teachers' averaged softened class distribution of a batch of features."""
         return np.asarray(self._predict(np.asarray(x, dtype=np.float32)))
 
-    def __call__(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-        return ((1.0 - self.share) * y + self.share * self.distribution(x)).astype(np.float32)
+    def __call__(
+        self,
+        x: np.ndarray,
+        y: np.ndarray,
+        ids: np.ndarray | None = None,
+        extra: np.ndarray | None = None,
+    ) -> np.ndarray:
+        from kwstool.model.teachers import blend
+
+        return blend(y, self.distribution(x), self.share)
