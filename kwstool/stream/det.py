@@ -112,24 +112,24 @@ def calibrate(
     """Per keyword, a threshold within its share of the false-accept budget, ``budget`` FA/h
     each (``len(curves) * budget`` in all), with the fewest misses.
 
-    The rule for weak keywords (none is muted silently): a keyword found less than
-    ``min_recall`` of the time within the equal share gets the share at which it is found
-    ``min_recall`` of the time, at most ``max_share_factor`` times the equal share; what it takes
-    beyond the equal share is taken evenly from the shares of the other keywords, so the total
-    stays ``len(curves) * budget``. Each pick records its ``share``; a keyword still not within
-    its share keeps the highest threshold (``met_budget: false``; :func:`budget_warning` names it).
+    The rule for weak keywords (none is muted): a keyword found less than ``min_recall`` of the
+    time within the equal share gets the share at which it is found ``min_recall`` of the time
+    (``max_share_factor`` equal shares if no threshold finds it that often); what it takes beyond
+    its equal share comes evenly off the other keywords' shares (down to 0 FA/h each). When a
+    keyword needs more than the whole budget, the total goes over it: each pick records its
+    ``share``, and :func:`budget_warning` names the keywords and the total.
     """
     picks = {name: _pick(c, budget) for name, c in curves.items()}
     weak = [name for name, p in picks.items() if _recall(p) < min_recall]
-    if not weak or len(weak) == len(picks) or min_recall <= 0:
+    if not weak or min_recall <= 0:
         return picks
     share = {}
     for name in weak:
         need = _needed(curves[name], min_recall)
-        cap = max_share_factor * budget
-        share[name] = cap if need is None else min(max(need, budget), cap)
+        share[name] = max_share_factor * budget if need is None else max(need, budget)
     extra = sum(share.values()) - budget * len(weak)
-    rest = max(0.0, budget - extra / (len(picks) - len(weak)))
+    strong = len(picks) - len(weak)
+    rest = max(0.0, budget - extra / strong) if strong else 0.0
     for name, c in curves.items():
         picks[name] = _pick(c, share.get(name, rest))
     return picks
@@ -182,13 +182,21 @@ def budget_warning(picks: dict[str, dict[str, Any]], budget: float) -> str | Non
     """One line naming the keywords calibrated to the highest threshold (no lower one kept them
     within ``budget`` FA/h), so they never fire on the board or in ``listen``; None if none."""
     off = muted_keywords({name: p["threshold"] for name, p in picks.items()})
-    if not off:
-        return None
-    return (
-        f"warning: no threshold keeps {', '.join(off)} within {budget:g} false accepts per hour "
-        f"on these streams; set to 255 (never fires). Calibrate with a larger --calibrate "
-        f"budget, or train with more examples of these words and of other words"
-    )
+    total = sum(float(p.get("share", budget)) for p in picks.values())
+    if off:
+        return (
+            f"warning: no threshold keeps {', '.join(off)} within {budget:g} false accepts per "
+            f"hour on these streams; set to 255 (never fires). Calibrate with a larger "
+            f"--calibrate budget, or train with more examples of these words and of other words"
+        )
+    if total > budget * len(picks) + 1e-9:
+        over = [f"{n} {p['share']:g}" for n, p in picks.items() if p.get("share", 0) > budget]
+        return (
+            f"warning: to be found {MIN_RECALL:.0%} of the time {', '.join(over)} false accepts "
+            f"per hour are needed on these streams, {total:g} in all against a budget of "
+            f"{budget * len(picks):g}; train with more examples of these words and of other words"
+        )
+    return None
 
 
 def plot_det(curves: dict[str, dict[str, list[Any]]], path: Path, title: str) -> None:
