@@ -7,6 +7,7 @@ registered by the modules of this package, one per stage (data, model, deploy, s
 
 from __future__ import annotations
 
+import shlex
 import sys
 
 import typer
@@ -23,14 +24,18 @@ __all__ = ["app", "console", "err_console", "main"]
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the Typer app, turning KwsError into a one-line message and exit 2."""
+    args = list(sys.argv[1:] if argv is None else argv)
     try:
-        app(args=argv, standalone_mode=False)
+        rc = app(args=args, standalone_mode=False)
     except KwsError as exc:
         err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
         return exc.exit_code
     except KeyboardInterrupt:
         err_console.print(
-            "[bold red]interrupted[/]; outputs written so far are complete, re-run to continue"
+            f"[bold red]interrupted[/]; the outputs written so far are complete, continue with "
+            f"`{shlex.join(['kwstool', *args])}`",
+            highlight=False,
+            soft_wrap=True,
         )
         return 130
     except typer.Exit as exc:
@@ -42,7 +47,8 @@ def main(argv: list[str] | None = None) -> int:
             exc.show()  # type: ignore[attr-defined]  # a ClickException (usage line + error)
             return int(exc.exit_code)  # type: ignore[attr-defined]
         raise
-    return 0
+    # standalone_mode=False: click returns a command's typer.Exit(code) instead of raising it
+    return rc if isinstance(rc, int) else 0
 
 
 def _is_click_exception(exc: BaseException) -> bool:

@@ -62,13 +62,16 @@ def _total_row(result: ProfileResult, measured: bool) -> list[str]:
 
 
 def _table(result: ProfileResult) -> Table:
-    """The per-operator table with its totals."""
+    """The per-operator table with its totals. Numbers are never cut: their columns keep the
+    width of their longest cell and the text columns wrap instead (80 columns fit)."""
+    from rich import box
     from rich.table import Table
 
     measured = result.measured
     table = Table(
         title=f"{result.model_path} on {result.board} ({result.clock_mhz:.0f} MHz, "
-        f"{result.cycles_per_instruction} cycles/instruction)"
+        f"{result.cycles_per_instruction} cycles/instruction)",
+        box=box.SIMPLE_HEAD,
     )
     columns: list[tuple[str, JustifyMethod]] = [
         ("#", "right"),
@@ -77,17 +80,23 @@ def _table(result: ProfileResult) -> Table:
         ("path", "left"),
         ("in -> out", "left"),
         ("MACs", "right"),
-        ("est. cycles", "right"),
+        ("est.\ncycles", "right"),
     ]
-    for col, justify in columns:
-        table.add_column(col, justify=justify)
     if measured:
-        table.add_column("measured instr", justify="right")
-    table.add_column("ms", justify="right")
-    for o in result.ops:
+        columns.append(("measured\ninstr", "right"))
+    columns.append(("ms", "right"))
+    rows = [_op_row(o, measured) for o in result.ops]
+    total = _total_row(result, measured)
+    for i, (col, justify) in enumerate(columns):
+        if justify == "right":  # a number: as wide as its longest cell, never wrapped or cut
+            width = max(len(c) for c in (*(r[i] for r in (*rows, total)), *col.split("\n")))
+            table.add_column(col, justify=justify, no_wrap=True, min_width=width)
+        else:
+            table.add_column(col, justify=justify, overflow="fold")
+    for o, row in zip(result.ops, rows):
         style = "red" if o.path == "reference" and o.est_ms >= 1.0 else None
-        table.add_row(*_op_row(o, measured), style=style)
-    table.add_row(*_total_row(result, measured), style="bold")
+        table.add_row(*row, style=style)
+    table.add_row(*total, style="bold")
     return table
 
 

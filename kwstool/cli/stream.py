@@ -38,7 +38,12 @@ def listen(
         "(`--exec xdg-open https://example.org`). Gets "
         "KWS_LABEL, KWS_SCORE, KWS_TIME_MS in its environment.",
     ),
-    shell: bool = typer.Option(False, "--shell", help="Run --exec through the shell."),
+    shell: bool = typer.Option(
+        False,
+        "--shell",
+        help="--exec is one shell line, given to the shell unchanged "
+        "(--exec 'echo $KWS_TIME_MS >> times.txt').",
+    ),
     threshold: int | None = typer.Option(
         None,
         "--threshold",
@@ -72,7 +77,12 @@ def listen(
         return
     if ctx.args and exec_ is None:
         raise KwsError(f"unexpected arguments {' '.join(ctx.args)}; see `kwstool listen --help`")
-    command = ([*_split(exec_), *ctx.args]) if exec_ is not None else []
+    if exec_ is None:
+        command: list[str] = []
+    elif shell:  # one shell line, unquoted: the shell expands $KWS_TIME_MS, >>, |
+        command = [exec_, *ctx.args]
+    else:
+        command = [*_split(exec_), *ctx.args]
     result = do_listen(
         run,
         wav=wav,
@@ -177,6 +187,7 @@ def stream_eval(
         threads=threads,
         save_wav=save_wav,
         log=say,
+        progress=not as_json,
     )
     if as_json:
         sys.stdout.write(json.dumps(result.report, indent=2) + "\n")

@@ -50,6 +50,7 @@ from typing import Any
 import numpy as np
 
 from kwstool.core import tfenv
+from kwstool.core.folders import writes_to
 from kwstool.core.labels import SILENCE as SILENCE_LABEL, UNKNOWN as UNKNOWN_LABEL
 from kwstool.errors import KwsError
 from kwstool.fileio import write_json
@@ -311,6 +312,7 @@ def _result(s: Session, resumed_from: int | None) -> TrainResult:
                        best_score=float(st["best_score"]))  # fmt: skip
 
 
+@writes_to("run_dir", "--out", "kwstool train")
 def train(
     data_dir: str | os.PathLike[str],
     run_dir: str | os.PathLike[str],

@@ -19,7 +19,6 @@ from __future__ import annotations
 import math
 import os
 import queue
-import shlex
 import subprocess
 import threading
 import time
@@ -180,7 +179,8 @@ class MicSource:
 
 @dataclass
 class Action:
-    """``--on WORD --exec CMD``: run CMD (argv, or one shell line) on each detection of WORD."""
+    """``--on WORD --exec CMD``: run CMD (argv, or with ``shell`` one shell line, given to the
+    shell as it is: ``$KWS_TIME_MS``, ``>>``, pipes work) on each detection of WORD."""
 
     word: str
     command: list[str]
@@ -195,7 +195,7 @@ class Action:
             KWS_SCORE=f"{score / 255:.3f}",
             KWS_TIME_MS=str(time_ms),
         )
-        args: Any = shlex.join(self.command) if self.shell else self.command
+        args: Any = self.command[0] if self.shell else self.command
         try:
             self.children.append(subprocess.Popen(args, shell=self.shell, env=env))
         except OSError as exc:
@@ -252,9 +252,16 @@ def settings_for(
     return native.RecognizerSettings.build(model.labels, rec)
 
 
-def check_action(model: engine.StreamModel, on: str | None, command: Sequence[str]) -> None:
+def check_action(
+    model: engine.StreamModel, on: str | None, command: Sequence[str], shell: bool = False
+) -> None:
     if (on is None) != (not command):
         raise KwsError("--on WORD and --exec CMD go together: give both or neither")
+    if shell and len(command) != 1:
+        raise KwsError(
+            "--shell runs one shell line: quote the whole command as one --exec argument, "
+            "e.g. --exec 'echo $KWS_TIME_MS >> times.txt'"
+        )
     if on is not None and (on not in model.labels or is_filler(on)):
         words = ", ".join(lab for lab in model.labels if not is_filler(lab))
         raise KwsError(f"--on {on}: the model does not detect that word; choose one of {words}")
@@ -315,17 +322,25 @@ def listen(
     fast: bool = False,
     device: str | int | None = None,
     on: str | None = None,
-    command: Sequence[str] = (),
+    command: Sequence[str] | str = (),
     shell: bool = False,
     recognizer: dict[str, Any] | None = None,
     runtime: str = "litert",
     console: Any = None,
 ) -> ListenResult:
-    """Listen to the microphone (or replay ``wav``) and detect keywords until the end or Ctrl-C."""
+    """Listen to the microphone (or replay ``wav``) and detect keywords until the end or Ctrl-C.
+
+    ``command`` is an argv list, or with ``shell`` one shell line (a string or a one-item list)
+    that the shell gets unchanged."""
+    from kwstool.core.settings import check_recognizer
     from kwstool.stream.view import View
 
+    if fast and wav is None:
+        raise KwsError("--fast replays a file as fast as possible: give it with --wav FILE")
+    check_recognizer(recognizer or {})
+    command = [command] if isinstance(command, str) else list(command)
     model = engine.StreamModel.load(run_or_model, runtime)
-    check_action(model, on, command)
+    check_action(model, on, command, shell)
     settings = settings_for(model, recognizer)
     source: Any = WavSource(wav, fast) if wav is not None else MicSource(device)
     action = Action(on, list(command), shell) if on is not None else None
