@@ -251,10 +251,10 @@ def _check(plan: _Plan, opts: dict[str, Any], overwrite: bool) -> None:
 
 def _remove_earlier(plan: _Plan) -> None:
     """Move the earlier run's outputs aside (one rename each), then delete them: the new run's
-    files never sit beside the old ones. The prepared data stays (it is a cache)."""
-    old = [plan.run_dir, plan.work / "evaluation.json", plan.work / "confusion.png"]
-    if plan.out_dir == plan.work / "export":
-        old.append(plan.out_dir)
+    files never sit beside the old ones. The prepared data stays (it is a cache), and so does
+    an ``--export-dir`` outside the work folder (the new export replaces its two files)."""
+    names = ("evaluation.json", "confusion.png", "export")  # export: the default --export-dir
+    old = [plan.run_dir, *(plan.work / n for n in names)]
     trash = plan.work / f".earlier-run-{os.getpid()}"
     trash.mkdir(parents=True, exist_ok=True)
     for path in old:

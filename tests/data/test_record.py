@@ -137,3 +137,14 @@ def test_cli_wav_split_and_one_line_errors(tmp_path, capsys, monkeypatch):
     err = capsys.readouterr().err.strip()
     assert rc == 2 and "pip install sounddevice" in err and "libportaudio2" in err
     assert "\n" not in err
+
+
+def test_take_length_is_checked_before_the_microphone_opens(tmp_path, capsys):
+    """Issue 23, row 13: --seconds -1 is refused (before asking for a microphone)."""
+    from kwstool.cli import main
+
+    assert main(["record", "hey_lamp", "--seconds", "-1", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "error: --seconds -1.0: out of range; give a number from 1 to 60 s"
+    with pytest.raises(KwsError, match=r"^--seconds 0\.2: out of range"):
+        record_session(None, "hey_lamp", 1, tmp_path, take_seconds=0.2)  # type: ignore[arg-type]

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import interrupt_after
 from wavgen import write_wav
 
 from kwstool.errors import KwsError
@@ -728,3 +729,40 @@ def test_the_weight_average_warms_up_instead_of_holding_the_initial_weights():
     # it trails the last steps: between the start and the live weights, near the live ones
     assert np.all(live < -1.0)
     assert np.all(average < 0.6 * live) and np.all(average > live)
+
+
+# --- issue 23: bad output folders and Ctrl-C ----------------------------------------------------
+def test_out_that_is_a_file_is_one_line_before_any_work(tiny_data, tmp_path, capsys):
+    from kwstool.cli import main
+
+    afile = tmp_path / "some.wav"
+    afile.write_bytes(b"RIFF")
+    assert main(["train", str(tiny_data), "--out", str(afile), "--epochs", "1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"error: --out {afile}: {afile} is a file, not a folder; choose a folder"
+    assert afile.read_bytes() == b"RIFF"
+
+
+@pytest.mark.slow
+def test_full_disk_during_training_is_one_line(tiny_data, full_disk, capsys):
+    from kwstool.cli import main
+
+    run = full_disk / "run"
+    args = ["train", str(tiny_data), "--out", str(run), "--model", "tiny_conv", "--epochs", "2"]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+    assert "No space left on device" in err and err.endswith("choose another --out")
+
+
+@pytest.mark.slow
+def test_ctrl_c_during_training_exits_130_and_says_how_to_resume(tiny_data, tmp_path):
+    run = tmp_path / "R"
+    args = ["train", str(tiny_data), "--out", str(run), "--model", "tiny_conv", "--epochs", "40"]
+    rc, out, err = interrupt_after(args, "epoch   1/40", tmp_path)
+    assert rc == 130, err
+    assert err.strip().splitlines() == [
+        f"interrupted; the last finished epoch is saved, continue with "
+        f"`kwstool train {tiny_data} --out {run} --resume`"
+    ]
+    assert (run / "checkpoint" / "state.json").is_file()
