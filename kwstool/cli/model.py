@@ -350,6 +350,7 @@ def run_all(
             "they say little about real voices. Train on real recordings for a model you "
             "use (README: Using it on your data).",
             highlight=False,
+            soft_wrap=True,
         )
     stages = ", ".join(f"{k} {v:.0f}s" for k, v in result.stage_seconds.items())
     console.print(f"done in {result.seconds:.0f}s ({stages})", highlight=False)
