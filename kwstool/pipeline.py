@@ -138,7 +138,7 @@ def _steps(
     def train() -> object:
         resume = opts["resume"] and (plan.run_dir / "config.json").is_file()
         if opts["resume"] and not resume:
-            say(f"      {plan.run_dir}: no training to continue, starting it")
+            say(f"      nothing to resume in {plan.run_dir}: training from the start")
         return train_mod.train(
             plan.data_dir, plan.run_dir, model=opts["model"], epochs=plan.epochs,
             batch_size=plan.batch_size, seed=opts["seed"], resume=resume,

@@ -80,7 +80,7 @@ def folder_lock(folder: str | os.PathLike[str], command: str, option: str) -> It
         finally:
             _HELD[path] -= 1
         return
-    created = not path.exists()
+    created = [p for p in (path, *path.parents) if not p.exists()]  # deepest first
     fd = _acquire(path, command, option)
     _HELD[path] = 1
     try:
@@ -90,9 +90,9 @@ def folder_lock(folder: str | os.PathLike[str], command: str, option: str) -> It
         with contextlib.suppress(OSError):
             os.unlink(path / LOCK_FILE)  # still holding it: a waiting open sees a new file
         os.close(fd)
-        if created:
-            with contextlib.suppress(OSError):
-                path.rmdir()  # only when nothing else was written there
+        with contextlib.suppress(OSError):
+            for folder in created:
+                folder.rmdir()  # only when nothing else was written there
 
 
 def _acquire(path: Path, command: str, option: str) -> int:

@@ -210,6 +210,12 @@ class _Bars:
         if self.bar is not None:
             self.bar.stop()
 
+    def complete(self) -> None:
+        """Show every bar full (the window count rounds the audio seconds down a little)."""
+        if self.bar is not None:
+            for t in self.bar.tasks:
+                self.bar.update(t.id, completed=t.total)
+
     def task(self, description: str, total: float) -> Callable[[float], None] | None:
         """A bar of ``total`` units; the function that advances it (None when disabled)."""
         if self.bar is None:
@@ -298,6 +304,7 @@ def _run_streams(
         if len(negative.samples)
         else None
     )
+    bars.complete()
     seconds["stream"] = time.perf_counter() - t0
     seconds["stream_cpu"] = time.process_time() - c0  # all threads: independent of other load
     t0 = time.perf_counter()

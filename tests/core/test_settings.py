@@ -92,7 +92,7 @@ def test_second_writer_is_told_who_holds_the_folder(tmp_path):
 
 def test_lock_leaves_no_empty_folder_behind(tmp_path):
     with pytest.raises(KwsError, match="stop"):
-        with folders.folder_lock(tmp_path / "never", "kwstool train", "--out"):
+        with folders.folder_lock(tmp_path / "never" / "run", "kwstool train", "--out"):
             raise KwsError("stop")
     assert not (tmp_path / "never").exists()
 
