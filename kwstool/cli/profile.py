@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import typer
 
 if TYPE_CHECKING:
-    from rich.console import Console, JustifyMethod
+    from rich.console import Console
     from rich.table import Table
 
     from kwstool.deploy.profile import OpProfile, ProfileResult
@@ -62,37 +62,27 @@ def _total_row(result: ProfileResult, measured: bool) -> list[str]:
 
 
 def _table(result: ProfileResult) -> Table:
-    """The per-operator table with its totals. Numbers are never cut: their columns keep the
-    width of their longest cell and the text columns wrap instead (80 columns fit)."""
+    """The per-operator table with its totals; at 80 columns the text columns wrap and the
+    numbers stay whole (:func:`kwstool.core.console.fitted_table`)."""
     from rich import box
-    from rich.table import Table
+
+    from kwstool.core.console import fitted_table
 
     measured = result.measured
-    table = Table(
+    headers = [("#", True), ("op", False), ("kernel", False), ("path", False),
+               ("in -> out", False), ("MACs", True), ("est.\ncycles", True)]  # fmt: skip
+    if measured:
+        headers.append(("measured\ninstr", True))
+    headers.append(("ms", True))
+    rows = [_op_row(o, measured) for o in result.ops]
+    total = _total_row(result, measured)
+    table = fitted_table(
+        headers,
+        [*rows, total],
         title=f"{result.model_path} on {result.board} ({result.clock_mhz:.0f} MHz, "
         f"{result.cycles_per_instruction} cycles/instruction)",
         box=box.SIMPLE_HEAD,
     )
-    columns: list[tuple[str, JustifyMethod]] = [
-        ("#", "right"),
-        ("op", "left"),
-        ("kernel", "left"),
-        ("path", "left"),
-        ("in -> out", "left"),
-        ("MACs", "right"),
-        ("est.\ncycles", "right"),
-    ]
-    if measured:
-        columns.append(("measured\ninstr", "right"))
-    columns.append(("ms", "right"))
-    rows = [_op_row(o, measured) for o in result.ops]
-    total = _total_row(result, measured)
-    for i, (col, justify) in enumerate(columns):
-        if justify == "right":  # a number: as wide as its longest cell, never wrapped or cut
-            width = max(len(c) for c in (*(r[i] for r in (*rows, total)), *col.split("\n")))
-            table.add_column(col, justify=justify, no_wrap=True, min_width=width)
-        else:
-            table.add_column(col, justify=justify, overflow="fold")
     for o, row in zip(result.ops, rows):
         style = "red" if o.path == "reference" and o.est_ms >= 1.0 else None
         table.add_row(*row, style=style)

@@ -208,8 +208,9 @@ def _range(text: str, name: str) -> tuple[float, float]:
 
 
 def print_stream_eval(result: StreamEvalResult) -> None:
-    from rich.table import Table
+    from rich import box
 
+    from kwstool.core.console import fitted_table
     from kwstool.stream.det import budget_warning
 
     rep = result.report
@@ -217,29 +218,29 @@ def print_stream_eval(result: StreamEvalResult) -> None:
     thresholds = rep["recognizer"]["thresholds"]
     if rep.get("calibration"):
         thresholds = {k: v["threshold"] for k, v in rep["calibration"]["picks"].items()}
-    table = Table(
-        "word",
-        "threshold",
-        "words",
-        "hits",
-        "FRR",
-        "FA/h (neg)",
-        "false/h (pos)",
-        "latency p50 ms",
-        "p95 ms",
-    )
+    rows = []
     for name, f in figures.items():
-        table.add_row(
-            name,
-            str(thresholds.get(name)),
-            str(f["words"]),
-            str(f["hits"]),
-            "-" if f["frr"] is None else f"{f['frr']:.3f}",
-            "-" if f["fa_per_hour"] is None else f"{f['fa_per_hour']:.2f}",
-            "-" if f["false_per_hour_positive"] is None else f"{f['false_per_hour_positive']:.2f}",
-            str(f["latency_ms"]["median"]),
-            str(f["latency_ms"]["p95"]),
+        rows.append(
+            [
+                name,
+                str(thresholds.get(name)),
+                str(f["words"]),
+                str(f["hits"]),
+                "-" if f["frr"] is None else f"{f['frr']:.3f}",
+                "-" if f["fa_per_hour"] is None else f"{f['fa_per_hour']:.2f}",
+                "-"
+                if f["false_per_hour_positive"] is None
+                else f"{f['false_per_hour_positive']:.2f}",
+                str(f["latency_ms"]["median"]),
+                str(f["latency_ms"]["p95"]),
+            ]
         )
+    headers = [("word", False), ("thr", True), ("words", True), ("hits", True),
+               ("FRR", True), ("FA/h\n(neg)", True), ("false/h\n(pos)", True),
+               ("p50\nms", True), ("p95\nms", True)]  # fmt: skip
+    table = fitted_table(headers, rows, box=box.SIMPLE_HEAD)
+    for row in rows:
+        table.add_row(*row)
     console.print(table)
     cal = rep.get("calibration") or {}
     warning = budget_warning(cal.get("picks") or {}, cal.get("fa_per_hour_budget", 0.0))

@@ -306,6 +306,33 @@ def test_cli_stream_eval_shows_progress(run_copy, demo_data, tmp_path, capsys):
     assert "streams (audio seconds)" in err and "threshold sweep" in err and "100%" in err
 
 
+def test_stream_eval_table_fits_80_columns_and_keeps_numbers_whole(tmp_path, monkeypatch):
+    import io
+
+    from rich.console import Console
+
+    from kwstool.cli import stream as cli_stream
+    from kwstool.stream.evaluate import StreamEvalResult
+
+    figures = {"frr": 0.125, "fa_per_hour": 12345.678, "false_per_hour_positive": 1.5,
+               "words": 1234, "hits": 1080, "latency_ms": {"median": 312, "p95": 1629}}  # fmt: skip
+    report = {
+        "per_keyword": {"yes": figures, "no": figures},
+        "recognizer": {"thresholds": {"yes": 201, "no": 128}},
+        "parity": {},
+        "positive": {"hours": 1.0},
+        "negative": {"hours": 1.0},
+        "seconds": {"total": 9.0, "build": 1.0, "stream": 7.0, "sweep": 1.0},
+    }
+    buf = io.StringIO()
+    monkeypatch.setattr(cli_stream, "console", Console(file=buf, width=80, soft_wrap=False))
+    cli_stream.print_stream_eval(StreamEvalResult(report, tmp_path / "j", tmp_path / "d"))
+    text = buf.getvalue()
+    assert max(len(line.rstrip()) for line in text.splitlines()) <= 80
+    row = next(line for line in text.splitlines() if line.strip().startswith("yes"))
+    assert row.split() == ["yes", "201", "1234", "1080", "0.125", "12345.68", "1.50", "312", "1629"]
+
+
 def test_a_calibration_that_mutes_every_keyword_is_refused_on_load(run_copy, capsys):
     import hashlib
 
