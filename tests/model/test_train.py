@@ -766,3 +766,17 @@ def test_ctrl_c_during_training_exits_130_and_says_how_to_resume(tiny_data, tmp_
         f"`kwstool train {tiny_data} --out {run} --resume`"
     ]
     assert (run / "checkpoint" / "state.json").is_file()
+
+
+def test_overwrite_removes_what_later_stages_derived_from_the_old_model(tmp_path):
+    """A new best.keras never sits beside the old run's int8 model, report or calibration."""
+    from kwstool.model import runfolder
+
+    names = ["config.json", "history.json", "best.keras", "model_int8.tflite", "quantize.json",
+             "calibration.json", "training_curve.png"]  # fmt: skip
+    for name in names:
+        (tmp_path / name).write_text("old")
+    (tmp_path / "checkpoint").mkdir()
+    (tmp_path / "notes.txt").write_text("mine")
+    runfolder.clear_run(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
