@@ -54,11 +54,12 @@ STAGES = ("prepare", "train", "quantize", "export", "evaluate")
 
 
 class RunInterrupted(KeyboardInterrupt):
-    """Ctrl-C during ``stage``; ``kept`` says what the work folder holds (all resumable)."""
+    """Ctrl-C during ``stage``; ``kept`` says what the work folder ``work`` holds (all
+    resumable)."""
 
-    def __init__(self, stage: str, kept: str) -> None:
+    def __init__(self, stage: str, kept: str, work: Path) -> None:
         super().__init__(stage)
-        self.stage, self.kept = stage, kept
+        self.stage, self.kept, self.work = stage, kept, work
 
 
 @dataclass
@@ -206,7 +207,7 @@ def run(
             try:
                 results[key] = step()
             except KeyboardInterrupt:
-                raise RunInterrupted(key, _kept(plan, key)) from None
+                raise RunInterrupted(key, _kept(plan, key), plan.work) from None
             times[key] = time.perf_counter() - t
     return RunResult(
         work_dir=plan.work, data_dir=plan.data_dir, run_dir=plan.run_dir,

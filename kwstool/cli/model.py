@@ -331,8 +331,7 @@ def run_all(
             log=lambda m: console.print(f"[bold cyan]{m}[/]", highlight=False),
         )
     except RunInterrupted as stop:
-        work = work_dir or Path("runs") / Path((source or "demo").rstrip("/")).name.split(":")[-1]
-        args = [*([source] if source else []), "--work-dir", str(work)]
+        args = [*([source] if source else []), "--work-dir", str(stop.work)]
         args += [str(x) for k, v in given.items() if v is not None for x in (k, v)]
         err_console.print(
             f"[bold red]interrupted[/] during {stop.stage}; kept {stop.kept}; continue with "
