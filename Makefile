@@ -6,7 +6,7 @@ setup:
 
 # The main job, offline: prepare -> train -> quantize -> export -> evaluate on the bundled demo data.
 demo: setup
-	.venv/bin/kwstool run
+	.venv/bin/kwstool run --resume
 
 # The gates (ruff, ruff format, mypy --strict, clang-format), then the whole test suite: the
 # same command CI runs (with TF_ENABLE_ONEDNN_OPTS=0, TensorFlow's stock CPU kernels).

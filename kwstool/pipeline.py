@@ -13,19 +13,27 @@ see its README), offline, and leaves everything under the work folder (default
 The export goes to ``work_dir/export`` unless ``export_dir`` is given: the firmware's own model
 folder (``firmware/src/model``) holds the shipped real-speech model and is only replaced when
 asked for explicitly. Each stage is the library function the single-stage command calls.
-Running again in the same work folder reuses the prepared data when its inputs are unchanged
-and trains afresh (replacing the earlier run).
+
+Every setting and output folder is checked before the first stage starts. The work folder is
+locked while it runs (a second ``kwstool run`` there is refused). A work folder that already
+holds a run is refused unless ``resume`` (continue it: the prepared data is reused, training
+goes on from its last finished epoch, the later stages run again) or ``overwrite`` (the old
+run's files are first moved out of the way in one rename each and deleted, so the folder never
+holds a mix of two runs). An interrupt (Ctrl-C) raises :class:`RunInterrupted`, which names the
+stage and what was kept.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from kwstool.core.folders import folder_lock, write_errors
 from kwstool.errors import KwsError
 
 if TYPE_CHECKING:
@@ -45,6 +53,15 @@ DEMO_BATCH_SIZE = 16
 STAGES = ("prepare", "train", "quantize", "export", "evaluate")
 
 
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C during ``stage``; ``kept`` says what the work folder ``work`` holds (all
+    resumable)."""
+
+    def __init__(self, stage: str, kept: str, work: Path) -> None:
+        super().__init__(stage)
+        self.stage, self.kept, self.work = stage, kept, work
+
+
 @dataclass
 class RunResult:
     work_dir: Path
@@ -56,6 +73,7 @@ class RunResult:
     evaluation: EvalResult
     seconds: float
     stage_seconds: dict[str, float] = field(default_factory=dict)
+    demo: bool = False  # trained and tested on the shipped synthetic demo clips
 
 
 @dataclass
@@ -70,6 +88,7 @@ class _Plan:
     data_dir: Path
     run_dir: Path
     out_dir: Path
+    demo: bool = False
 
 
 def _plan(
@@ -96,7 +115,7 @@ def _plan(
     name = Path(src.rstrip("/")).name.split(":")[-1] or "run"
     work = Path(work_dir) if work_dir is not None else Path("runs") / name
     out_dir = Path(export_dir) if export_dir is not None else work / "export"
-    return _Plan(src, words, epochs, batch_size, work, work / "data", work / "run", out_dir)
+    return _Plan(src, words, epochs, batch_size, work, work / "data", work / "run", out_dir, demo)
 
 
 def _steps(
@@ -118,9 +137,12 @@ def _steps(
         )  # fmt: skip
 
     def train() -> object:
+        resume = opts["resume"] and (plan.run_dir / "config.json").is_file()
+        if opts["resume"] and not resume:
+            say(f"      nothing to resume in {plan.run_dir}: training from the start")
         return train_mod.train(
             plan.data_dir, plan.run_dir, model=opts["model"], epochs=plan.epochs,
-            batch_size=plan.batch_size, seed=opts["seed"], overwrite=True,
+            batch_size=plan.batch_size, seed=opts["seed"], resume=resume,
             progress=opts["progress"],
         )  # fmt: skip
 
@@ -157,28 +179,95 @@ def run(
     testing_pct: float = RUN_TESTING_PCT,
     progress: bool = True,
     log: Callable[[str], None] | None = None,
+    resume: bool = False,
+    overwrite: bool = False,
 ) -> RunResult:
     """Run every stage on ``source`` (default: the shipped demo dataset) under ``work_dir``.
 
     ``words`` default to yes,no on the demo and to ``kwstool prepare``'s default otherwise;
     ``model``/``epochs``/``batch_size`` default to ``kwstool train``'s (on the demo:
-    ``DEMO_EPOCHS`` epochs of ``DEMO_BATCH_SIZE``).
+    ``DEMO_EPOCHS`` epochs of ``DEMO_BATCH_SIZE``). ``resume``/``overwrite``: see the module
+    documentation.
     """
     say = log or (lambda _msg: None)
     t0 = time.perf_counter()
     plan = _plan(source, work_dir, export_dir, words, epochs, batch_size)
     opts = {"model": model, "board": board, "seed": seed, "runtime": runtime,
             "validation_pct": validation_pct, "testing_pct": testing_pct,
-            "progress": progress}  # fmt: skip
+            "progress": progress, "resume": resume}  # fmt: skip
+    _check(plan, opts, overwrite)
     times: dict[str, float] = {}
     results: dict[str, Any] = {}  # one result type per stage
-    for i, (key, what, step) in enumerate(_steps(plan, opts, say), start=1):
-        say(f"[{i}/{len(STAGES)}] {what}")
-        t = time.perf_counter()
-        results[key] = step()
-        times[key] = time.perf_counter() - t
+    with folder_lock(plan.work, "kwstool run", "--work-dir"), write_errors(plan.work, "--work-dir"):
+        if overwrite:
+            _remove_earlier(plan)
+        for i, (key, what, step) in enumerate(_steps(plan, opts, say), start=1):
+            say(f"[{i}/{len(STAGES)}] {what}")
+            t = time.perf_counter()
+            try:
+                results[key] = step()
+            except KeyboardInterrupt:
+                raise RunInterrupted(key, _kept(plan, key), plan.work) from None
+            times[key] = time.perf_counter() - t
     return RunResult(
         work_dir=plan.work, data_dir=plan.data_dir, run_dir=plan.run_dir,
         export_dir=plan.out_dir, quantize=results["quantize"], export=results["export"],
         evaluation=results["evaluate"], seconds=time.perf_counter() - t0, stage_seconds=times,
+        demo=plan.demo,
     )  # fmt: skip
+
+
+def has_run(run_dir: Path) -> bool:
+    """Whether ``run_dir`` holds (part of) a run: a training config, checkpoint or model."""
+    from kwstool.core.tflite import MODEL_FILE
+
+    return any((run_dir / n).exists() for n in ("config.json", "checkpoint", MODEL_FILE))
+
+
+def _check(plan: _Plan, opts: dict[str, Any], overwrite: bool) -> None:
+    """Every setting and output folder, before any stage starts (one-line KwsErrors)."""
+    from kwstool.core.boards import BOARDS
+    from kwstool.core.folders import check_writable
+    from kwstool.model.config import TrainConfig
+
+    if opts["resume"] and overwrite:
+        raise KwsError(
+            "--resume continues the run in the work folder and --overwrite replaces it; "
+            "pass only one of them"
+        )
+    TrainConfig().replace(model=opts["model"], epochs=plan.epochs, batch_size=plan.batch_size,
+                          seed=opts["seed"])  # fmt: skip
+    if opts["board"] not in BOARDS:
+        raise KwsError(f"--board {opts['board']}: unknown; choose one of {', '.join(BOARDS)}")
+    if opts["runtime"] not in ("litert", "tflm"):
+        raise KwsError(f"runtime {opts['runtime']!r}: use litert or tflm")
+    check_writable(plan.work, "--work-dir")
+    check_writable(plan.out_dir, "--export-dir")
+    if has_run(plan.run_dir) and not (opts["resume"] or overwrite):
+        raise KwsError(
+            f"{plan.run_dir} holds an earlier run; continue it with --resume, replace it "
+            f"with --overwrite, or choose another --work-dir"
+        )
+
+
+def _remove_earlier(plan: _Plan) -> None:
+    """Move the earlier run's outputs aside (one rename each), then delete them: the new run's
+    files never sit beside the old ones. The prepared data stays (it is a cache), and so does
+    an ``--export-dir`` outside the work folder (the new export replaces its two files)."""
+    names = ("evaluation.json", "confusion.png", "export")  # export: the default --export-dir
+    old = [plan.run_dir, *(plan.work / n for n in names)]
+    trash = plan.work / f".earlier-run-{os.getpid()}"
+    trash.mkdir(parents=True, exist_ok=True)
+    for path in old:
+        if path.exists():
+            os.replace(path, trash / path.name)
+    shutil.rmtree(trash)
+
+
+def _kept(plan: _Plan, stage: str) -> str:
+    """What the work folder holds after an interrupt during ``stage``."""
+    if stage == "prepare":
+        return f"the prepared files finished so far in {plan.data_dir}"
+    if stage == "train":
+        return f"the prepared data and the last finished epoch in {plan.run_dir}"
+    return f"the prepared data and the trained model in {plan.run_dir}"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -190,3 +191,97 @@ def rng() -> np.random.Generator:
 @pytest.fixture(scope="session")
 def repo() -> Path:
     return REPO
+
+
+# --- other processes: Ctrl-C, a folder lock held --------------------------------------------
+def interrupt_after(args: list[str], marker: str, cwd: Path) -> tuple[int, str, str]:
+    """Run ``kwstool ARGS`` in a real process, send it SIGINT (Ctrl-C) once ``marker`` is on its
+    stdout, and return its exit code, stdout and stderr."""
+    import signal
+    import sys
+    import threading
+
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path), PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "kwstool", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=cwd,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # as in a terminal
+    )
+    err: list[str] = []
+    reader = threading.Thread(target=lambda: err.append(proc.stderr.read()))
+    reader.start()
+    out = []
+    for line in proc.stdout:
+        out.append(line)
+        if marker in line:
+            proc.send_signal(signal.SIGINT)
+            break
+    out.append(proc.stdout.read())
+    proc.wait(timeout=120)
+    reader.join()
+    return proc.returncode, "".join(out), "".join(err)
+
+
+def hold_lock(folder: Path, ready: Path) -> subprocess.Popen[str]:
+    """Another process that takes the lock of ``folder`` and keeps it until its stdin closes."""
+    import sys
+    import textwrap
+    import time
+
+    code = textwrap.dedent(
+        f"""
+        import sys
+        from pathlib import Path
+        from kwstool.core.folders import folder_lock
+        with folder_lock({str(folder)!r}, "kwstool prepare", "--data-dir"):
+            Path({str(ready)!r}).write_text("locked")
+            sys.stdin.read()
+        """
+    )
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, text=True, env=env)
+    end = time.monotonic() + 60
+    while not ready.exists() and proc.poll() is None and time.monotonic() < end:
+        time.sleep(0.05)
+    assert ready.exists(), "the helper process did not take the lock"
+    return proc
+
+
+# --- a read-only folder and a full file system (skipped where they cannot be made) -----------
+def _mount_tmpfs(where: Path, options: str) -> bool:
+    if os.geteuid() != 0:
+        return False
+    where.mkdir(parents=True, exist_ok=True)
+    return (
+        subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(where)]).returncode == 0
+    )
+
+
+@pytest.fixture
+def read_only_dir(tmp_path):
+    """A folder this process cannot write: a read-only tmpfs as root, else mode 0555."""
+    where = tmp_path / "ro"
+    if _mount_tmpfs(where, "ro,size=64k"):
+        yield where
+        subprocess.run(["umount", str(where)])
+        return
+    if os.geteuid() == 0:
+        pytest.skip("root without permission to mount: cannot make a read-only folder")
+    where.mkdir()
+    where.chmod(0o555)
+    yield where
+    where.chmod(0o755)
+
+
+@pytest.fixture
+def full_disk(tmp_path):
+    """A 400 KiB tmpfs (needs root and mount)."""
+    where = tmp_path / "full"
+    if not _mount_tmpfs(where, "size=400k"):
+        pytest.skip("mounting a small tmpfs needs root and permission to mount")
+    yield where
+    subprocess.run(["umount", str(where)])

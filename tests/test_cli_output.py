@@ -92,3 +92,27 @@ def test_usage_errors_are_a_usage_line_not_a_traceback(args, message):
     assert proc.returncode == 2
     assert message in proc.stderr and "Try '" in proc.stderr
     assert "Traceback" not in proc.stderr + proc.stdout
+
+
+def _help(command: str, capsys: pytest.CaptureFixture[str]) -> str:
+    from kwstool.cli import main
+
+    assert main([command, "--help"]) == 0
+    return capsys.readouterr().out
+
+
+def test_help_texts_are_plain_and_short(monkeypatch, capsys):
+    """Issue 23: no `<bool>` noise, no stray " ." where a "[default: ...]" was eaten as markup,
+    the common options first, and `train --help` short enough to read at 80 columns."""
+    monkeypatch.setenv("COLUMNS", "80")
+    for command in ("train", "listen", "stream-eval", "export", "record", "run", "prepare"):
+        text = _help(command, capsys)
+        assert "<bool>" not in text, command
+        assert not re.search(r"\s\.$", text, flags=re.M), command
+        assert max(len(line) for line in text.splitlines()) <= 80, command
+    stream = _help("stream-eval", capsys)
+    assert re.search(r"\[default:\s+RUN/stream_eval\]", stream)  # brackets are text, not markup
+    train = _help("train", capsys)
+    assert len(train.splitlines()) < 100
+    first = [train.index(o) for o in ("--out", "--resume", "--overwrite", "--model", "--epochs")]
+    assert max(first) < train.index("--lr ") < train.index("--label-smoothing")

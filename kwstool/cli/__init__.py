@@ -25,8 +25,9 @@ __all__ = ["app", "console", "err_console", "main"]
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the Typer app, turning KwsError into a one-line message and exit 2."""
+    args = list(sys.argv[1:] if argv is None else argv)
     try:
-        app(args=exec_rest(list(sys.argv[1:] if argv is None else argv)), standalone_mode=False)
+        rc = app(args=exec_rest(args), standalone_mode=False)
     except KwsError as exc:
         # the message is plain text: brackets in it (`pip install 'kwstool[kokoro]'`) are no markup
         err_console.print(
@@ -35,7 +36,10 @@ def main(argv: list[str] | None = None) -> int:
         return exc.exit_code
     except KeyboardInterrupt:
         err_console.print(
-            "[bold red]interrupted[/]; outputs written so far are complete, re-run to continue"
+            f"[bold red]interrupted[/]; the outputs written so far are complete, continue with "
+            f"`{shlex.join(['kwstool', *args])}`",
+            highlight=False,
+            soft_wrap=True,
         )
         return 130
     except typer.Exit as exc:
@@ -47,7 +51,8 @@ def main(argv: list[str] | None = None) -> int:
             exc.show()  # type: ignore[attr-defined]  # a ClickException (usage line + error)
             return int(exc.exit_code)  # type: ignore[attr-defined]
         raise
-    return 0
+    # standalone_mode=False: click returns a command's typer.Exit(code) instead of raising it
+    return rc if isinstance(rc, int) else 0
 
 
 def exec_rest(argv: list[str]) -> list[str]:

@@ -153,6 +153,18 @@ def device_test_cmd(
 
 def print_export(e: ExportResult) -> None:
     console.print(f"wrote {e.header} and {e.source}", highlight=False)
+    if e.replaced:
+        console.print(
+            f"  replaced the earlier {' and '.join(p.name for p in e.replaced)} in "
+            f"{e.header.parent}"
+            + (
+                " (`git checkout -- firmware/src/model` restores the shipped model)"
+                if e.header.parent.parts[-3:] == ("firmware", "src", "model")
+                else ""
+            ),
+            highlight=False,
+            soft_wrap=True,
+        )
     console.print(
         f"  {e.model_name}: {e.model_bytes} bytes flash (budget {e.board.model_budget}), arena "
         f"{e.arena_bytes} bytes = {e.arena_used_bytes} measured + {e.arena_margin_bytes} margin "
@@ -177,8 +189,12 @@ def print_export(e: ExportResult) -> None:
 @app.command()
 def export(
     run: Path = typer.Argument(..., help="Run folder after `kwstool quantize` (or its .tflite)."),
-    out: Path = typer.Option(
-        Path("firmware/src/model"), "--out", "-o", help="Folder for kws_model_data.h/.cc."
+    out: Path | None = typer.Option(
+        None,
+        "--out",
+        "-o",
+        help="Folder for kws_model_data.h/.cc [default: firmware/src/model of the kwstool "
+        "checkout you are in; outside one, required].",
     ),
     board: str = typer.Option("nano33ble", "--board", help="Budget: nano33ble or esp32dev."),
     force: bool = typer.Option(

@@ -60,6 +60,8 @@ TRAIN_EXTRA_OPTIONS = (
 def train(
     data: Path = typer.Argument(..., help="Prepared data folder (`kwstool prepare` output)."),
     out: Path = typer.Option(..., "--out", "-o", help="Run folder to write (or to resume)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the interrupted run in --out."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace the run already in --out."),
     preset: str | None = typer.Option(
         None,
         "--preset",
@@ -95,8 +97,6 @@ def train(
     weight_decay: float | None = _opt("weight_decay"),
     label_smoothing: float | None = _opt("label_smoothing"),
     threads: int | None = typer.Option(None, "--threads", help="CPU threads (default: all cores)."),
-    resume: bool = typer.Option(False, "--resume", help="Continue the interrupted run in --out."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace the run already in --out."),
     no_progress: bool = typer.Option(False, "--no-progress", help="No per-epoch output."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
 ) -> None:
@@ -303,27 +303,72 @@ def run_all(
     ),
     board: str = typer.Option("nano33ble", "--board", help="nano33ble or esp32dev."),
     seed: int = typer.Option(0, "--seed", help="Seed for splits, training and calibration."),
+    resume: bool = typer.Option(
+        False, "--resume", help="Continue the interrupted (or finished) run in the work folder."
+    ),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="Replace the run already in the work folder."
+    ),
 ) -> None:
     """Prepare -> train -> quantize -> export -> evaluate in one go (the demo needs no network)."""
-    from kwstool.pipeline import run as do_run
+    import shlex
 
-    result = do_run(
-        source,
-        work_dir,
-        words=words,
-        model=model,
-        epochs=epochs,
-        batch_size=batch_size,
-        export_dir=export_dir,
-        board=board,
-        seed=seed,
-        log=lambda m: console.print(f"[bold cyan]{m}[/]", highlight=False),
-    )
+    from kwstool.pipeline import RunInterrupted, run as do_run
+
+    given = {"--words": words, "--model": model, "--epochs": epochs,
+             "--batch-size": batch_size, "--export-dir": export_dir,
+             "--board": None if board == "nano33ble" else board,
+             "--seed": seed or None}  # fmt: skip
+    try:
+        result = do_run(
+            source,
+            work_dir,
+            words=words,
+            model=model,
+            epochs=epochs,
+            batch_size=batch_size,
+            export_dir=export_dir,
+            board=board,
+            seed=seed,
+            resume=resume,
+            overwrite=overwrite,
+            log=lambda m: console.print(f"[bold cyan]{m}[/]", highlight=False),
+        )
+    except RunInterrupted as stop:
+        args = [*([source] if source else []), "--work-dir", str(stop.work)]
+        args += [str(x) for k, v in given.items() if v is not None for x in (k, v)]
+        err_console.print(
+            f"[bold red]interrupted[/] during {stop.stage}; kept {stop.kept}; continue with "
+            f"`{shlex.join(['kwstool', 'run', *args, '--resume'])}`",
+            highlight=False,
+            soft_wrap=True,
+        )
+        raise typer.Exit(130) from None
     _print_quantize(result.quantize)
     print_export(result.export)
     _print_evaluation(result.evaluation)
+    if result.demo:
+        err_console.print(
+            "[yellow]note:[/] these figures are on the demo's synthetic (espeak-ng) clips; "
+            "they say little about real voices. Train on real recordings for a model you "
+            "use (README: Using it on your data).",
+            highlight=False,
+            soft_wrap=True,
+        )
     stages = ", ".join(f"{k} {v:.0f}s" for k, v in result.stage_seconds.items())
-    console.print(
-        f"done in {result.seconds:.0f}s ({stages}); everything is in {result.work_dir}",
-        highlight=False,
-    )
+    console.print(f"done in {result.seconds:.0f}s ({stages})", highlight=False)
+    print_what_now(result.run_dir, result.data_dir, result.export_dir, board, result.demo)
+
+
+def print_what_now(run: Path, data: Path, export_dir: Path, board: str, demo: bool) -> None:
+    """The short block `kwstool run` ends with: where the model is and the next commands."""
+    word = "yes" if demo else "WORD"
+    env = "esp32dev" if board == "esp32dev" else "nano33ble"
+    lines = [
+        f"  model       {run / 'model_int8.tflite'} (firmware files in {export_dir})",
+        f"  calibrate   kwstool stream-eval {run} {data} --split validation --calibrate 2",
+        f"  listen      kwstool listen {run} --on {word} --exec xdg-open https://example.org",
+        f"  export      kwstool export {run} --board {board} --out firmware/src/model",
+        f"  flash       cd firmware && pio run -e {env} -t upload && pio device monitor",
+    ]
+    console.print("what now:\n" + "\n".join(lines), highlight=False, soft_wrap=True)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import typer
 
 if TYPE_CHECKING:
-    from rich.console import Console, JustifyMethod
+    from rich.console import Console
     from rich.table import Table
 
     from kwstool.deploy.profile import OpProfile, ProfileResult
@@ -62,32 +62,31 @@ def _total_row(result: ProfileResult, measured: bool) -> list[str]:
 
 
 def _table(result: ProfileResult) -> Table:
-    """The per-operator table with its totals."""
-    from rich.table import Table
+    """The per-operator table with its totals; at 80 columns the text columns wrap and the
+    numbers stay whole (:func:`kwstool.core.console.fitted_table`)."""
+    from rich import box
+
+    from kwstool.core.console import fitted_table
 
     measured = result.measured
-    table = Table(
-        title=f"{result.model_path} on {result.board} ({result.clock_mhz:.0f} MHz, "
-        f"{result.cycles_per_instruction} cycles/instruction)"
-    )
-    columns: list[tuple[str, JustifyMethod]] = [
-        ("#", "right"),
-        ("op", "left"),
-        ("kernel", "left"),
-        ("path", "left"),
-        ("in -> out", "left"),
-        ("MACs", "right"),
-        ("est. cycles", "right"),
-    ]
-    for col, justify in columns:
-        table.add_column(col, justify=justify)
+    headers = [("#", True), ("op", False), ("kernel", False), ("path", False),
+               ("in -> out", False), ("MACs", True), ("est.\ncycles", True)]  # fmt: skip
     if measured:
-        table.add_column("measured instr", justify="right")
-    table.add_column("ms", justify="right")
-    for o in result.ops:
+        headers.append(("measured\ninstr", True))
+    headers.append(("ms", True))
+    rows = [_op_row(o, measured) for o in result.ops]
+    total = _total_row(result, measured)
+    table = fitted_table(
+        headers,
+        [*rows, total],
+        title=f"{result.model_path} on {result.board} ({result.clock_mhz:.0f} MHz, "
+        f"{result.cycles_per_instruction} cycles/instruction)",
+        box=box.SIMPLE_HEAD,
+    )
+    for o, row in zip(result.ops, rows):
         style = "red" if o.path == "reference" and o.est_ms >= 1.0 else None
-        table.add_row(*_op_row(o, measured), style=style)
-    table.add_row(*_total_row(result, measured), style="bold")
+        table.add_row(*row, style=style)
+    table.add_row(*total, style="bold")
     return table
 
 

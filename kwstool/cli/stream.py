@@ -42,7 +42,12 @@ def listen(
         "(`--exec xdg-open https://example.org`). Gets "
         "KWS_LABEL, KWS_SCORE, KWS_TIME_MS in its environment.",
     ),
-    shell: bool = typer.Option(False, "--shell", help="Run --exec through the shell."),
+    shell: bool = typer.Option(
+        False,
+        "--shell",
+        help="--exec is one shell line, given to the shell unchanged "
+        "(--exec 'echo $KWS_TIME_MS >> times.txt').",
+    ),
     open_url: str | None = typer.Option(
         None,
         "--open",
@@ -89,7 +94,12 @@ def listen(
         return
     if ctx.args and exec_ is None:
         raise KwsError(f"unexpected arguments {' '.join(ctx.args)}; see `kwstool listen --help`")
-    command = ([*_split(exec_), *ctx.args]) if exec_ is not None else []
+    if exec_ is None:
+        command: list[str] = []
+    elif shell:  # one shell line, unquoted: the shell expands $KWS_TIME_MS, >>, |
+        command = [exec_, *ctx.args]
+    else:
+        command = [*_split(exec_), *ctx.args]
     result = do_listen(
         run,
         wav=wav,
@@ -196,6 +206,7 @@ def stream_eval(
         threads=threads,
         save_wav=save_wav,
         log=say,
+        progress=not as_json,
     )
     if as_json:
         sys.stdout.write(json.dumps(result.report, indent=2) + "\n")
@@ -216,8 +227,9 @@ def _range(text: str, name: str) -> tuple[float, float]:
 
 
 def print_stream_eval(result: StreamEvalResult) -> None:
-    from rich.table import Table
+    from rich import box
 
+    from kwstool.core.console import fitted_table
     from kwstool.stream.det import budget_warning
 
     rep = result.report
@@ -225,29 +237,29 @@ def print_stream_eval(result: StreamEvalResult) -> None:
     thresholds = rep["recognizer"]["thresholds"]
     if rep.get("calibration"):
         thresholds = {k: v["threshold"] for k, v in rep["calibration"]["picks"].items()}
-    table = Table(
-        "word",
-        "threshold",
-        "words",
-        "hits",
-        "FRR",
-        "FA/h (neg)",
-        "false/h (pos)",
-        "latency p50 ms",
-        "p95 ms",
-    )
+    rows = []
     for name, f in figures.items():
-        table.add_row(
-            name,
-            str(thresholds.get(name)),
-            str(f["words"]),
-            str(f["hits"]),
-            "-" if f["frr"] is None else f"{f['frr']:.3f}",
-            "-" if f["fa_per_hour"] is None else f"{f['fa_per_hour']:.2f}",
-            "-" if f["false_per_hour_positive"] is None else f"{f['false_per_hour_positive']:.2f}",
-            str(f["latency_ms"]["median"]),
-            str(f["latency_ms"]["p95"]),
+        rows.append(
+            [
+                name,
+                str(thresholds.get(name)),
+                str(f["words"]),
+                str(f["hits"]),
+                "-" if f["frr"] is None else f"{f['frr']:.3f}",
+                "-" if f["fa_per_hour"] is None else f"{f['fa_per_hour']:.2f}",
+                "-"
+                if f["false_per_hour_positive"] is None
+                else f"{f['false_per_hour_positive']:.2f}",
+                str(f["latency_ms"]["median"]),
+                str(f["latency_ms"]["p95"]),
+            ]
         )
+    headers = [("word", False), ("thr", True), ("words", True), ("hits", True),
+               ("FRR", True), ("FA/h\n(neg)", True), ("false/h\n(pos)", True),
+               ("p50\nms", True), ("p95\nms", True)]  # fmt: skip
+    table = fitted_table(headers, rows, box=box.SIMPLE_HEAD)
+    for row in rows:
+        table.add_row(*row)
     console.print(table)
     cal = rep.get("calibration") or {}
     warning = budget_warning(cal.get("picks") or {}, cal.get("fa_per_hour_budget", 0.0))

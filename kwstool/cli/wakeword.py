@@ -64,8 +64,10 @@ def record(
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
 ) -> None:
     """Record your own keyword clips: guided microphone takes, or split one long recording."""
+    from kwstool.core.settings import check
     from kwstool.data import record as rec
 
+    check(seconds=seconds)  # before the microphone opens
     if wav is not None:
         result = rec.split_recording(wav, word, out, speaker)
     else:

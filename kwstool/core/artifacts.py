@@ -287,7 +287,7 @@ def read_report(tflite_path: str | os.PathLike[str]) -> QuantizeReport:
     """``quantize.json`` beside a ``.tflite``, validated and checked to describe that very file."""
     p = Path(tflite_path)
     path = p.with_name(REPORT_FILE)
-    hint = f"run `kwstool quantize` on the run folder holding {p.name}, or pass --labels"
+    hint = f"run `kwstool quantize RUN` on the run folder holding {p.name} (it writes the labels)"
     report = QuantizeReport.from_dict(read_json(path, hint), str(path))
     if report.model_sha256 != hashlib.sha256(p.read_bytes()).hexdigest():
         raise KwsError(

@@ -24,6 +24,9 @@ import os
 from pathlib import Path
 from typing import Any
 
+from kwstool.core.labels import is_filler
+from kwstool.core.recognizer import THRESHOLD_OFF, muted_keywords
+from kwstool.core.settings import check_recognizer
 from kwstool.errors import KwsError
 
 CALIBRATION_FILE = "calibration.json"
@@ -73,6 +76,18 @@ def read_calibration(run_or_model: str | os.PathLike[str]) -> dict[str, Any] | N
         isinstance(v, int) and 0 <= v <= 255 for v in thresholds.values()
     ):
         raise KwsError(f"{path}: thresholds must map labels to integers 0..255; {fix}")
+    stored = record.get("recognizer")
+    try:
+        check_recognizer(stored if isinstance(stored, dict) else {})
+    except KwsError as exc:
+        raise KwsError(f"{path}: {exc}; {fix}") from None
+    keywords = {k for k in thresholds if not is_filler(k)}
+    if keywords and keywords <= set(muted_keywords(thresholds)):
+        raise KwsError(
+            f"{path}: every keyword is at threshold {THRESHOLD_OFF} and would never fire; "
+            f"re-run `kwstool stream-eval {run} DATA --calibrate FA_PER_HOUR` with a larger "
+            f"budget, or delete it"
+        )
     return record
 
 

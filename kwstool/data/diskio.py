@@ -59,15 +59,16 @@ def sha256_file(path: Path, progress: bool = False) -> str:
     return h.hexdigest()
 
 
-def check_free_space(folder: Path, needed: int, what: str) -> None:
-    """Raise when ``folder``'s file system has less than ``needed`` bytes (+64 MiB) free."""
+def check_free_space(folder: Path, needed: int, what: str, option: str = "--download-dir") -> None:
+    """Raise when ``folder``'s file system has less than ``needed`` bytes (+64 MiB) free; the
+    message names ``option``, the option that chose the folder."""
     folder.mkdir(parents=True, exist_ok=True)
     free = shutil.disk_usage(folder).free
     margin = 64 << 20
     if needed + margin > free:
         raise KwsError(
             f"{folder}: {what} needs {_gib(needed)} but only {_gib(free)} is free; "
-            f"free some space or choose another folder with --download-dir"
+            f"free some space or choose another folder with {option}"
         )
 
 

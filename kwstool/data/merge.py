@@ -42,6 +42,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from kwstool.core.folders import folder_lock
 from kwstool.core.labels import SILENCE, UNKNOWN
 from kwstool.data.build import build_from_scan
 from kwstool.data.sources import (
@@ -307,31 +308,32 @@ def prepare_merged(
     params = params_record(words, silence_share, unknown_share, validation_pct, testing_pct, seed)
     params["unknown_min"] = unknown_min
     out_dir = Path(data_dir) if data_dir else DEFAULT_ROOT / "_".join(words)
-    inputs_hash = _inputs_hash(srcs, params)
-    if not force and (hit := cached_manifest(out_dir, inputs_hash)):
-        return result_from_manifest(out_dir, hit, True, time.perf_counter() - t0, 0)
-    bars = Progress(progress)
-    built = _build(
-        srcs,
-        words,
-        silence_share,
-        unknown_share,
-        validation_pct,
-        testing_pct,
-        seed,
-        unknown_min,
-        bars,
-    )
-    labels = [SILENCE, UNKNOWN, *words]
-    source = _source_text(srcs)
-    check_built(built, words, labels, source)
-    manifest = write_all(
-        out_dir,
-        built,
-        labels,
-        bars,
-        base_manifest(source, "merged", words, params, inputs_hash, built),
-    )
-    return result_from_manifest(
-        out_dir, manifest, False, time.perf_counter() - t0, built.clips_decoded
-    )
+    with folder_lock(out_dir, "kwstool prepare", "--data-dir"):
+        inputs_hash = _inputs_hash(srcs, params)
+        if not force and (hit := cached_manifest(out_dir, inputs_hash)):
+            return result_from_manifest(out_dir, hit, True, time.perf_counter() - t0, 0)
+        bars = Progress(progress)
+        built = _build(
+            srcs,
+            words,
+            silence_share,
+            unknown_share,
+            validation_pct,
+            testing_pct,
+            seed,
+            unknown_min,
+            bars,
+        )
+        labels = [SILENCE, UNKNOWN, *words]
+        source = _source_text(srcs)
+        check_built(built, words, labels, source)
+        manifest = write_all(
+            out_dir,
+            built,
+            labels,
+            bars,
+            base_manifest(source, "merged", words, params, inputs_hash, built),
+        )
+        return result_from_manifest(
+            out_dir, manifest, False, time.perf_counter() - t0, built.clips_decoded
+        )

@@ -93,6 +93,7 @@ from pathlib import Path
 from typing import Any
 
 from kwstool import __version__
+from kwstool.core.folders import folder_lock
 from kwstool.core.labels import DEFAULT_WORDS, SILENCE, UNKNOWN
 from kwstool.data.build import SILENCE_GAIN_RANGE, rank
 from kwstool.data.single import build_folder, build_tfds
@@ -300,27 +301,28 @@ def prepare(
     ddir = Path(download_dir) if download_dir else None
     resolved = resolve(sources[0], ddir, sha256, progress)
     out_dir = Path(data_dir) if data_dir else DEFAULT_ROOT / resolved.name
-    if resolved.kind == "tfds":
-        built, inputs_hash = build_tfds(
-            out_dir, params, word_list, silence_share, unknown_share, seed, bars, ddir, force
-        )
-    else:
-        built, inputs_hash = build_folder(
-            resolved,
-            out_dir,
-            params,
-            word_list,
-            silence_share,
-            unknown_share,
-            validation_pct,
-            testing_pct,
-            seed,
-            bars,
-            force,
-        )
-    if isinstance(built, dict):  # the cache matched
-        return result_from_manifest(out_dir, built, True, time.perf_counter() - t0, 0)
-    return _write(out_dir, resolved, built, word_list, params, inputs_hash, bars, t0)
+    with folder_lock(out_dir, "kwstool prepare", "--data-dir"):
+        if resolved.kind == "tfds":
+            built, inputs_hash = build_tfds(
+                out_dir, params, word_list, silence_share, unknown_share, seed, bars, ddir, force
+            )
+        else:
+            built, inputs_hash = build_folder(
+                resolved,
+                out_dir,
+                params,
+                word_list,
+                silence_share,
+                unknown_share,
+                validation_pct,
+                testing_pct,
+                seed,
+                bars,
+                force,
+            )
+        if isinstance(built, dict):  # the cache matched
+            return result_from_manifest(out_dir, built, True, time.perf_counter() - t0, 0)
+        return _write(out_dir, resolved, built, word_list, params, inputs_hash, bars, t0)
 
 
 def _write(

@@ -222,6 +222,9 @@ def record_session(
     ui: SessionUI | None = None,
 ) -> RecordResult:
     """Record ``count`` good takes of ``word`` from ``source`` (see module docs)."""
+    from kwstool.core.settings import check
+
+    check(seconds=take_seconds)
     if count < 1:
         raise KwsError(f"--count {count}: record at least one take")
     speaker = check_speaker(speaker or default_speaker())

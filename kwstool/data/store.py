@@ -231,6 +231,7 @@ def write_prepared(
         data_dir,
         rows * (CLIP_SAMPLES * 2 + NUM_FRAMES * NUM_CHANNELS + 2) + noise_bytes,
         "writing the prepared data",
+        "--data-dir",
     )
     splits = {}
     for s in SPLITS:

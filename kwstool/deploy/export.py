@@ -63,6 +63,22 @@ class ExportResult:
     inference_period_ms: int | None = None  # KWS_INFERENCE_PERIOD_MS
     realtime_problem: str | None = None  # why it cannot keep real time (exported with force)
     muted: list[str] = field(default_factory=list)  # keywords at threshold 255: they never fire
+    replaced: list[Path] = field(default_factory=list)  # model files that were there before
+
+
+def default_out(cwd: Path | None = None) -> Path:
+    """``firmware/src/model`` of the kwstool checkout ``cwd`` (default: the current folder) is
+    in; outside a checkout a KwsError asks for ``--out`` (never a stray ``firmware/`` here)."""
+    here = (cwd or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / "firmware" / "platformio.ini").is_file() and (
+            folder / "kwstool" / "__init__.py"
+        ).is_file():
+            return folder / DEFAULT_OUT
+    raise KwsError(
+        f"{here} is not in a kwstool checkout, so there is no firmware/src/model to export "
+        f"into; pass --out FOLDER for kws_model_data.h/.cc"
+    )
 
 
 def check_budget(model_bytes: int, arena_bytes: int, board: Board, where: str) -> None:
@@ -175,7 +191,7 @@ def _write_files(out: Path, header: str, source: str) -> None:
 
 def export(
     run_dir: str | os.PathLike[str],
-    out_dir: str | os.PathLike[str] = DEFAULT_OUT,
+    out_dir: str | os.PathLike[str] | None = None,
     board: str = "nano33ble",
     recognizer: dict[str, Any] | None = None,
     inference_period_ms: int | None = None,
@@ -193,7 +209,10 @@ def export(
 
     ``run_dir`` is a run folder holding ``model_int8.tflite`` and ``quantize.json`` (or the path of
     the ``.tflite`` itself). Refuses (KwsError) when the model does not fit ``board``.
+    ``out_dir`` defaults to the firmware's model folder of the checkout (:func:`default_out`);
+    ``replaced`` in the result lists the files that were overwritten there.
     """
+    out = Path(out_dir) if out_dir is not None else default_out()
     if board not in BOARDS:
         raise KwsError(f"unknown board {board!r}; choose one of {', '.join(BOARDS)}")
     target = BOARDS[board]
@@ -214,7 +233,7 @@ def export(
         report, model_name, sha256, len(tflite), target, rec, timing["period_ms"], timing
     )
     source = render_source(tflite, list(report["labels"]), model_name, sha256)
-    out = Path(out_dir)
+    replaced = [p for p in (out / HEADER_FILE, out / SOURCE_FILE) if p.exists()]
     _write_files(out, header, source)
     return ExportResult(
         header=out / HEADER_FILE,
@@ -231,4 +250,5 @@ def export(
         inference_period_ms=timing["period_ms"],
         realtime_problem=timing["problem"],
         muted=muted_keywords(rec.get("thresholds") or {}),
+        replaced=replaced,
     )

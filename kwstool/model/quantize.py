@@ -48,6 +48,7 @@ from kwstool.core.artifacts import (
     TensorSpec,
     load_config,
 )
+from kwstool.core.folders import writes_to
 from kwstool.core.tflite import (
     MODEL_FILE,
     REPORT_FILE,
@@ -294,6 +295,7 @@ def _write(run: Path, tflite: bytes, report: QuantizeReport) -> tuple[Path, Path
 
     tflite_path, json_path = run / MODEL_FILE, run / REPORT_FILE
     try:
+        json_path.unlink(missing_ok=True)  # never the old report beside the new model
         write_bytes(tflite_path, tflite)
         report.to_json(json_path)  # last: the commit point
     except OSError as exc:
@@ -305,6 +307,7 @@ def _write(run: Path, tflite: bytes, report: QuantizeReport) -> tuple[Path, Path
 
 
 # --- the command -------------------------------------------------------------------------------
+@writes_to("run_dir", "run folder", "kwstool quantize")
 def quantize(
     run_dir: str | os.PathLike[str],
     data_dir: str | os.PathLike[str] | None = None,

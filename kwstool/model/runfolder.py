@@ -127,7 +127,16 @@ def plot_history(
 
 
 def clear_run(run_dir: Path) -> None:
-    """Remove what an earlier training run wrote into ``run_dir`` (only train's own files)."""
+    """Remove what an earlier run wrote into ``run_dir``: train's files and what the later
+    stages derived from its model (the int8 model, its report, its calibration), so the folder
+    never holds a new ``best.keras`` beside an old ``model_int8.tflite``. The derived files go
+    first: an interrupted removal leaves an unquantized run, never a mixed one."""
+    from kwstool.core.artifacts import REPORT_FILE
+    from kwstool.core.calibration import CALIBRATION_FILE
+    from kwstool.core.tflite import MODEL_FILE
+
+    for name in (CALIBRATION_FILE, REPORT_FILE, MODEL_FILE):
+        (run_dir / name).unlink(missing_ok=True)
     for name in (CONFIG_FILE, HISTORY_FILE, BEST_FILE, CURVE_FILE):
         (run_dir / name).unlink(missing_ok=True)
     shutil.rmtree(run_dir / CHECKPOINT_DIR, ignore_errors=True)

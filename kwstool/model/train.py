@@ -55,6 +55,7 @@ from typing import Any
 import numpy as np
 
 from kwstool.core import tfenv
+from kwstool.core.folders import writes_to
 from kwstool.core.labels import SILENCE as SILENCE_LABEL, UNKNOWN as UNKNOWN_LABEL
 from kwstool.errors import KwsError
 from kwstool.fileio import write_json
@@ -334,6 +335,7 @@ def _worker_folder(out: Path, config: TrainConfig | None, overrides: dict[str, A
     return Distribution(chief=cluster.chief, worker=cluster.worker).run_folder(out)
 
 
+@writes_to("run_dir", "--out", "kwstool train")
 def train(
     data_dir: str | os.PathLike[str],
     run_dir: str | os.PathLike[str],

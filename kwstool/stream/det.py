@@ -8,6 +8,7 @@ false accepts per hour, one line per keyword.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,11 +29,13 @@ def sweep(
     neg: engine.StreamScores | None,
     words: scoring.WordTable,
     neg_hours: float,
+    advance: Callable[[int], None] | None = None,
 ) -> dict[str, Any]:
     """FRR / FA-per-hour / misses per keyword at each threshold and suppression time.
 
     Every threshold 0..255 at the configured suppression time (calibration and the DET plot
     use it); every COARSE_STEP-th at the others. Each curve lists its ``thresholds``.
+    ``advance(1)`` after each of the :func:`sweep_steps` replays (a progress bar).
     """
     out: dict[str, Any] = {"thresholds": list(THRESHOLDS), "suppression_ms": {}}
     for sup in sorted(set(SUPPRESSIONS_MS) | {settings.suppression_ms}):
@@ -58,8 +61,16 @@ def sweep(
                 c["frr"].append(None if frr is None else round(frr, 4))
                 c["fa_per_hour"].append(None if fa is None else round(fa, 3))
                 c["misses"].append(miss)
+            if advance is not None:
+                advance(1)
         out["suppression_ms"][str(sup)] = curves
     return out
+
+
+def sweep_steps(suppression_ms: int) -> int:
+    """How many recognizer replays :func:`sweep` makes."""
+    others = len(set(SUPPRESSIONS_MS) - {suppression_ms})
+    return len(THRESHOLDS) + others * len(THRESHOLDS[::COARSE_STEP])
 
 
 #: A keyword found less often than this within its equal share of the false-accept budget gets

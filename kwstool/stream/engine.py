@@ -167,11 +167,13 @@ def batch_outputs(
     ends: np.ndarray,
     threads: int | None = None,
     chunk: int = 2048,
+    advance: Callable[[int], None] | None = None,
 ) -> np.ndarray:
     """int8 model outputs ``(len(ends), labels)`` for the windows ending at ``ends``.
 
     The windows are split over ``threads`` interpreters (default: the CPU count); LiteRT and
     TFLite-Micro release the GIL while they run, so the threads use separate cores.
+    ``advance(n)`` is called after each chunk of ``n`` windows (a progress bar).
     """
     workers = max(1, threads or os.cpu_count() or 1)
     out = np.empty((len(ends), len(model.labels)), np.int8)
@@ -182,6 +184,8 @@ def batch_outputs(
         run = invokers[job]
         for s in starts[job :: len(invokers)]:
             out[s : s + chunk] = run(windows_of(features, ends[s : s + chunk]))
+            if advance is not None:
+                advance(len(ends[s : s + chunk]))
 
     with ThreadPoolExecutor(max_workers=len(invokers)) as pool:
         list(pool.map(work, range(len(invokers))))
@@ -199,12 +203,16 @@ class StreamScores:
 
 
 def batch_results(
-    model: StreamModel, samples: np.ndarray, threads: int | None = None
+    model: StreamModel,
+    samples: np.ndarray,
+    threads: int | None = None,
+    advance: Callable[[int], None] | None = None,
 ) -> StreamScores:
-    """The results the board would produce for ``samples`` as one stream, computed in bulk."""
+    """The results the board would produce for ``samples`` as one stream, computed in bulk
+    (``advance``: see :func:`batch_outputs`)."""
     feats = native.stream_features(samples)
     ends = window_ends(len(feats), model.every_frames)
-    raw = batch_outputs(model, feats, ends, threads)
+    raw = batch_outputs(model, feats, ends, threads, advance=advance)
     return StreamScores(
         native.frame_time_ms(ends).astype(np.uint32), raw, model.scores(raw), len(feats)
     )

@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Callable
@@ -183,19 +184,109 @@ def stream_eval(
     save_wav: bool = False,
     log: Callable[[str], None] | None = None,
     use_calibration: bool = True,
+    progress: bool = False,
 ) -> StreamEvalResult:
     """Evaluate a model on long synthetic streams; see the module doc. Without ``recognizer``
     and ``calibrate_fa``, the run's calibrated settings (``calibration.json``) are evaluated
-    when it has them (``use_calibration``), so a calibration can be checked on other speakers."""
+    when it has them (``use_calibration``), so a calibration can be checked on other speakers.
+    ``progress``: Rich progress bars on stderr. The settings and the output folder are checked
+    before any work starts; the run folder is locked while the calibration is written."""
+    from kwstool.core import settings as limits
+    from kwstool.core.folders import check_writable, folder_lock, write_errors
+
+    design = design or synth.StreamDesign()
+    limits.check(hours=design.hours, negative_hours=design.negative_hours,
+                 calibrate=calibrate_fa, threads=threads)  # fmt: skip
+    limits.check_recognizer(recognizer or {})
+    run_dir = Path(run_or_model).parent if Path(run_or_model).suffix == ".tflite" else None
+    run_dir = run_dir or Path(run_or_model)
+    out = Path(out_dir) if out_dir else run_dir / "stream_eval"
+    check_writable(out, "--out")
+    if calibrate_fa is not None:
+        check_writable(run_dir, "RUN (calibration.json)")
+    with (
+        folder_lock(run_dir, "kwstool stream-eval", "run folder")
+        if calibrate_fa is not None or out_dir is None
+        else contextlib.nullcontext(),
+        write_errors(out, "--out"),
+        _Bars(progress) as bars,
+    ):
+        return _stream_eval(run_or_model, data_dir, design, noise_dir, recognizer, calibrate_fa,
+                            out, runtime, threads, save_wav, log or (lambda _m: None),
+                            use_calibration, bars)  # fmt: skip
+
+
+class _Bars:
+    """Rich progress bars on stderr while stream-eval runs (or nothing)."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.bar: Any = None
+
+    def __enter__(self) -> _Bars:
+        if self.enabled:
+            from rich.progress import (
+                BarColumn,
+                Progress,
+                TaskProgressColumn,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
+
+            from kwstool.core.console import make_console
+
+            self.bar = Progress(
+                TextColumn("{task.description:<24}"),
+                BarColumn(),
+                TaskProgressColumn(),
+                TimeElapsedColumn(),
+                TimeRemainingColumn(),
+                console=make_console(stderr=True),
+            )
+            self.bar.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+    def complete(self) -> None:
+        """Show every bar full (the window count rounds the audio seconds down a little)."""
+        if self.bar is not None:
+            for t in self.bar.tasks:
+                self.bar.update(t.id, completed=t.total)
+
+    def task(self, description: str, total: float) -> Callable[[float], None] | None:
+        """A bar of ``total`` units; the function that advances it (None when disabled)."""
+        if self.bar is None:
+            return None
+        bar, t = self.bar, self.bar.add_task(description, total=total)
+        return lambda n: bar.advance(t, n)
+
+
+def _stream_eval(
+    run_or_model: str | os.PathLike[str],
+    data_dir: str | os.PathLike[str],
+    design: synth.StreamDesign,
+    noise_dir: str | os.PathLike[str] | None,
+    recognizer: dict[str, Any] | None,
+    calibrate_fa: float | None,
+    out: Path,
+    runtime: str,
+    threads: int | None,
+    save_wav: bool,
+    say: Callable[[str], None],
+    use_calibration: bool,
+    bars: _Bars,
+) -> StreamEvalResult:
     from kwstool.core.calibration import load_calibration
     from kwstool.data.prepared import load_prepared
 
-    say = log or (lambda _m: None)
     if use_calibration and recognizer is None and calibrate_fa is None:
         recognizer = load_calibration(run_or_model)
         if recognizer:
             say("evaluating the calibrated recognizer settings of calibration.json")
-    design = design or synth.StreamDesign()
     tick = time.perf_counter()
     seconds: dict[str, float] = {}
     model = engine.StreamModel.load(run_or_model, runtime)
@@ -208,8 +299,7 @@ def stream_eval(
     )
     positive, negative = synth.build_streams(clips, names, load_noise(data, noise_dir), design)
     seconds["build"] = time.perf_counter() - tick
-    results = _run_streams(model, positive, negative, threads, say, seconds)
-    out = Path(out_dir) if out_dir else model.path.parent / "stream_eval"
+    results = _run_streams(model, positive, negative, threads, say, seconds, bars)
     if save_wav:
         from kwstool.core.audio import save_wav as write_wav
 
@@ -228,6 +318,7 @@ def stream_eval(
         say,
         seconds,
         tick,
+        bars,
     )
 
 
@@ -238,6 +329,7 @@ def _run_streams(
     threads: int | None,
     say: Callable[[str], None],
     seconds: dict[str, float],
+    bars: _Bars,
 ) -> tuple[engine.StreamScores, engine.StreamScores | None, dict[str, Any]]:
     t0, c0 = time.perf_counter(), time.process_time()
     hours = positive.hours + negative.hours
@@ -245,8 +337,16 @@ def _run_streams(
         f"running {hours:.2f} h of audio through the front end, the model ({model.runtime}, "
         f"every {model.period_ms} ms) and the recognizer"
     )
-    pos = engine.batch_results(model, positive.samples, threads)
-    neg = engine.batch_results(model, negative.samples, threads) if len(negative.samples) else None
+    bar = bars.task("streams (audio seconds)", round(hours * 3600))
+    step_s = model.period_ms / 1000
+    advance = (lambda n: bar(n * step_s)) if bar is not None else None
+    pos = engine.batch_results(model, positive.samples, threads, advance)
+    neg = (
+        engine.batch_results(model, negative.samples, threads, advance)
+        if len(negative.samples)
+        else None
+    )
+    bars.complete()
     seconds["stream"] = time.perf_counter() - t0
     seconds["stream_cpu"] = time.process_time() - c0  # all threads: independent of other load
     t0 = time.perf_counter()
@@ -308,10 +408,19 @@ def _calibrate_into(
 ) -> Path:
     """Pick per-label thresholds for ``calibrate_fa``, add them to ``report`` and save them."""
     from kwstool.core.calibration import save_calibration
+    from kwstool.core.recognizer import muted_keywords
 
     pos, neg = scores
     picks = calibrate(curves, calibrate_fa)
     thresholds = {name: p["threshold"] for name, p in picks.items()}
+    keywords = [lab for lab in model.labels if not is_filler(lab)]
+    if keywords and set(keywords) <= set(muted_keywords(thresholds)):
+        raise KwsError(
+            f"--calibrate {calibrate_fa:g}: no threshold keeps any keyword within "
+            f"{calibrate_fa:g} false accepts per hour on these streams, so every keyword would "
+            f"be muted; calibration.json not written. Give a larger budget, or train with "
+            f"more examples of the keywords and of other words"
+        )
     at = settings.__class__.build(model.labels, rec | {"thresholds": thresholds})
     joint = _evaluate_at(at, pos, neg, words, *hours)
     report["calibration"] = {
@@ -338,8 +447,10 @@ def _report(
     say: Callable[[str], None],
     seconds: dict[str, float],
     tick: float,
+    bars: _Bars,
 ) -> StreamEvalResult:
     from kwstool.fileio import write_json
+    from kwstool.stream.det import sweep_steps
 
     pos, neg, parity = results
     rec = recognizer_defaults(recognizer)
@@ -347,18 +458,22 @@ def _report(
     words = scoring.WordTable.of(positive.words, model.labels, SAMPLE_RATE)
     t0 = time.perf_counter()
     figures = _evaluate_at(settings, pos, neg, words, positive.hours, negative.hours)
-    swept = sweep(settings, pos, neg, words, negative.hours)
+    bar = bars.task("threshold sweep", sweep_steps(settings.suppression_ms))
+    swept = sweep(settings, pos, neg, words, negative.hours, bar)
     seconds["sweep"] = time.perf_counter() - t0
     curves = swept["suppression_ms"][str(settings.suppression_ms)]
     found = {"per_keyword": figures, "parity": parity, "sweep": swept}
     report = _report_record(model, data, design, positive, negative, rec, settings, found)
-    cal_path = None
+    cal_path, refused = None, None
     if calibrate_fa is not None:
         hours = (positive.hours, negative.hours)
-        cal_path = _calibrate_into(
-            report, model, settings, rec, curves, calibrate_fa, (pos, neg), words, hours
-        )
-        say(f"wrote {cal_path}")
+        try:
+            cal_path = _calibrate_into(
+                report, model, settings, rec, curves, calibrate_fa, (pos, neg), words, hours
+            )
+            say(f"wrote {cal_path}")
+        except KwsError as exc:  # refused: the report and the DET curve are still written
+            refused = exc
     seconds["total"] = time.perf_counter() - tick
     report["seconds"] = {k: round(v, 2) for k, v in seconds.items()}
     json_path, det_path = out / JSON_FILE, out / DET_FILE
@@ -369,6 +484,8 @@ def _report(
         f"{negative.hours:.2f} h negative, suppression {settings.suppression_ms} ms",
     )
     write_json(json_path, report)
+    if refused is not None:
+        raise KwsError(f"{refused} (the curves are in {json_path} and {det_path})")
     return StreamEvalResult(report, json_path, det_path, cal_path, seconds)
 
 

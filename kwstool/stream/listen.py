@@ -19,7 +19,6 @@ from __future__ import annotations
 import math
 import os
 import queue
-import shlex
 import subprocess
 import threading
 import time
@@ -185,8 +184,9 @@ class MicSource:
 @dataclass
 class Action:
     """``--on WORD --exec CMD`` / ``--open URL``: on each detection of WORD, run CMD (argv, or
-    one shell line) and/or open URL in the default web browser (the standard library's
-    ``webbrowser``, in a thread of its own so listening never waits for the browser)."""
+    with ``shell`` one shell line, given to the shell as it is: ``$KWS_TIME_MS``, ``>>``, pipes
+    work) and/or open URL in the default web browser (the standard library's ``webbrowser``, in
+    a thread of its own so listening never waits for the browser)."""
 
     word: str
     command: list[str]
@@ -212,7 +212,7 @@ class Action:
             KWS_SCORE=f"{score / 255:.3f}",
             KWS_TIME_MS=str(time_ms),
         )
-        args: Any = shlex.join(self.command) if self.shell else self.command
+        args: Any = self.command[0] if self.shell else self.command
         try:
             self.children.append(subprocess.Popen(args, shell=self.shell, env=env))
         except OSError as exc:
@@ -279,9 +279,15 @@ def check_action(
     on: str | None,
     command: Sequence[str],
     url: str | None = None,
+    shell: bool = False,
 ) -> None:
     if (on is None) != (not command and url is None):
         raise KwsError("--on WORD goes with --exec CMD and/or --open URL: give both or neither")
+    if shell and len(command) != 1:
+        raise KwsError(
+            "--shell runs one shell line: quote the whole command as one --exec argument, "
+            "e.g. --exec 'echo $KWS_TIME_MS >> times.txt'"
+        )
     if on is not None and (on not in model.labels or is_filler(on)):
         words = ", ".join(lab for lab in model.labels if not is_filler(lab))
         raise KwsError(f"--on {on}: the model does not detect that word; choose one of {words}")
@@ -342,7 +348,7 @@ def listen(
     fast: bool = False,
     device: str | int | None = None,
     on: str | None = None,
-    command: Sequence[str] = (),
+    command: Sequence[str] | str = (),
     shell: bool = False,
     open_url: str | None = None,
     recognizer: dict[str, Any] | None = None,
@@ -355,10 +361,16 @@ def listen(
     ``run_or_model`` None: the 12-word model packaged with kwstool
     (:mod:`kwstool.core.pretrained`), with its calibrated thresholds. ``detector``: ``board``
     (the run's int8 model through the board's path) or ``embedding`` (the pretrained speech
-    embedding and the run's teacher head, :mod:`.embedding`)."""
+    embedding and the run's teacher head, :mod:`.embedding`). ``command`` is an argv list, or
+    with ``shell`` one shell line (a string or a one-item list) that the shell gets unchanged."""
     from kwstool.core.pretrained import pretrained_dir
+    from kwstool.core.settings import check_recognizer
     from kwstool.stream.view import View
 
+    if fast and wav is None:
+        raise KwsError("--fast replays a file as fast as possible: give it with --wav FILE")
+    check_recognizer(recognizer or {})
+    command = [command] if isinstance(command, str) else list(command)
     if detector not in DETECTORS:
         raise KwsError(f"--model {detector}: unknown; choose {' or '.join(DETECTORS)}")
     if run_or_model is None:
@@ -370,7 +382,7 @@ def listen(
         model = EmbeddingModel.load(run_or_model)
     else:
         model = engine.StreamModel.load(run_or_model, runtime)
-    check_action(model, on, command, open_url)
+    check_action(model, on, command, open_url, shell)
     settings = settings_for(model, recognizer)
     pipeline: engine.StreamPipeline | EmbeddingPipeline
     if isinstance(model, EmbeddingModel):

@@ -74,6 +74,9 @@ class RecognizerSettings:
     @classmethod
     def build(cls, labels: Sequence[str], recognizer: dict[str, Any]) -> RecognizerSettings:
         """From an export-style dict: ``threshold`` for all labels, ``thresholds`` per label."""
+        from kwstool.core.settings import check_recognizer
+
+        check_recognizer(recognizer)
         base = int(recognizer["threshold"])
         per = dict(recognizer.get("thresholds") or {})
         unknown = sorted(set(per) - set(labels))

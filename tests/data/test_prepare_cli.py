@@ -62,3 +62,35 @@ def test_prepare_errors_are_one_line_exit_2(tmp_path, capsys):
     assert rc == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: word 'banana' has no clips") and "\n" not in err
+
+
+def test_second_prepare_into_a_folder_in_use_is_told_who_holds_it(tmp_path, capsys):
+    """Issue 23, row 10: a second writer gets "X is in use by process N" (exit 2) and the
+    first one's result is not touched; once it is done, the folder is free again."""
+    from conftest import DEMO, hold_lock
+
+    out = tmp_path / "X"
+    args = ["prepare", "--source", str(DEMO), "--words", "yes,no", "--data-dir", str(out)]
+    holder = hold_lock(out, tmp_path / "ready")  # a real other process, as `kwstool prepare`
+    try:
+        assert main([*args, "--seed", "3", "--no-progress"]) == 2
+    finally:
+        holder.communicate("", timeout=30)
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        f"error: {out.resolve()} is in use by process {holder.pid} (kwstool prepare); wait "
+        f"for it to finish, or choose another --data-dir"
+    )
+    assert not (out / "manifest.json").exists()
+    assert main([*args, "--no-progress"]) == 0
+
+
+def test_full_disk_names_the_data_dir_option(full_disk, capsys):
+    from conftest import DEMO
+
+    out = full_disk / "X"
+    args = ["prepare", "--source", str(DEMO), "--words", "yes,no", "--data-dir", str(out)]
+    assert main([*args, "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert err.endswith("free some space or choose another folder with --data-dir"), err

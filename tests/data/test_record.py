@@ -154,3 +154,14 @@ def test_session_joined_with_digital_silence_keeps_every_take(tmp_path):
     for p in res.saved:
         ((start, end),) = find_words(load_wav(p, clip_samples=None))
         assert end - start < 0.6 * RATE  # the burst, not the clip's background
+
+
+def test_take_length_is_checked_before_the_microphone_opens(tmp_path, capsys):
+    """Issue 23, row 13: --seconds -1 is refused (before asking for a microphone)."""
+    from kwstool.cli import main
+
+    assert main(["record", "hey_lamp", "--seconds", "-1", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "error: --seconds -1.0: out of range; give a number from 1 to 60 s"
+    with pytest.raises(KwsError, match=r"^--seconds 0\.2: out of range"):
+        record_session(None, "hey_lamp", 1, tmp_path, take_seconds=0.2)  # type: ignore[arg-type]

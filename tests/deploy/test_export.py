@@ -308,3 +308,49 @@ def test_keywords_calibrated_to_255_are_reported_as_muted():
     thresholds = {"_silence_": 255, "_unknown_": 200, "yes": 180, "go": 255}
     assert muted_keywords(thresholds) == ["go"]
     assert muted_keywords({"yes": 254}) == []
+
+
+# --- issue 23: where export writes, and the fix its errors name ----------------------------------
+def test_run_without_labels_names_the_real_fix(tmp_path, capsys):
+    from kwstool.cli import main
+
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "model_int8.tflite").write_bytes(b"TFL3")  # quantize.json is missing
+    for args in (["export", "--out", str(tmp_path / "o")], ["listen", "--wav", "x.wav"]):
+        assert main([args[0], str(tmp_path / "run"), *args[1:]]) == 2
+        err = capsys.readouterr().err.strip()
+        assert "--labels" not in err and "run `kwstool quantize RUN`" in err, err
+
+
+def test_export_without_out_outside_a_checkout_asks_for_it(tmp_path, monkeypatch, capsys):
+    from kwstool.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["export", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.endswith("is not in a kwstool checkout, so there is no firmware/src/model to "
+                        "export into; pass --out FOLDER for kws_model_data.h/.cc")  # fmt: skip
+    assert not (tmp_path / "firmware").exists()
+
+
+def test_export_without_out_inside_a_checkout_says_what_it_replaced(
+    exported, tmp_path, monkeypatch, capsys
+):
+    from kwstool.cli import main
+
+    run, _, _ = exported
+    checkout = tmp_path / "checkout"  # the two files that make a folder a kwstool checkout
+    (checkout / "firmware").mkdir(parents=True)
+    (checkout / "firmware" / "platformio.ini").write_text("[env]\n")
+    (checkout / "kwstool").mkdir()
+    (checkout / "kwstool" / "__init__.py").write_text("")
+    (checkout / "docs").mkdir()
+    monkeypatch.chdir(checkout / "docs")  # anywhere inside it
+    model_dir = checkout / "firmware" / "src" / "model"
+    assert main(["export", str(run)]) == 0
+    out = capsys.readouterr().out
+    assert f"wrote {model_dir / 'kws_model_data.h'}" in out and "replaced" not in out
+    assert main(["export", str(run)]) == 0
+    out = capsys.readouterr().out
+    assert f"replaced the earlier kws_model_data.h and kws_model_data.cc in {model_dir}" in out
+    assert "git checkout -- firmware/src/model" in out

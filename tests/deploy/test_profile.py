@@ -195,6 +195,26 @@ def test_cli_profile(zoo):
     assert isinstance(res.exception, KwsError)
 
 
+def test_profile_table_fits_80_columns_and_never_cuts_a_number(zoo):
+    """Issue 23: at 80 columns the text columns wrap; every number is printed whole."""
+    import io
+
+    from rich.console import Console
+
+    from kwstool.cli.profile import render
+
+    for name in ("ds_tcn", "bc_resnet"):
+        result = prof.profile(zoo[name])
+        buf = io.StringIO()
+        render(result, Console(file=buf, width=80, soft_wrap=False))
+        text = buf.getvalue()
+        assert max(len(line) for line in text.splitlines()) <= 80
+        assert "\u2026" not in text  # no ellipsis anywhere
+        for o in result.ops:
+            assert f" {o.est_cycles:,.0f} " in text and f" {o.est_ms:.2f}" in text
+        assert f" {result.est_cycles:,.0f} " in text
+
+
 # --- measurement on QEMU -----------------------------------------------------------------------
 def _tflm_src() -> str | None:
     src = os.environ.get("KWSTOOL_TFLM_SRC")

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import interrupt_after
 from wavgen import write_wav
 
 from kwstool.errors import KwsError
@@ -761,3 +762,54 @@ def test_select_last_trains_on_every_speaker_and_quantizes_without_held_out_clip
     # no held-out clips: no accuracy, the interpreters compared on training clips instead
     assert q.accuracy["int8"] == {"validation": None, "test": None}
     assert q.record.parity.clips == len(np.load(data / "train_labels.npy"))
+
+
+# --- issue 23: bad output folders and Ctrl-C ----------------------------------------------------
+def test_out_that_is_a_file_is_one_line_before_any_work(tiny_data, tmp_path, capsys):
+    from kwstool.cli import main
+
+    afile = tmp_path / "some.wav"
+    afile.write_bytes(b"RIFF")
+    assert main(["train", str(tiny_data), "--out", str(afile), "--epochs", "1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"error: --out {afile}: {afile} is a file, not a folder; choose a folder"
+    assert afile.read_bytes() == b"RIFF"
+
+
+@pytest.mark.slow
+def test_full_disk_during_training_is_one_line(tiny_data, full_disk, capsys):
+    from kwstool.cli import main
+
+    run = full_disk / "run"
+    args = ["train", str(tiny_data), "--out", str(run), "--model", "tiny_conv", "--epochs", "2"]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+    assert "No space left on device" in err and err.endswith("choose another --out")
+
+
+@pytest.mark.slow
+def test_ctrl_c_during_training_exits_130_and_says_how_to_resume(tiny_data, tmp_path):
+    run = tmp_path / "R"
+    args = ["train", str(tiny_data), "--out", str(run), "--model", "tiny_conv", "--epochs", "40"]
+    rc, out, err = interrupt_after(args, "epoch   1/40", tmp_path)
+    assert rc == 130, err
+    assert err.strip().splitlines() == [
+        f"interrupted; the last finished epoch is saved, continue with "
+        f"`kwstool train {tiny_data} --out {run} --resume`"
+    ]
+    assert (run / "checkpoint" / "state.json").is_file()
+
+
+def test_overwrite_removes_what_later_stages_derived_from_the_old_model(tmp_path):
+    """A new best.keras never sits beside the old run's int8 model, report or calibration."""
+    from kwstool.model import runfolder
+
+    names = ["config.json", "history.json", "best.keras", "model_int8.tflite", "quantize.json",
+             "calibration.json", "training_curve.png"]  # fmt: skip
+    for name in names:
+        (tmp_path / name).write_text("old")
+    (tmp_path / "checkpoint").mkdir()
+    (tmp_path / "notes.txt").write_text("mine")
+    runfolder.clear_run(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]

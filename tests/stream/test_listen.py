@@ -69,6 +69,40 @@ def test_listen_shell_and_no_action_for_other_words(energy_run, demo_data, tmp_p
     assert "DETECTED yes" in capsys.readouterr().out
 
 
+def test_listen_shell_line_goes_to_the_shell_unquoted(energy_run, demo_data, tmp_path, capsys):
+    """--shell: the one --exec string is a shell line; the shell expands $KWS_TIME_MS and
+    performs the >> redirection (quoted tokens would echo the literal text instead)."""
+    wav, _ = words_wav(tmp_path / "two.wav", demo_data, count=2)
+    out = tmp_path / "times.txt"
+    line = f"echo $KWS_LABEL $KWS_TIME_MS >> {out}"
+    args = ["listen", str(energy_run), "--wav", str(wav), "--fast", "--on", "yes"]
+    assert main([*args, "--exec", line, "--shell"]) == 0
+    printed = capsys.readouterr().out
+    detected = [ln for ln in printed.splitlines() if ln.startswith("DETECTED yes")]
+    fired = out.read_text().splitlines()
+    assert len(fired) == len(detected) == 2, printed
+    for row, det in zip(fired, detected):
+        label, ms = row.split()
+        assert label == "yes" and ms.isdigit()  # expanded by the shell, not "$KWS_TIME_MS"
+        assert abs(int(ms) / 1000 - float(det.rsplit("t=", 1)[1].rstrip("s"))) < 0.01
+    # a shell line is one argument: extra words after it are refused, not quoted together
+    assert main([*args, "--exec", "echo", "$KWS_TIME_MS", "--shell"]) == 2
+    assert "--shell runs one shell line" in capsys.readouterr().err
+
+
+def test_listen_bad_settings_fail_before_any_work(tmp_path, capsys):
+    """Issue 23, rows 6 and 13: one line, exit 2, before the run is even opened."""
+    run, wav = str(tmp_path / "no_run"), str(tmp_path / "no.wav")
+    assert main(["listen", run, "--wav", wav, "--fast", "--suppression-ms", "-5"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: --suppression-ms -5: out of range") and "\n" not in err
+    assert main(["listen", run, "--threshold", "300"]) == 2
+    assert capsys.readouterr().err.startswith("error: --threshold 300: out of range")
+    assert main(["listen", run, "--fast"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "error: --fast replays a file as fast as possible: give it with --wav FILE"
+
+
 def test_listen_without_portaudio_is_one_line_exit_2(energy_run, monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "sounddevice", None)  # `import sounddevice` fails
     rc = main(["listen", str(energy_run)])

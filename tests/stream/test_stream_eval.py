@@ -355,3 +355,131 @@ def test_calibration_falls_back_when_the_split_holds_no_keyword(run_copy, demo_d
     assert len(warning) == 1 and "using the test split's instead" in warning[0]
     assert res.report["design"]["split"] == "test"
     assert read_calibration(run_copy)["stream"]["design"]["split"] == "test"
+
+
+# --- issue 23: settings checked before any work, output folder, calibration refused --------------
+@pytest.mark.parametrize(
+    ("args", "start"),
+    [
+        (["--suppression-ms", "-5"], "error: --suppression-ms -5: out of range"),
+        (["--hours", "-1"], "error: --hours -1.0: out of range"),
+        (["--negative-hours", "-1"], "error: --negative-hours -1.0: out of range"),
+        (["--calibrate", "-1"], "error: --calibrate -1.0: out of range; give a number from 0"),
+        (["--threads", "0"], "error: --threads 0: out of range"),
+    ],
+)
+def test_bad_settings_fail_before_any_work(tmp_path, capsys, args, start):
+    # the run does not even exist: the settings are refused before anything is loaded
+    assert main(["stream-eval", str(tmp_path / "no_run"), str(tmp_path / "no_data"), *args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(start) and len(err.splitlines()) == 1, err
+
+
+def test_read_only_out_is_refused_before_any_work(tmp_path, capsys, read_only_dir):
+    out = read_only_dir / "se"
+    rc = main(["stream-eval", str(tmp_path / "no_run"), str(tmp_path / "d"), "--out", str(out)])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and err.startswith(f"error: --out {out}: ") and "not writable" in err
+
+
+def test_cli_stream_eval_shows_progress(run_copy, demo_data, tmp_path, capsys):
+    rc = main(
+        [
+            "stream-eval",
+            str(run_copy),
+            str(demo_data),
+            "--hours",
+            "0.01",
+            "--negative-hours",
+            "0.005",
+            "--out",
+            str(tmp_path / "o"),
+            "--threads",
+            "2",
+        ]
+    )
+    assert rc == 0
+    err = capsys.readouterr().err
+    assert "streams (audio seconds)" in err and "threshold sweep" in err and "100%" in err
+
+
+def test_stream_eval_table_fits_80_columns_and_keeps_numbers_whole(tmp_path, monkeypatch):
+    import io
+
+    from rich.console import Console
+
+    from kwstool.cli import stream as cli_stream
+    from kwstool.stream.evaluate import StreamEvalResult
+
+    figures = {"frr": 0.125, "fa_per_hour": 12345.678, "false_per_hour_positive": 1.5,
+               "words": 1234, "hits": 1080, "latency_ms": {"median": 312, "p95": 1629}}  # fmt: skip
+    report = {
+        "per_keyword": {"yes": figures, "no": figures},
+        "recognizer": {"thresholds": {"yes": 201, "no": 128}},
+        "parity": {},
+        "positive": {"hours": 1.0},
+        "negative": {"hours": 1.0},
+        "seconds": {"total": 9.0, "build": 1.0, "stream": 7.0, "sweep": 1.0},
+    }
+    buf = io.StringIO()
+    monkeypatch.setattr(cli_stream, "console", Console(file=buf, width=80, soft_wrap=False))
+    cli_stream.print_stream_eval(StreamEvalResult(report, tmp_path / "j", tmp_path / "d"))
+    text = buf.getvalue()
+    assert max(len(line.rstrip()) for line in text.splitlines()) <= 80
+    row = next(line for line in text.splitlines() if line.strip().startswith("yes"))
+    assert row.split() == ["yes", "201", "1234", "1080", "0.125", "12345.68", "1.50", "312", "1629"]
+
+
+def test_a_calibration_that_mutes_every_keyword_is_refused_on_load(run_copy, capsys):
+    import hashlib
+
+    from kwstool.core.calibration import load_calibration, save_calibration
+
+    sha = hashlib.sha256((run_copy / "model_int8.tflite").read_bytes()).hexdigest()
+    save_calibration(run_copy, {"model_sha256": sha, "thresholds": {"yes": 255, "no": 90}})
+    assert load_calibration(run_copy)["thresholds"] == {"yes": 255, "no": 90}  # one still fires
+    save_calibration(run_copy, {"model_sha256": sha, "thresholds": {"yes": 255, "no": 255}})
+    with pytest.raises(KwsError, match="every keyword is at threshold 255 and would never fire"):
+        load_calibration(run_copy)
+    assert main(["export", str(run_copy), "--out", str(run_copy / "fw")]) == 2  # not shipped
+    assert "would never fire" in capsys.readouterr().err
+    rec = {"suppression_ms": -5}
+    save_calibration(run_copy, {"model_sha256": sha, "thresholds": {"yes": 9}, "recognizer": rec})
+    with pytest.raises(KwsError, match=r"calibration.json: --suppression-ms -5: out of range"):
+        load_calibration(run_copy)
+
+
+@pytest.fixture
+def one_word_run(tmp_path):
+    """The energy model for the single keyword "yes": loud other words are false accepts."""
+    from conftest import DEMO, write_run_config
+    from streamkit import energy_model
+
+    from kwstool.data import load_prepared, prepare
+    from kwstool.model.quantize import quantize
+
+    data_dir = tmp_path / "yes_data"
+    prepare(str(DEMO), data_dir, words="yes", validation_pct=20, testing_pct=20, progress=False)
+    data = load_prepared(data_dir)
+    run = tmp_path / "run"
+    run.mkdir()
+    model = energy_model(len(data.labels), data.labels.index("yes"))
+    model.save(run / "best.keras")
+    write_run_config(run, model, "energy", data_dir)
+    quantize(run, strict=True)
+    return run, data_dir
+
+
+@pytest.mark.slow
+def test_calibration_that_mutes_every_keyword_is_not_written(one_word_run, tmp_path):
+    from kwstool.stream.evaluate import stream_eval
+
+    run, data_dir = one_word_run
+    # a 100 ms average: every loud other word of the negative stream scores the top of the
+    # scale, so no threshold keeps "yes" at 0 false accepts per hour
+    short = {"average_window_ms": 100, "minimum_coverage_ms": 0}
+    with pytest.raises(KwsError, match=r"^--calibrate 0: .* every keyword would be muted; "):
+        stream_eval(run, data_dir, design=synth.StreamDesign(seed=1, **SHORT), recognizer=short,
+                    calibrate_fa=0.0, out_dir=tmp_path / "o", threads=2)  # fmt: skip
+    assert not (run / "calibration.json").exists()
+    assert (tmp_path / "o" / "stream_eval.json").is_file()  # the curves are still there
