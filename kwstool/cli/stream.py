@@ -94,12 +94,9 @@ def listen(
         return
     if ctx.args and exec_ is None:
         raise KwsError(f"unexpected arguments {' '.join(ctx.args)}; see `kwstool listen --help`")
-    if exec_ is None:
-        command: list[str] = []
-    elif shell:  # one shell line, unquoted: the shell expands $KWS_TIME_MS, >>, |
-        command = [exec_, *ctx.args]
-    else:
-        command = [*_split(exec_), *ctx.args]
+    # the words after --exec, as kwstool.cli.exec_rest passed them (with --shell: one shell line,
+    # unquoted, so the shell expands $KWS_TIME_MS, >>, |)
+    command = [] if exec_ is None else [*_split(exec_), *ctx.args]
     result = do_listen(
         run,
         wav=wav,

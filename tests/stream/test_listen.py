@@ -59,9 +59,9 @@ def test_listen_shell_and_no_action_for_other_words(energy_run, demo_data, tmp_p
             "--fast",
             "--on",
             "no",
+            "--shell",
             "--exec",
             f"echo $KWS_LABEL >> {out}",
-            "--shell",
         ]
     )
     assert rc == 0
@@ -76,7 +76,7 @@ def test_listen_shell_line_goes_to_the_shell_unquoted(energy_run, demo_data, tmp
     out = tmp_path / "times.txt"
     line = f"echo $KWS_LABEL $KWS_TIME_MS >> {out}"
     args = ["listen", str(energy_run), "--wav", str(wav), "--fast", "--on", "yes"]
-    assert main([*args, "--exec", line, "--shell"]) == 0
+    assert main([*args, "--shell", "--exec", line]) == 0
     printed = capsys.readouterr().out
     detected = [ln for ln in printed.splitlines() if ln.startswith("DETECTED yes")]
     fired = out.read_text().splitlines()
@@ -86,7 +86,8 @@ def test_listen_shell_line_goes_to_the_shell_unquoted(energy_run, demo_data, tmp
         assert label == "yes" and ms.isdigit()  # expanded by the shell, not "$KWS_TIME_MS"
         assert abs(int(ms) / 1000 - float(det.rsplit("t=", 1)[1].rstrip("s"))) < 0.01
     # a shell line is one argument: extra words after it are refused, not quoted together
-    assert main([*args, "--exec", "echo", "$KWS_TIME_MS", "--shell"]) == 2
+    # (every word after --exec belongs to the command, so --exec comes last)
+    assert main([*args, "--shell", "--exec", "echo", "$KWS_TIME_MS"]) == 2
     assert "--shell runs one shell line" in capsys.readouterr().err
 
 
