@@ -59,6 +59,25 @@ class Engine(Protocol):
         ...
 
 
+def program_missing(program: str, hint: str) -> str | None:
+    """The one-line problem of an engine that is a program on PATH, None when it is there."""
+    import shutil
+
+    if shutil.which(program) is None:
+        return f"{program} (text to speech) is not installed; {hint}"
+    return None
+
+
+def program_path(program: str, hint: str) -> str:
+    """The path of an engine's program on PATH, or a KwsError naming the install step."""
+    import shutil
+
+    exe = shutil.which(program)
+    if exe is None:
+        raise KwsError(program_missing(program, hint) or program)
+    return exe
+
+
 def canonical(name: str) -> str:
     key = ALIASES.get(name.strip().lower(), name.strip().lower())
     if key not in ENGINES:

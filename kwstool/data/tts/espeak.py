@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from kwstool.core.audio import load_wav
-from kwstool.data.tts import EngineOptions
+from kwstool.data.tts import EngineOptions, program_missing, program_path
 from kwstool.errors import KwsError
 
 NAME = "espeak-ng"
@@ -32,18 +32,11 @@ PITCH_RANGE = (20, 80)
 
 
 def missing(options: EngineOptions) -> str | None:
-    if shutil.which(NAME) is None:
-        return f"{NAME} (text to speech) is not installed; {INSTALL_HINT}"
-    return None
+    return program_missing(NAME, INSTALL_HINT)
 
 
 def load(options: EngineOptions) -> Espeak:
-    problem = missing(options)
-    if problem:
-        raise KwsError(problem)
-    exe = shutil.which(NAME)
-    assert exe is not None
-    return Espeak(exe)
+    return Espeak(program_path(NAME, INSTALL_HINT))
 
 
 def phonemes(words: list[str]) -> list[str] | None:

@@ -3,7 +3,6 @@ needs only the ``flite`` binary. Speed through ``duration_stretch`` (1 / speed).
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import tempfile
 from pathlib import Path
@@ -11,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from kwstool.core.audio import load_wav
-from kwstool.data.tts import EngineOptions
+from kwstool.data.tts import EngineOptions, program_missing, program_path
 from kwstool.errors import KwsError
 
 NAME = "flite"
@@ -22,18 +21,11 @@ SPEED_RANGE = (0.8, 1.2)
 
 
 def missing(options: EngineOptions) -> str | None:
-    if shutil.which(NAME) is None:
-        return f"{NAME} (text to speech) is not installed; {INSTALL_HINT}"
-    return None
+    return program_missing(NAME, INSTALL_HINT)
 
 
 def load(options: EngineOptions) -> Flite:
-    problem = missing(options)
-    if problem:
-        raise KwsError(problem)
-    exe = shutil.which(NAME)
-    assert exe is not None
-    return Flite(exe)
+    return Flite(program_path(NAME, INSTALL_HINT))
 
 
 class Flite:
