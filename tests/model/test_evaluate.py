@@ -136,7 +136,7 @@ def test_labels_override_for_a_foreign_model(quantized_run, label_tree, tmp_path
     run, _ = quantized_run
     bare = tmp_path / "m.tflite"
     shutil.copy(run / "model_int8.tflite", bare)
-    with pytest.raises(KwsError, match=r"quantize.json: not found; run `kwstool quantize`"):
+    with pytest.raises(KwsError, match=r"quantize.json: not found; run `kwstool quantize RUN`"):
         evaluate(bare, label_tree)
     r = evaluate(bare, label_tree, labels="silence,unknown,yes,no")
     ours = evaluate(run / "model_int8.tflite", label_tree)
