@@ -65,8 +65,7 @@ def train(
     preset: str | None = typer.Option(
         None,
         "--preset",
-        help="Named recipe, e.g. 'full' for the whole Speech Commands set "
-        "(see docs/SCALING.md); explicit options override it.",
+        help="Named recipe ('full': whole Speech Commands, docs/SCALING.md); options override.",
     ),
     model: str | None = _opt("model", "-m"),
     epochs: int | None = _opt("epochs"),

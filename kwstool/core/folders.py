@@ -21,7 +21,7 @@ import inspect
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 from kwstool.errors import KwsError
 
@@ -125,10 +125,16 @@ def _acquire(path: Path, command: str, option: str) -> int:
         os.close(fd)
 
 
-def writes_to(param: str, option: str, command: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
+def writes_to(
+    param: str,
+    option: str,
+    command: str,
+    folder_of: Callable[[dict[str, Any]], Path] | None = None,
+) -> Callable[[Callable[P, R]], Callable[P, R]]:
     """Decorate a library function that writes into the folder named by its argument
     ``param`` (a run folder, or a ``.tflite`` in one): check it, lock it, and report write
-    errors as one line naming ``option``."""
+    errors as one line naming ``option``. ``folder_of(arguments)``: the folder this process
+    writes, when it is not the argument itself (a multi-worker run's non-chief workers)."""
 
     def deco(fn: Callable[P, R]) -> Callable[P, R]:
         sig = inspect.signature(fn)
@@ -140,6 +146,8 @@ def writes_to(param: str, option: str, command: str) -> Callable[[Callable[P, R]
             folder = Path(bound.arguments[param])
             if folder.suffix == ".tflite":
                 folder = folder.parent
+            if folder_of is not None:
+                folder = folder_of(dict(bound.arguments))
             check_writable(folder, option)
             with folder_lock(folder, command, option), write_errors(folder, option):
                 return fn(*args, **kwargs)

@@ -78,8 +78,7 @@ class TrainConfig:
     )
     warmup_epochs: int = _field(
         2,
-        "Epochs of linear learning-rate warm-up before the cosine "
-        "decay (at most a quarter of all steps).",
+        "Epochs of linear warm-up before the cosine decay (<= 1/4 of the steps).",
         lo=0,
     )
     noise_prob: float = _field(0.8, "Share of clips mixed with background noise.", lo=0.0, hi=1.0)
@@ -114,26 +113,21 @@ class TrainConfig:
     )
     teacher: str = _field(
         "none",
-        "A teacher with outside knowledge: 'embedding', a pretrained speech embedding with a "
-        "head trained on the training split (needs `pip install 'kwstool[teacher]'`); its "
-        "softened predictions are blended into every training target ('none': off).",
+        "'embedding': soft targets from a pretrained speech embedding's head trained on the "
+        "training split (`pip install 'kwstool[teacher]'`); 'none': off.",
         choices=("none", "embedding"),
     )
     # scripts/bench_teacher.py: the embedding teacher costs ~60 ms of CPU per stream window on
     # 2 busy cores when it sees every stream, several times the student's own epoch
     teacher_streams: float = _field(
         0.25,
-        "With --teacher embedding: the share of each epoch's synthetic streams whose windows get "
-        "the teacher's predictions (its cost per epoch scales with it; the other windows keep "
-        "their labels).",
+        "With --teacher embedding: share of the stream windows it teaches (cost scales).",
         lo=0.0,
         hi=1.0,
     )
     teachers: str = _field(
         "",
-        "Knowledge distillation: comma-separated run folders of models trained on the same data; "
-        "their averaged, softened predictions are blended into every training target "
-        "(empty: off).",
+        "Distillation from finished runs on the same data (comma-separated; empty: off).",
     )
     distill: float = _field(
         0.5,
@@ -172,23 +166,19 @@ class TrainConfig:
 
     select_by: str = _field(
         "accuracy",
-        "What picks the kept epoch and stops early: 'accuracy' (validation clips), 'stream' "
-        "(keyword recall at zero false accepts on streams of the validation speakers) or "
-        "'last' (the last epoch; the validation split may then be empty: a model trained on "
-        "every speaker, its figures from a cross-validation of the same recipe).",
+        "Kept epoch: 'accuracy' (validation), 'stream' (recall at 0 false accepts on "
+        "validation streams) or 'last' (validation may be empty: every speaker trains).",
         choices=SELECT_BY,
     )
     distribute: str = _field(
         "none",
-        "Training on several devices (tf.distribute): 'none' (one device), 'mirrored' (the local "
-        "GPUs or --devices) or 'multi-worker' (the machines of TF_CONFIG). batch_size is per "
-        "replica and the peak learning rate is multiplied by the replicas (docs/SCALING.md).",
+        "tf.distribute: 'none', 'mirrored' (local GPUs or --devices) or 'multi-worker' "
+        "(TF_CONFIG); batch per replica, lr x replicas (docs/SCALING.md).",
         choices=DISTRIBUTE,
     )
     devices: str = _field(
         "",
-        "With --distribute mirrored: comma-separated devices, e.g. GPU:0,GPU:1 (CPU:0,CPU:1: "
-        "logical CPU devices); empty: every local GPU.",
+        "With --distribute mirrored: e.g. GPU:0,GPU:1 (empty: every local GPU).",
     )
 
     def to_dict(self) -> dict[str, Any]:

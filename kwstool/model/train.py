@@ -335,7 +335,13 @@ def _worker_folder(out: Path, config: TrainConfig | None, overrides: dict[str, A
     return Distribution(chief=cluster.chief, worker=cluster.worker).run_folder(out)
 
 
-@writes_to("run_dir", "--out", "kwstool train")
+def _this_workers_folder(arguments: dict[str, Any]) -> Path:
+    """The folder this process writes and locks (see :func:`_worker_folder`)."""
+    overrides = arguments.get("overrides") or {}
+    return _worker_folder(Path(arguments["run_dir"]), arguments.get("config"), overrides)
+
+
+@writes_to("run_dir", "--out", "kwstool train", _this_workers_folder)
 def train(
     data_dir: str | os.PathLike[str],
     run_dir: str | os.PathLike[str],

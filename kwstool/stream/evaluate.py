@@ -395,6 +395,19 @@ def _report_record(
     }
 
 
+def refuse_all_muted(thresholds: dict[str, int], keywords: list[str], calibrate_fa: float) -> None:
+    """A calibration whose thresholds mute every keyword is refused (KwsError, one line)."""
+    from kwstool.core.recognizer import muted_keywords
+
+    if keywords and set(keywords) <= set(muted_keywords(thresholds)):
+        raise KwsError(
+            f"--calibrate {calibrate_fa:g}: no threshold keeps any keyword within "
+            f"{calibrate_fa:g} false accepts per hour on these streams, so every keyword would "
+            f"be muted; calibration.json not written. Give a larger budget, or train with "
+            f"more examples of the keywords and of other words"
+        )
+
+
 def _calibrate_into(
     report: dict[str, Any],
     model: engine.StreamModel,
@@ -408,19 +421,11 @@ def _calibrate_into(
 ) -> Path:
     """Pick per-label thresholds for ``calibrate_fa``, add them to ``report`` and save them."""
     from kwstool.core.calibration import save_calibration
-    from kwstool.core.recognizer import muted_keywords
 
     pos, neg = scores
     picks = calibrate(curves, calibrate_fa)
     thresholds = {name: p["threshold"] for name, p in picks.items()}
-    keywords = [lab for lab in model.labels if not is_filler(lab)]
-    if keywords and set(keywords) <= set(muted_keywords(thresholds)):
-        raise KwsError(
-            f"--calibrate {calibrate_fa:g}: no threshold keeps any keyword within "
-            f"{calibrate_fa:g} false accepts per hour on these streams, so every keyword would "
-            f"be muted; calibration.json not written. Give a larger budget, or train with "
-            f"more examples of the keywords and of other words"
-        )
+    refuse_all_muted(thresholds, [lab for lab in model.labels if not is_filler(lab)], calibrate_fa)
     at = settings.__class__.build(model.labels, rec | {"thresholds": thresholds})
     joint = _evaluate_at(at, pos, neg, words, *hours)
     report["calibration"] = {

@@ -471,15 +471,25 @@ def one_word_run(tmp_path):
 
 
 @pytest.mark.slow
-def test_calibration_that_mutes_every_keyword_is_not_written(one_word_run, tmp_path):
-    from kwstool.stream.evaluate import stream_eval
+def test_calibration_never_mutes_every_keyword(one_word_run, tmp_path):
+    from kwstool.core.calibration import read_calibration
+    from kwstool.stream.det import calibrate
+    from kwstool.stream.evaluate import refuse_all_muted, stream_eval
 
     run, data_dir = one_word_run
     # a 100 ms average: every loud other word of the negative stream scores the top of the
-    # scale, so no threshold keeps "yes" at 0 false accepts per hour
+    # scale, so no threshold keeps "yes" at 0 false accepts per hour; the calibration rule then
+    # gives it the share it needs to be found, instead of threshold 255 (which once shipped)
     short = {"average_window_ms": 100, "minimum_coverage_ms": 0}
+    res = stream_eval(run, data_dir, design=synth.StreamDesign(seed=1, **SHORT), recognizer=short,
+                      calibrate_fa=0.0, out_dir=tmp_path / "o", threads=2)  # fmt: skip
+    pick = res.report["calibration"]["picks"]["yes"]
+    assert pick["share"] > 0 and read_calibration(run)["thresholds"]["yes"] < 255
+    # a keyword never found half the time, with false accepts at every threshold: muted, and a
+    # calibration that mutes every keyword is refused, not written
+    never = {"yes": _curve([1.0] * 256, [9] * 256, 10)}
+    thresholds = {k: p["threshold"] for k, p in calibrate(never, 0.0).items()}
+    assert thresholds == {"yes": 255}
     with pytest.raises(KwsError, match=r"^--calibrate 0: .* every keyword would be muted; "):
-        stream_eval(run, data_dir, design=synth.StreamDesign(seed=1, **SHORT), recognizer=short,
-                    calibrate_fa=0.0, out_dir=tmp_path / "o", threads=2)  # fmt: skip
-    assert not (run / "calibration.json").exists()
-    assert (tmp_path / "o" / "stream_eval.json").is_file()  # the curves are still there
+        refuse_all_muted(thresholds, ["yes"], 0.0)
+    refuse_all_muted({"yes": 200}, ["yes"], 0.0)  # one that fires is kept
