@@ -366,7 +366,8 @@ def print_what_now(run: Path, data: Path, export_dir: Path, board: str, demo: bo
     lines = [
         f"  model       {run / 'model_int8.tflite'} (firmware files in {export_dir})",
         f"  calibrate   kwstool stream-eval {run} {data} --split validation --calibrate 2",
-        f"  listen      kwstool listen {run} --on {word} --exec xdg-open https://example.org",
+        f"  listen      kwstool listen {run} --on {word} --open https://example.org",
+        "  12 words    kwstool listen --on go --open https://example.org  (the packaged model)",
         f"  export      kwstool export {run} --board {board} --out firmware/src/model",
         f"  flash       cd firmware && pio run -e {env} -t upload && pio device monitor",
     ]
