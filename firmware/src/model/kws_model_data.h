@@ -52,7 +52,7 @@
 #define KWS_RECOGNIZER_SUPPRESSION_MS      1500
 #define KWS_RECOGNIZER_MINIMUM_COVERAGE_MS 200
 #define KWS_RECOGNIZER_THRESHOLD           200
-#define KWS_RECOGNIZER_THRESHOLDS          { 200, 200, 214, 185, 242, 238, 190, 244, 244, 115, 188, 198 }
+#define KWS_RECOGNIZER_THRESHOLDS          { 200, 200, 214, 187, 236, 242, 200, 247, 242, 186, 188, 230 }
 
 /* Estimated inference time on nano33ble (kwstool.deploy.profile cost
  * model; `kwstool profile --measure` counts it on QEMU, `kwstool device-test`
