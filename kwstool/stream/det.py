@@ -76,7 +76,7 @@ def sweep_steps(suppression_ms: int) -> int:
 #: A keyword found less often than this within its equal share of the false-accept budget gets
 #: a larger share (see :func:`calibrate`), rather than a threshold that mutes it.
 MIN_RECALL = 0.5
-#: ... at most this many times the equal share.
+#: The share (in equal shares) of a keyword that no threshold finds that often.
 MAX_SHARE_FACTOR = 4.0
 
 
