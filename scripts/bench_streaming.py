@@ -315,38 +315,20 @@ def _summary(args: argparse.Namespace, rows: list, keywords: list) -> None:
 
 def save_pooled(args, run_dir: Path, picks: dict, reps: list, folds: list, per_word: float) -> Path:
     """The all-folds calibration as ``run_dir``'s calibration.json (model checked by sha256)."""
-    from kwstool import __version__
     from kwstool.core.calibration import save_calibration
-    from kwstool.core.labels import is_filler
     from kwstool.stream.engine import StreamModel
+    from kwstool.stream.evaluate import calibration_record
 
     model = StreamModel.load(run_dir, args.runtime)
-    rec = {k: v for k, v in reps[0]["recognizer"].items() if k != "thresholds"}
-    return save_calibration(
-        model.path.parent,
-        {
-            "kwstool_version": __version__,
-            "model_file": model.path.name,
-            "model_sha256": model.sha256,
-            "labels": model.labels,
-            "fa_per_hour_budget": per_word,
-            "thresholds": {
-                lab: int(picks[lab]["threshold"]) if lab in picks else 255
-                for lab in model.labels
-                if not is_filler(lab)
-            },
-            "recognizer": rec,
-            "inference_period_ms": model.period_ms,
-            "stream": {
-                "design": reps[0]["design"],
-                "data": f"pooled test-speaker streams of {len(folds)} folds of {args.cv}",
-                "positive_hours": sum(r["positive"]["hours"] for r in reps),
-                "negative_hours": sum(r["negative"]["hours"] for r in reps),
-            },
-            "sweep_picks": picks,
-            "figures": {},
-        },
-    )
+    thresholds = {name: int(p["threshold"]) for name, p in picks.items()}
+    stream = {
+        "design": reps[0]["design"],
+        "data": f"pooled test-speaker streams of {len(folds)} folds of {args.cv}",
+        "positive_hours": sum(r["positive"]["hours"] for r in reps),
+        "negative_hours": sum(r["negative"]["hours"] for r in reps),
+    }
+    record = calibration_record(model, reps[0], per_word, thresholds, picks, {}, stream)
+    return save_calibration(model.path.parent, record)
 
 
 def _mean_std(values: list[float]) -> str:

@@ -435,7 +435,7 @@ def _calibrate_into(
     }
     return save_calibration(
         model.path.parent,
-        _calibration_record(model, report, calibrate_fa, thresholds, picks, joint),
+        calibration_record(model, report, calibrate_fa, thresholds, picks, joint),
     )
 
 
@@ -501,14 +501,17 @@ def _word_counts(stream: synth.Stream) -> dict[str, int]:
     return dict(sorted(counts.items()))
 
 
-def _calibration_record(
+def calibration_record(
     model: engine.StreamModel,
     report: dict[str, Any],
     budget: float,
     thresholds: dict[str, int],
     picks: dict[str, Any],
     joint: dict[str, Any],
+    stream: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
+    """The calibration.json record of thresholds picked on the streams of ``report`` (or on
+    the streams ``stream`` describes, e.g. several folds' pooled)."""
     rec = {k: v for k, v in report["recognizer"].items() if k != "thresholds"}
     return {
         "kwstool_version": __version__,
@@ -519,7 +522,8 @@ def _calibration_record(
         "thresholds": {lab: thresholds.get(lab, 255) for lab in model.labels if not is_filler(lab)},
         "recognizer": rec,
         "inference_period_ms": model.period_ms,
-        "stream": {
+        "stream": stream
+        or {
             "design": report["design"],
             "data": report["data"],
             "positive_hours": report["positive"]["hours"],
