@@ -33,6 +33,10 @@ Cross-validation (``--cv``, the honest figure; see ``kwstool.model.crossval``):
     Commands test set, would score) and the top-1 per source (``speech_commands_test_dev`` is
     half the official test set, the same distribution as the hidden half), the pooled top-1 and
     the wall time. ``--teachers`` distils each fold from earlier CVs' models of that fold.
+    ``--synthetic DIR`` (repeatable): a folder of ``kwstool synth`` output (label folders:
+    keyword clips and/or confusable negatives) prepared as a synthetic source; its clips join
+    the train split of every fold (and of ``--all``), never validation or test, so the folds
+    test the same clips as the recipe without it (a paired ablation row).
     Defaults (``CV_K`` folds of ``CV_EPOCHS`` epochs) are sized to fit in about an hour on 2
     CPU cores; the spread it reports says how much to trust a difference. For
     ablations call ``cross_validate(recipe, k, epochs, seed, sources=..., work=...)`` or pass
@@ -177,6 +181,32 @@ def prepare_sources(
         prepare(str(src), work / "sources" / name, validation_pct=10.0, seed=seed,
                 progress=progress, **SOURCES[name])  # fmt: skip
         out[name] = load_prepared(work / "sources" / name)
+    return out
+
+
+def prepare_synthetic(folders: list[Path], work: Path, seed: int, progress: bool) -> dict:
+    """``--synthetic``: each folder of synthetic label folders prepared by kwstool prepare
+    into ``WORK/sources/tts_<name>`` (its speaker splits do not matter: the pool trains on all
+    of them). Every clip is kept: keyword folders as keywords, any other folder as
+    ``_unknown_``; a folder of negatives needs only some keyword folders (the pool maps labels
+    by name). Returns {name: prepared folder}."""
+    from kwstool.core.labels import DEFAULT_WORDS
+    from kwstool.data import prepare
+
+    out = {}
+    for folder in folders:
+        if not folder.is_dir():
+            raise KwsError(
+                f"--synthetic {folder}: not a folder; give a `kwstool synth --out` folder"
+            )
+        name = f"tts_{folder.name}"  # not "synth*": prepare would put every clip in train
+        words = [w for w in DEFAULT_WORDS if (folder / w).is_dir()]  # a subset will do
+        if not words:
+            raise KwsError(f"--synthetic {folder}: no keyword folder ({', '.join(DEFAULT_WORDS)})")
+        prepare([f"{name}={folder}"], work / "sources" / name, words=words,
+                silence_share=0.0, unknown_share=1000.0, unknown_min=100000, seed=seed,
+                progress=progress)  # fmt: skip
+        out[name] = work / "sources" / name
     return out
 
 
@@ -335,6 +365,9 @@ def run_cv(args, console) -> dict:
     tag = "-".join(f"{k}{v}" for k, v in sorted(recipe.items()))
     if src_names != DEFAULT_SOURCES:
         tag += "-src" + "+".join(n.replace("speech_commands_", "") for n in src_names)
+    synthetic = prepare_synthetic(args.synthetic, args.work, args.seed, not args.no_progress)
+    if synthetic:
+        tag += "-" + "+".join(sorted(synthetic))
     if teachers:
         tag += "-distilled-" + hashlib.sha1("|".join(map(str, teachers)).encode()).hexdigest()[:8]
     work = args.work / "cv" / f"k{args.k}-e{epochs}-s{args.seed}-{tag}"
@@ -342,7 +375,7 @@ def run_cv(args, console) -> dict:
         from kwstool.model.crossval import train_all
 
         res = train_all(recipe, args.seed, epochs, sources=sources, work=work,
-                        progress=not args.no_progress)  # fmt: skip
+                        progress=not args.no_progress, train_only=synthetic)  # fmt: skip
         console.print(
             f"trained on all {res['clips']} clips: {res['run']} ({res['model_bytes']:,} B, "
             f"arena {res['arena_bytes']:,} B, {res['seconds'] / 60:.1f} min)",
@@ -361,6 +394,7 @@ def run_cv(args, console) -> dict:
         teacher_dirs=teachers,
         folds_to_run=None if args.fold is None else [int(f) for f in args.fold.split(",")],
         merge=args.merge,
+        train_only=synthetic,
     )
     out["wall_seconds"] = round(time.perf_counter() - t0, 1)
     summ = out["summary"]
@@ -456,6 +490,15 @@ def main(argv: list[str] | None = None) -> int:
         default=[],
         metavar="KEY=VALUE",
         help="TrainConfig field for --cv, e.g. batch_size=64 (repeatable)",
+    )
+    ap.add_argument(
+        "--synthetic",
+        action="append",
+        type=Path,
+        default=[],
+        metavar="DIR",
+        help="--cv: a `kwstool synth` output folder whose clips join every fold's train split "
+        "(never validation/test; repeatable)",
     )
     jobs = ap.add_mutually_exclusive_group()
     jobs.add_argument(

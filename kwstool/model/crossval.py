@@ -14,6 +14,11 @@ fold is trained with :func:`kwstool.model.train.train`, quantized to int8 and ev
 LiteRT on its test clips. The result holds per-fold figures, their mean and standard deviation
 (top-1, macro-F1, per-class recall) and the pooled top-1 over all clips. Fold runs resume.
 
+*Train-only* sources (``train_only``: synthetic speech, whose voices are not people to be
+tested on) join the train split of every fold and of the all-data model; they are never dealt
+to a fold nor chosen for validation, so the folds' test and validation clips are those of the
+same recipe without them (paired comparisons, e.g. an ablation row per ingredient).
+
 Folds are independent jobs: ``folds_to_run=[f]`` trains and writes only ``work/fold_f``
 (``result.json`` last), so folds can run at once on other GPUs or machines with any job runner
 (a shared ``work`` folder, or the ``fold_f`` folders copied back); ``merge=True`` then trains
@@ -69,26 +74,36 @@ def assign_folds(groups: list[str], k: int, seed: int) -> np.ndarray:
 class Pool:
     """All clips of one or more prepared folders (every split), with their groups."""
 
-    def __init__(self, sources: dict[str, Path]) -> None:
+    def __init__(self, sources: dict[str, Path], train_only: dict[str, Path] | None = None) -> None:
         from kwstool.data import load_prepared
 
+        train_only = dict(train_only or {})
+        clash = sorted(set(sources) & set(train_only))
+        if clash:
+            raise KwsError(f"source name {clash[0]!r} is given both as a source and as train-only")
         parts: dict[str, list[Any]] = {"audio": [], "features": [], "labels": [], "files": []}
         self.groups: list[str] = []
+        only: list[bool] = []
         first = None
-        for name, path in sources.items():
+        for name, path in {**sources, **train_only}.items():
             data = load_prepared(path)
             first = first or data
-            if data.labels != first.labels:
+            # a train-only source (e.g. synthetic negatives) may hold some of the labels only
+            if data.labels != first.labels and not (
+                name in train_only and set(data.labels) <= set(first.labels)
+            ):
                 raise KwsError(f"{path}: labels {data.labels} differ from {first.labels}")
+            index = np.array([first.labels.index(lab) for lab in data.labels], dtype=np.int16)
             for split in SPLITS:
                 sd = data.split(split)
                 lines = [f"{name}/{f}" for f in sd.files]
                 parts["audio"].append(np.asarray(sd.audio))
                 parts["features"].append(np.asarray(sd.features))
-                parts["labels"].append(np.asarray(sd.labels))
+                parts["labels"].append(index[np.asarray(sd.labels, dtype=np.int64)])
                 parts["files"] += lines
                 self.groups += [group_of(ln, split) for ln in lines]
-        if first is None:
+                only += [name in train_only] * len(lines)
+        if first is None or not sources:
             raise KwsError("cross-validation needs at least one prepared source")
         self.labels: list[str] = list(first.labels)
         self.words = list(first.words)
@@ -98,16 +113,27 @@ class Pool:
         self.features = np.concatenate(parts["features"])
         self.y = np.concatenate(parts["labels"]).astype(np.int16)
         self.files: list[str] = parts["files"]
-        self.hash = hashlib.sha256(
-            json.dumps({k: load_prepared(p).manifest["inputs_hash"] for k, p in sources.items()},
-                       sort_keys=True).encode()).hexdigest()  # fmt: skip
+        self.train_only = np.array(only, dtype=bool)  # rows that only ever train
+        hashes = {k: load_prepared(p).manifest["inputs_hash"] for k, p in sources.items()}
+        if train_only:  # absent without them: the folds of earlier runs keep their hash
+            hashes["train_only"] = {k: load_prepared(p).manifest["inputs_hash"]
+                                    for k, p in train_only.items()}  # fmt: skip
+        self.hash = hashlib.sha256(json.dumps(hashes, sort_keys=True).encode()).hexdigest()
+
+    def assign_folds(self, k: int, seed: int) -> np.ndarray:
+        """Fold of each row (:func:`assign_folds` over the rows that can be tested; -1 for the
+        train-only rows)."""
+        folds = np.full(len(self.groups), -1, dtype=np.int64)
+        real = np.flatnonzero(~self.train_only)
+        folds[real] = assign_folds([self.groups[i] for i in real], k, seed)
+        return folds
 
     def fold_splits(self, folds: np.ndarray, f: int, seed: int) -> dict[str, np.ndarray]:
         """Row indices of train/validation/test for fold ``f``: validation takes whole groups
         of the other folds, in seeded-hash order, until it holds VALIDATION_PCT % of them."""
         test = folds == f
         groups = np.asarray(self.groups, dtype=object)
-        keys, counts = np.unique(groups[~test], return_counts=True)
+        keys, counts = np.unique(groups[~test & ~self.train_only], return_counts=True)
         want = max(1.0, counts.sum() * VALIDATION_PCT / 100.0)
         chosen: set[str] = set()
         taken = 0
@@ -116,7 +142,7 @@ class Pool:
                 break
             chosen.add(str(keys[i]))
             taken += int(counts[i])
-        val = ~test & np.array([g in chosen for g in self.groups], dtype=bool)
+        val = ~test & ~self.train_only & np.array([g in chosen for g in self.groups], dtype=bool)
         return {
             "train": np.flatnonzero(~test & ~val),
             "validation": np.flatnonzero(val),
@@ -269,13 +295,15 @@ def cross_validate(recipe: dict[str, Any], k: int = 5, epochs: int | None = None
                    *, sources: dict[str, Path], work: Path, progress: bool = False,
                    folds_to_run: list[int] | None = None,
                    teacher_dirs: tuple[Path, ...] = (),
-                   merge: bool = False) -> dict[str, Any]:  # fmt: skip
+                   merge: bool = False,
+                   train_only: dict[str, Path] | None = None) -> dict[str, Any]:  # fmt: skip
     """Speaker-grouped ``k``-fold cross-validation of ``recipe`` (TrainConfig fields) on the
     pooled clips of the prepared folders ``sources`` ({name: folder}); see the module docs.
 
     ``epochs`` overrides the recipe's; ``seed`` drives the fold assignment and training.
     ``folds_to_run`` limits the run to some folds (the summary then covers those).
-    ``teacher_dirs``: distil every fold from these cross-validations' runs of it. ``merge``:
+    ``teacher_dirs``: distil every fold from these cross-validations' runs of it.
+    ``train_only``: prepared folders whose clips join every fold's train split. ``merge``:
     train nothing, read the folds' results written by earlier (e.g. parallel) calls. Returns
     ``{"recipe", "k", "seed", "folds": [...], "summary": {...}, "seconds"}``.
     """
@@ -283,8 +311,8 @@ def cross_validate(recipe: dict[str, Any], k: int = 5, epochs: int | None = None
         raise KwsError(f"k={k}: cross-validation needs at least 2 folds")
     t0 = time.perf_counter()
     recipe = dict(recipe, seed=seed, **({"epochs": epochs} if epochs else {}))
-    pool = Pool(sources)
-    folds = assign_folds(pool.groups, k, seed)
+    pool = Pool(sources, train_only)
+    folds = pool.assign_folds(k, seed)
     wanted = list(range(k)) if folds_to_run is None else folds_to_run
     bad = [f for f in wanted if not 0 <= f < k]
     if bad:
@@ -299,7 +327,8 @@ def cross_validate(recipe: dict[str, Any], k: int = 5, epochs: int | None = None
         )
     results = [r for r in found if r is not None]
     return {"recipe": recipe, "k": k, "seed": seed, "folds": results,
-            "fold_sizes": np.bincount(folds, minlength=k).tolist(),
+            "fold_sizes": np.bincount(folds[folds >= 0], minlength=k).tolist(),
+            "train_only_clips": int(pool.train_only.sum()),
             "summary": summarize(results, pool.labels),
             "seconds": round(time.perf_counter() - t0, 1)}  # fmt: skip
 
@@ -312,6 +341,7 @@ def train_all(
     sources: dict[str, Path],
     work: Path,
     progress: bool = False,
+    train_only: dict[str, Path] | None = None,
 ) -> dict[str, Any]:
     """The model to ship for a cross-validated ``recipe``: trained on every clip of ``sources``
     (no held-out speakers: ``select_by='last'`` keeps the last epoch's weights, as the folds'
@@ -325,7 +355,7 @@ def train_all(
 
     recipe = dict(recipe, seed=seed, select_by="last", **({"epochs": epochs} if epochs else {}))
     cfg = TrainConfig().replace(**recipe)
-    pool = Pool(sources)
+    pool = Pool(sources, train_only)
     every = np.arange(len(pool.y))
     none = every[:0]
     out = Path(work) / "all"

@@ -75,6 +75,52 @@ def test_folds_keep_every_group_on_one_side_and_test_every_clip_once(sources):
     assert len(set(folds[shared])) == 1
 
 
+@pytest.fixture(scope="module")
+def synthetic(tmp_path_factory) -> Path:
+    """A prepared source of other speakers with a subset of the labels (no ``yes``): what
+    synthetic negatives of one keyword look like."""
+    from kwstool.data import prepare
+
+    base = tmp_path_factory.mktemp("tts")
+    rng = np.random.default_rng(1)
+    t = np.arange(16000) / 16000
+    for word, freq in (("no", 1200.0), ("cat", 2500.0)):
+        (base / "src" / word).mkdir(parents=True)
+        for s in range(30):
+            x = 0.3 * np.sin(2 * np.pi * freq * t) + 0.01 * rng.standard_normal(16000)
+            write_wav(base / "src" / word / f"voice{s}_nohash_0.wav", (x * 32767).astype(np.int16))
+    prepare(
+        str(base / "src"),
+        base / "prepared",
+        words=["no"],
+        silence_share=0.0,
+        unknown_share=1000.0,
+        progress=False,
+    )
+    return base / "prepared"
+
+
+def test_train_only_rows_train_every_fold_and_leave_its_test_alone(sources, synthetic):
+    plain = crossval.Pool(sources)
+    pool = crossval.Pool(sources, {"tts": synthetic})
+    assert pool.hash != plain.hash
+    only = pool.train_only
+    assert only.sum() == 60 and not only[: len(plain.y)].any()
+    # their labels are mapped by name onto the pool's ('no' of a 3-label source is index 3 here)
+    no = pool.labels.index("no")
+    assert sorted(set(pool.y[only].tolist())) == [pool.labels.index("_unknown_"), no]
+    folds = pool.assign_folds(3, seed=0)
+    assert np.all(folds[only] == -1)
+    assert np.array_equal(folds[~only], crossval.assign_folds(plain.groups, 3, seed=0))
+    for f in range(3):
+        rows, before = pool.fold_splits(folds, f, seed=0), plain.fold_splits(folds[~only], f, 0)
+        assert np.array_equal(rows["test"], before["test"])
+        assert np.array_equal(rows["validation"], before["validation"])
+        assert set(np.flatnonzero(only)) <= set(rows["train"])
+    with pytest.raises(KwsError, match="labels"):  # a source that is tested must match
+        crossval.Pool({**sources, "tts": synthetic})
+
+
 def test_cross_validate_runs_every_fold_and_summarizes(sources, tmp_path):
     recipe = {"model": "tiny_conv", "batch_size": 8, "lr": 0.01}
     out = crossval.cross_validate(recipe, k=2, epochs=2, seed=0, sources=sources, work=tmp_path)
