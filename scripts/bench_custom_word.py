@@ -46,7 +46,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import inspect
 import os
 import shutil
 import sys
@@ -75,19 +74,19 @@ def _session(files: list[Path], out: Path) -> Path:
     return out
 
 
-def _synth(args: argparse.Namespace, word: str, out: Path) -> None:
+def _synth(args: argparse.Namespace, word: str, out: Path, count: int, negatives: bool) -> None:
+    """``kwstool synth WORD --count N`` (``negatives``: ``--confusables``), reused when done."""
     from kwstool.data.synth import synth
 
-    kwargs: dict[str, Any] = {}
-    if "engine" in inspect.signature(synth).parameters:
-        kwargs["engine"] = args.engine
-    elif args.engine != "espeak-ng":
-        raise SystemExit(f"--engine {args.engine}: this checkout's synth has espeak-ng only")
-    if len(list((out / word).glob("*.wav"))) == args.synth_count:  # same arguments: reuse
+    done = out / ".done"
+    want = f"{args.engine} {count} {args.seed} {negatives}"
+    if done.is_file() and done.read_text() == want:  # same arguments: reuse
         return
     shutil.rmtree(out, ignore_errors=True)
     noise = args.data_root / "speech_commands_mini" / "_background_noise_"
-    synth(word, args.synth_count, out, seed=args.seed, noise_dir=noise, **kwargs)
+    synth(word, count, out, seed=args.seed + negatives, noise_dir=noise, engine=args.engine,
+          confusables=negatives)  # fmt: skip
+    done.write_text(want)
 
 
 def _held_out_speech(root: Path) -> list[Path]:
@@ -112,19 +111,40 @@ def _clips(files: list[Path]) -> np.ndarray:
     return np.stack([read_clip(f)[0] for f in files])
 
 
+_EMBEDDED: dict[str, Any] = {}  # the negative stream's embeddings, shared by both words' heads
+
+
+def _embedded(samples: np.ndarray) -> Any:
+    import hashlib
+
+    from kwstool.stream.embedding import embed_stream
+
+    key = hashlib.sha1(np.ascontiguousarray(samples).tobytes()).hexdigest()
+    if key not in _EMBEDDED:
+        _EMBEDDED[key] = embed_stream(samples)
+    return _EMBEDDED[key]
+
+
 def _measure(
-    args: argparse.Namespace, run: Path, word: str, held: list[Path], negatives: np.ndarray
+    args: argparse.Namespace,
+    run: Path,
+    word: str,
+    held: list[Path],
+    negatives: np.ndarray,
+    detector: str = "board",
 ) -> dict[str, Any]:
-    """Held-out streams through the board path; figures at the calibrated threshold and the
+    """Held-out streams through the board path (or, ``detector='embedding'``, the embedding
+    detector of ``listen --model embedding``); figures at the thresholds a user gets and the
     best recall within each FA/h budget."""
     from kwstool.core.calibration import load_calibration
     from kwstool.core.contract import SAMPLE_RATE
     from kwstool.core.labels import UNKNOWN
     from kwstool.data.prepared import load_prepared
     from kwstool.stream import det, engine, native, scoring, synth
+    from kwstool.stream.embedding import RECOGNIZER as EMBEDDING_RECOGNIZER
+    from kwstool.stream.embedding import EmbeddingModel, batch_scores
     from kwstool.stream.evaluate import load_noise, recognizer_defaults
 
-    model = engine.StreamModel.load(run)
     data = load_prepared(args.work / word / "data")
     noise = load_noise(data, None)
     pos_clips = _clips(held)
@@ -143,18 +163,28 @@ def _measure(
     negative = synth.build_stream(
         negatives, [UNKNOWN] * len(negatives), noise, args.neg_hours, design, rng_neg, False
     )
-    pos = engine.batch_results(model, positive.samples)
-    neg = engine.batch_results(model, negative.samples)
-    rec = recognizer_defaults(load_calibration(run))
-    settings = native.RecognizerSettings.build(model.labels, rec)
-    words = scoring.WordTable.of(positive.words, model.labels, SAMPLE_RATE)
-    no_words = scoring.WordTable.of([], model.labels, SAMPLE_RATE)
+    labels: list[str]
+    if detector == "embedding":  # listen --model embedding: no calibration, the defaults
+        emodel = EmbeddingModel.load(run)
+        labels = emodel.labels
+        pos = batch_scores(emodel, positive.samples)
+        neg = batch_scores(emodel, _embedded(negative.samples))
+        rec = recognizer_defaults(EMBEDDING_RECOGNIZER)
+    else:
+        model = engine.StreamModel.load(run)
+        labels = model.labels
+        pos = engine.batch_results(model, positive.samples)
+        neg = engine.batch_results(model, negative.samples)
+        rec = recognizer_defaults(load_calibration(run))
+    settings = native.RecognizerSettings.build(labels, rec)
+    words = scoring.WordTable.of(positive.words, labels, SAMPLE_RATE)
+    no_words = scoring.WordTable.of([], labels, SAMPLE_RATE)
 
     def figures(s: native.RecognizerSettings) -> dict[str, Any]:
         po = scoring.match(native.recognize(pos.scores, pos.times_ms, s), words)
         ne = scoring.match(native.recognize(neg.scores, neg.times_ms, s), no_words)
         f: dict[str, Any] = scoring.keyword_figures(
-            model.labels, words, po, ne, positive.hours, negative.hours
+            labels, words, po, ne, positive.hours, negative.hours
         )[word]
         return f
 
@@ -174,7 +204,8 @@ def _measure(
             "latency_ms": f["latency_ms"]["median"],
         }
     return {
-        "threshold": settings.thresholds[model.labels.index(word)],
+        "detector": detector,
+        "threshold": settings.thresholds[labels.index(word)],
         "positive_words": at_cal["words"],
         "positive_hours": positive.hours,
         "negative_hours": negative.hours,
@@ -186,7 +217,7 @@ def _measure(
     }
 
 
-def _word(args: argparse.Namespace, word: str, negatives: np.ndarray) -> dict[str, Any]:
+def _word(args: argparse.Namespace, word: str, negatives: np.ndarray) -> list[dict[str, Any]]:
     from kwstool.data import prepare
     from kwstool.data.record import split_recording
     from kwstool.model.quantize import quantize
@@ -206,7 +237,11 @@ def _word(args: argparse.Namespace, word: str, negatives: np.ndarray) -> dict[st
     )
     t["record"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    _synth(args, word, work / "synth")
+    _synth(args, word, work / "synth", args.synth_count, False)
+    synthetic_negatives = []
+    if args.neg_count:
+        _synth(args, word, work / "synth_neg", args.neg_count, True)
+        synthetic_negatives = [f"synth_neg={work / 'synth_neg'}"]
     t["synth"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     prep = prepare(
@@ -219,6 +254,7 @@ def _word(args: argparse.Namespace, word: str, negatives: np.ndarray) -> dict[st
             f"sc_mini={args.data_root / 'speech_commands_mini'}",
             f"sc_extra={args.data_root / 'speech_commands_extra'}",
             f"ww={args.data_root / 'wake_words'}",
+            *synthetic_negatives,
         ],
         progress=False,
     )
@@ -227,13 +263,16 @@ def _word(args: argparse.Namespace, word: str, negatives: np.ndarray) -> dict[st
         print(f"  prepare: {w}", flush=True)
     run = work / "run"
     t0 = time.perf_counter()
+    reuse = args.reuse_runs and (run / "config.json").is_file()
     tr = train(
         work / "data",
         run,
         model=args.model,
         epochs=args.epochs,
         seed=args.seed,
-        overwrite=True,
+        teacher=args.teacher,
+        overwrite=not reuse,
+        resume=reuse,
         progress=False,
     )
     t["train"] = time.perf_counter() - t0
@@ -251,37 +290,36 @@ def _word(args: argparse.Namespace, word: str, negatives: np.ndarray) -> dict[st
         log=lambda m: print(f"  stream-eval: {m}", flush=True),
     )
     t["calibrate"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    m = _measure(args, run, word, held, negatives)
-    t["measure"] = time.perf_counter() - t0
     counts = prep.keyword_clips[word] if prep.keyword_clips else {}
-    return {
-        "word": word,
-        "takes": len(rec.saved),
-        "rejected": len(rec.rejected),
-        "held": len(held),
-        "counts": counts,
-        "best_epoch": tr.best_epoch,
-        "cal_budget_met": cal.report["calibration"]["picks"][word]["met_budget"],
-        **m,
-        "seconds": t,
-    }
+    rows = []
+    for detector in ("board", "embedding") if args.teacher == "embedding" else ("board",):
+        t0 = time.perf_counter()
+        m = _measure(args, run, word, held, negatives, detector)
+        rows.append({
+            "word": word, "takes": len(rec.saved), "rejected": len(rec.rejected),
+            "held": len(held), "counts": counts, "best_epoch": tr.best_epoch,
+            "cal_budget_met": cal.report["calibration"]["picks"][word]["met_budget"],
+            **m, "seconds": {**t, "measure": time.perf_counter() - t0},
+        })  # fmt: skip
+    return rows
 
 
 def _print(rows: list[dict[str, Any]], args: argparse.Namespace, neg_clips: int) -> None:
+    negs = f" + {args.neg_count} synthetic confusable negatives" if args.neg_count else ""
     print(
         f"\nown wake word from {args.user_clips} recordings of ONE speaker (record --wav "
-        f"--speaker {args.speaker}) + {args.synth_count} synthetic ({args.engine}); "
-        f"{args.model}, {args.epochs} epochs, seed {args.seed}; thresholds from stream-eval "
-        f"--split validation --calibrate {args.calibrate:g}"
+        f"--speaker {args.speaker}) + {args.synth_count} synthetic ({args.engine}){negs}; "
+        f"{args.model}, {args.epochs} epochs, teacher {args.teacher}, seed {args.seed}; board "
+        f"thresholds from stream-eval --split validation --calibrate {args.calibrate:g}; "
+        "embedding (listen --model embedding): listen's default threshold"
     )
     print(
         f"held-out: positive stream of each word's other clips; negative stream "
         f"{args.neg_hours:g} h of {neg_clips} clips of held-out Speech Commands speakers"
     )
     head = (
-        f"{'word':>8} {'takes':>5} {'train r+s':>9} {'val':>3} {'test':>4} {'held':>4} "
-        f"{'thr':>3} {'recall':>6} {'FA/h':>5} {'lat p50/p95 ms':>14} "
+        f"{'word':>8} {'detector':>9} {'takes':>5} {'train r+s':>9} {'val':>3} {'test':>4} "
+        f"{'held':>4} {'thr':>3} {'recall':>6} {'FA/h':>5} {'lat p50/p95 ms':>14} "
         + " ".join(f"{'R@' + format(b, 'g'):>6}" for b in BUDGETS)
     )
     print(head)
@@ -292,7 +330,7 @@ def _print(rows: list[dict[str, Any]], args: argparse.Namespace, neg_clips: int)
             f"{lat['median'] or 0:.0f}/{lat['p95'] or 0:.0f}" if lat["median"] is not None else "-"
         )
         print(
-            f"{r['word']:>8} {r['takes']:>5} "
+            f"{r['word']:>8} {r['detector']:>9} {r['takes']:>5} "
             f"{str(c['train']['real']) + '+' + str(c['train']['synthetic']):>9} "
             f"{c['validation']['real']:>3} {c['test']['real']:>4} {r['positive_words']:>4} "
             f"{r['threshold']:>3} {r['recall']:>6.3f} {r['fa_per_hour']:>5.1f} {lat_s:>14} "
@@ -301,13 +339,13 @@ def _print(rows: list[dict[str, Any]], args: argparse.Namespace, neg_clips: int)
     for r in rows:
         s = r["seconds"]
         print(
-            f"{r['word']}: "
+            f"{r['word']} ({r['detector']}): "
             + ", ".join(f"{k} {v:.0f} s" for k, v in s.items())
             + f"; best epoch {r['best_epoch']}; calibration budget met: {r['cal_budget_met']}"
         )
         lat = [r["budgets"][b]["latency_ms"] for b in BUDGETS]
         print(
-            f"{r['word']}: latency p50 (ms) at the R@ thresholds: "
+            f"{r['word']} ({r['detector']}): latency p50 (ms) at the R@ thresholds: "
             + ", ".join("-" if v is None else f"{v:.0f}" for v in lat)
         )
 
@@ -321,6 +359,24 @@ def main() -> int:
     ap.add_argument("--speaker", default="user")
     ap.add_argument("--engine", default="espeak-ng", help="kwstool synth engine.")
     ap.add_argument("--synth-count", type=int, default=300)
+    ap.add_argument(
+        "--neg-count",
+        type=int,
+        default=0,
+        help="Synthetic confusable negatives (kwstool synth --confusables, same engine).",
+    )
+    ap.add_argument(
+        "--teacher",
+        default="none",
+        choices=("none", "embedding"),
+        help="kwstool train --teacher; with embedding the embedding detector is measured too.",
+    )
+    ap.add_argument(
+        "--reuse-runs",
+        action="store_true",
+        help="Resume/reuse WORK/WORD/run instead of training afresh (same arguments only).",
+    )
+    ap.add_argument("--json", type=Path, default=None, help="Also write the rows as JSON.")
     ap.add_argument("--model", default="ds_tcn")
     ap.add_argument("--epochs", type=int, default=40)
     ap.add_argument("--seed", type=int, default=0)
@@ -338,14 +394,20 @@ def main() -> int:
     rows = []
     for word in args.words.split(","):
         t1 = time.perf_counter()
-        rows.append(_word(args, word, negatives))
-        r = rows[-1]
-        print(
-            f"{word}: recall {r['recall']:.3f} at {r['fa_per_hour']:.1f} FA/h (calibrated), "
-            f"{time.perf_counter() - t1:.0f} s",
-            flush=True,
-        )
+        rows += _word(args, word, negatives)
+        for r in rows[-2:]:
+            if r["word"] == word:
+                print(
+                    f"{word} ({r['detector']}): recall {r['recall']:.3f} at "
+                    f"{r['fa_per_hour']:.1f} FA/h, R@1 {r['budgets'][1.0]['recall']:.3f}; "
+                    f"{time.perf_counter() - t1:.0f} s",
+                    flush=True,
+                )
     _print(rows, args, len(neg_files))
+    if args.json:
+        from kwstool.fileio import write_json
+
+        write_json(args.json, {"args": {k: str(v) for k, v in vars(args).items()}, "rows": rows})
     print(f"total {time.perf_counter() - t0:.0f} s")
     return 0
 

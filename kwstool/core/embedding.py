@@ -53,6 +53,7 @@ EMB_HOP_SAMPLES = EMB_HOP * MEL_HOP  # 1280
 EMB_SPAN = MEL_WINDOW + (EMB_FRAMES - 1) * MEL_HOP  # samples one embedding sees: 12512
 PAD = SAMPLE_RATE // 2  # zeros either side of every stream
 HEAD_EMBEDDINGS = 12  # embeddings per 1 s window: those centred in it
+MAX_SHIFT = 2  # embeddings a clip's window can move either way inside its padded stream
 EMBED_BATCH = 256  # mel windows per embedding-model call
 
 
@@ -160,18 +161,23 @@ class SpeechEmbedding:
         emb = self.embed(_mel_windows(mel[None], need)[0])
         return emb[where.reshape(ks.shape)]
 
-    def clips(self, clips: np.ndarray, batch: int = 64) -> np.ndarray:
+    def clips(self, clips: np.ndarray, batch: int = 64, shift: int = 0) -> np.ndarray:
         """``(B, 12, 96)`` of 1 s int16 clips ``(B, 16000)``: each clip the window at 0 of its
-        own zero-padded stream (the same framing as :meth:`windows`), batched."""
+        own zero-padded stream (the same framing as :meth:`windows`), batched. ``shift``
+        (0..:data:`MAX_SHIFT`): ``shift`` more embeddings on each side, ``(B, 12 + 2 shift,
+        96)``: the windows of the clip moved by up to ``shift`` x 80 ms either way."""
+        if not 0 <= shift <= MAX_SHIFT:
+            raise ValueError(f"shift {shift}: 0..{MAX_SHIFT}")
         clips = np.asarray(clips, np.int16).reshape(len(clips), -1)
-        k = first_embedding(0) + np.arange(HEAD_EMBEDDINGS)
-        out = np.empty((len(clips), HEAD_EMBEDDINGS, EMB_DIM), np.float32)
+        width = HEAD_EMBEDDINGS + 2 * shift
+        k = first_embedding(0) - shift + np.arange(width)
+        out = np.empty((len(clips), width, EMB_DIM), np.float32)
         for s in range(0, len(clips), batch):
             part = clips[s : s + batch]
             padded = np.pad(part, ((0, 0), (PAD, PAD)))
             wins = _mel_windows(self.mel(padded), k)
             out[s : s + len(part)] = self.embed(wins.reshape(-1, EMB_FRAMES, MEL_BINS)).reshape(
-                len(part), HEAD_EMBEDDINGS, EMB_DIM
+                len(part), width, EMB_DIM
             )
         return out
 
@@ -270,3 +276,4 @@ class HeadRecord(Artifact):
     train_accuracy: float
     steps: int
     seed: int
+    shift: int = 0  # embeddings a training clip was also moved by either way

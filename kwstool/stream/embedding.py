@@ -5,7 +5,7 @@ It plugs into :func:`kwstool.stream.listen.run_loop` in place of the board's
 :class:`~kwstool.stream.engine.StreamPipeline`: the same audio blocks in, the same
 :class:`~kwstool.stream.engine.StepResult` out, the same C recognizer (averaging, threshold,
 suppression). The run's ``calibration.json`` is for the board's int8 model, so the recognizer
-starts from the export defaults here.
+starts from the export defaults here, with :data:`RECOGNIZER`'s shorter average.
 
 Streaming framing (as openWakeWord runs the same embedding): the stream is preceded by
 :data:`LEAD` zero samples; embedding ``j`` is computed from its own :data:`EMB_SPAN` samples
@@ -42,6 +42,10 @@ from kwstool.errors import KwsError
 from kwstool.stream import native
 from kwstool.stream.engine import DEFAULT_PERIOD_MS, StepResult, StreamScores
 
+#: The recognizer settings the embedding detector starts from (over the export defaults): the
+#: head learnt centred 1 s clips, so a word holds its score for about 300 ms of inferences; the
+#: board's 1 s average would dilute that below any threshold.
+RECOGNIZER: dict[str, int] = {"average_window_ms": 300, "minimum_coverage_ms": 200}
 #: Zeros before the stream: enough that the first inference has HEAD_EMBEDDINGS embeddings.
 LEAD = EMB_SPAN + HEAD_EMBEDDINGS * EMB_HOP_SAMPLES
 SLICE_BATCH = 1024  # embeddings computed per call in bulk (bounds the memory of the slices)

@@ -34,6 +34,7 @@ from kwstool.core.contract import SAMPLE_RATE
 from kwstool.core.labels import is_filler
 from kwstool.errors import KwsError
 from kwstool.stream import engine, native
+from kwstool.stream.embedding import RECOGNIZER as EMBEDDING_RECOGNIZER
 from kwstool.stream.embedding import EmbeddingModel, EmbeddingPipeline
 from kwstool.stream.resample import BlockResampler
 
@@ -259,14 +260,16 @@ def _level_dbfs(x: np.ndarray) -> float:
 def settings_for(
     model: engine.StreamModel | EmbeddingModel, overrides: dict[str, Any] | None
 ) -> native.RecognizerSettings:
-    """Recognizer defaults, then the run's calibration (the board model's only), then the
-    user's overrides."""
+    """Recognizer defaults, then the run's calibration (the board model's; the embedding
+    detector's own averaging instead), then the user's overrides."""
     from kwstool.core.calibration import load_calibration
     from kwstool.core.recognizer import RECOGNIZER_DEFAULTS
 
     rec: dict[str, Any] = dict(RECOGNIZER_DEFAULTS)
     if isinstance(model, engine.StreamModel):
         rec.update(load_calibration(model.path) or {})
+    else:
+        rec.update(EMBEDDING_RECOGNIZER)
     given = {k: v for k, v in (overrides or {}).items() if v is not None}
     if "threshold" in given:
         rec.pop("thresholds", None)

@@ -53,6 +53,25 @@ def test_a_clip_and_the_same_window_of_a_stream_agree(emb, clips):
     np.testing.assert_allclose(got, want, atol=1e-4)
 
 
+def test_shifted_clip_windows_are_the_clip_moved_in_its_stream(emb, clips):
+    """clips(shift=2): two more embeddings either side; the middle twelve are clips(), and the
+    window i embeddings along is the clip's stream read (i - 2) x 80 ms later."""
+    from kwstool.model.teachers.embedding import shifted_views
+
+    wide = emb.clips(clips, shift=ce.MAX_SHIFT)
+    assert wide.shape == (3, ce.HEAD_EMBEDDINGS + 2 * ce.MAX_SHIFT, ce.EMB_DIM)
+    np.testing.assert_allclose(wide[:, 2:-2], emb.clips(clips), atol=1e-4)
+    full = emb.stream(clips[0])
+    k0 = ce.first_embedding(0)
+    np.testing.assert_allclose(wide[0], full[k0 - 2 : k0 + ce.HEAD_EMBEDDINGS + 2], atol=1e-4)
+    views, labels = shifted_views(wide, np.array([4, 5, 6]), ce.MAX_SHIFT)
+    assert views.shape == (15, ce.HEAD_EMBEDDINGS, ce.EMB_DIM)
+    assert labels.tolist() == [4, 5, 6] * 5
+    np.testing.assert_array_equal(views[3:6], wide[:, 1:13])
+    with pytest.raises(ValueError, match="shift 3"):
+        emb.clips(clips, shift=3)
+
+
 def test_missing_models_are_one_line_errors_naming_the_extra(monkeypatch, tmp_path):
     monkeypatch.setenv(ce.MODEL_DIR_ENV, str(tmp_path))
     with pytest.raises(

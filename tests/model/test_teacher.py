@@ -236,7 +236,7 @@ def test_listen_with_the_embedding_model(trained, tmp_path, capsys):
     code = f"open({str(fired)!r}, 'a').write('x')"
     wav = str(tmp_path / "two.wav")
     argv = ["listen", str(run), "--model", "embedding", "--wav", wav, "--fast",
-            "--threshold", "150", "--on", "no", "--exec", sys.executable, "-c", code]  # fmt: skip
+            "--threshold", "200", "--on", "no", "--exec", sys.executable, "-c", code]  # fmt: skip
     assert main(argv) == 0
     lines = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("DETECTED")]
     assert [ln.split()[1] for ln in lines] == ["yes", "no"], lines

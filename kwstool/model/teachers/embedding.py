@@ -2,8 +2,9 @@
 frozen pretrained speech embedding (:mod:`kwstool.core.embedding`).
 
 At the start of a run a small head (:class:`kwstool.core.embedding.Head`) is trained on the
-embeddings of the run's *training* clips only (un-augmented; the validation and test speakers are
-never seen), seeded by the run's seed. Its logits of the training clips are computed once and
+embeddings of the run's *training* clips only (un-augmented but for time shifts of up to
+:data:`HEAD_SHIFT` embeddings; the validation and test speakers are never seen), seeded by the
+run's seed. Its logits of the training clips are computed once and
 kept; the teacher's distribution of clip ``i`` is ``softmax(logits[i] / temperature)``, whatever
 the augmentation of the epoch. Stream windows and mined negatives are cut from synthetic streams
 every epoch: their distributions are computed when they are cut, from the embeddings of the
@@ -49,13 +50,26 @@ HEAD_DROPOUT = 0.3
 CLIP_CHUNK = 256  # training clips read and embedded at a time
 
 
-def clip_embeddings(emb: SpeechEmbedding, audio: np.ndarray) -> np.ndarray:
-    """``(N, 12, 96)`` embeddings of a split's clips (memory-mapped audio read in chunks)."""
-    out = np.empty((len(audio), HEAD_EMBEDDINGS, EMB_DIM), np.float32)
+#: The head also learns each training clip moved by up to this many embeddings (80 ms each)
+#: either way: a word then holds its score over ~0.6 s of a stream, not the ~0.3 s of a head
+#: that only saw centred clips (``listen --model embedding`` averages its scores over 300 ms).
+HEAD_SHIFT = 2
+
+
+def clip_embeddings(emb: SpeechEmbedding, audio: np.ndarray, shift: int = 0) -> np.ndarray:
+    """``(N, 12 + 2 shift, 96)`` embeddings of a split's clips (memory-mapped audio read in
+    chunks; ``shift``: see :meth:`SpeechEmbedding.clips`)."""
+    out = np.empty((len(audio), HEAD_EMBEDDINGS + 2 * shift, EMB_DIM), np.float32)
     for s in range(0, len(audio), CLIP_CHUNK):
         idx = np.arange(s, min(s + CLIP_CHUNK, len(audio)))
-        out[idx] = emb.clips(read_rows(audio, idx))
+        out[idx] = emb.clips(read_rows(audio, idx), shift=shift)
     return out
+
+
+def shifted_views(wide: np.ndarray, labels: np.ndarray, shift: int) -> tuple[np.ndarray, np.ndarray]:
+    """Every 12-embedding window of ``(N, 12 + 2 shift, 96)`` clip embeddings, with its label."""
+    views = [wide[:, i : i + HEAD_EMBEDDINGS] for i in range(2 * shift + 1)]
+    return np.concatenate(views), np.tile(np.asarray(labels), len(views))
 
 
 def train_head(
@@ -192,6 +206,7 @@ class EmbeddingTeacher:
             "data_inputs_hash": str(data.manifest.get("inputs_hash", "")),
             "seed": int(cfg.seed),
             "train_clips": len(train.labels),
+            "shift": HEAD_SHIFT,
         }
         cached = _cached(folder, want, len(labels))
         if cached is not None:
@@ -200,9 +215,10 @@ class EmbeddingTeacher:
             return cls(embedding, head, logits, cfg.distill, cfg.distill_temperature)
         t0 = time.perf_counter()
         y = np.asarray(train.labels, np.int64)
-        emb = clip_embeddings(embedding, train.audio)
+        wide = clip_embeddings(embedding, train.audio, HEAD_SHIFT)
+        emb = wide[:, HEAD_SHIFT : HEAD_SHIFT + HEAD_EMBEDDINGS]  # each clip centred
         t_emb = time.perf_counter() - t0
-        head, steps = train_head(emb, y, len(labels), cfg.seed)
+        head, steps = train_head(*shifted_views(wide, y, HEAD_SHIFT), len(labels), cfg.seed)
         logits = head.logits(emb)
         accuracy = float((logits.argmax(axis=1) == y).mean())
         _save(folder, head, logits, want, steps, accuracy)
