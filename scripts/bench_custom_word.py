@@ -141,8 +141,11 @@ def _measure(
     from kwstool.core.labels import UNKNOWN
     from kwstool.data.prepared import load_prepared
     from kwstool.stream import det, engine, native, scoring, synth
-    from kwstool.stream.embedding import RECOGNIZER as EMBEDDING_RECOGNIZER
-    from kwstool.stream.embedding import EmbeddingModel, batch_scores
+    from kwstool.stream.embedding import (
+        RECOGNIZER as EMBEDDING_RECOGNIZER,
+        EmbeddingModel,
+        batch_scores,
+    )
     from kwstool.stream.evaluate import load_noise, recognizer_defaults
 
     data = load_prepared(args.work / word / "data")

@@ -34,8 +34,11 @@ from kwstool.core.contract import SAMPLE_RATE
 from kwstool.core.labels import is_filler
 from kwstool.errors import KwsError
 from kwstool.stream import engine, native
-from kwstool.stream.embedding import RECOGNIZER as EMBEDDING_RECOGNIZER
-from kwstool.stream.embedding import EmbeddingModel, EmbeddingPipeline
+from kwstool.stream.embedding import (
+    RECOGNIZER as EMBEDDING_RECOGNIZER,
+    EmbeddingModel,
+    EmbeddingPipeline,
+)
 from kwstool.stream.resample import BlockResampler
 
 #: What ``kwstool listen --model`` runs: the board's path, or the speech embedding (laptop only).

@@ -66,7 +66,9 @@ def clip_embeddings(emb: SpeechEmbedding, audio: np.ndarray, shift: int = 0) -> 
     return out
 
 
-def shifted_views(wide: np.ndarray, labels: np.ndarray, shift: int) -> tuple[np.ndarray, np.ndarray]:
+def shifted_views(
+    wide: np.ndarray, labels: np.ndarray, shift: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Every 12-embedding window of ``(N, 12 + 2 shift, 96)`` clip embeddings, with its label."""
     views = [wide[:, i : i + HEAD_EMBEDDINGS] for i in range(2 * shift + 1)]
     return np.concatenate(views), np.tile(np.asarray(labels), len(views))
