@@ -215,7 +215,7 @@ class Head:
         return int(self.b2.shape[0])
 
     def inputs(self, emb: np.ndarray) -> np.ndarray:
-        x = np.asarray(emb, np.float32).reshape(len(emb), -1)
+        x = np.asarray(emb, np.float32).reshape(len(emb), self.mean.shape[0])  # 0 rows too
         out: np.ndarray = (x - self.mean) / self.scale
         return out
 

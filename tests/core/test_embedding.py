@@ -97,6 +97,9 @@ def test_head_round_trip_and_shape_checks(tmp_path):
     np.testing.assert_allclose(back.logits(x), head.logits(x), rtol=1e-6)
     p = back.probabilities(x, temperature=2.0)
     assert p.shape == (5, 4) and np.allclose(p.sum(axis=1), 1.0, atol=1e-5)
+    # no windows at all (a mining pass that found none): no rows, not an error
+    none = np.empty((0, ce.HEAD_EMBEDDINGS, ce.EMB_DIM), np.float32)
+    assert back.probabilities(none).shape == (0, 4)
     with pytest.raises(KwsError, match="do not fit 3 labels"):
         ce.Head.load(tmp_path / "head.npz", 3)
     (tmp_path / "bad.npz").write_bytes(b"nope")
