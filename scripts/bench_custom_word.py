@@ -377,7 +377,8 @@ def main() -> int:
     ap.add_argument(
         "--reuse-runs",
         action="store_true",
-        help="Resume/reuse WORK/WORD/run instead of training afresh (same arguments only).",
+        help="Resume/reuse WORK/WORD/run instead of training afresh (same arguments and "
+        "prepared data only).",
     )
     ap.add_argument("--json", type=Path, default=None, help="Also write the rows as JSON.")
     ap.add_argument("--model", default="ds_tcn")
@@ -391,6 +392,14 @@ def main() -> int:
     from kwstool.core import tfenv
 
     tfenv.quiet()
+    from kwstool.errors import KwsError
+
+    for need in ("speech_commands_mini", "speech_commands_extra", "wake_words"):
+        if not (args.data_root / need).is_dir():
+            raise KwsError(f"{args.data_root / need}: not found; give --data-root (../shared/data)")
+    for word in args.words.split(","):
+        if not (args.data_root / "wake_words" / word).is_dir():
+            raise KwsError(f"--words {word}: no folder {args.data_root / 'wake_words' / word}")
     t0 = time.perf_counter()
     neg_files = _held_out_speech(args.data_root)
     negatives = _clips(neg_files)
@@ -415,5 +424,16 @@ def main() -> int:
     return 0
 
 
+def cli() -> int:
+    """``main`` with kwstool's errors as one line (exit 2), as the CLI gives them."""
+    from kwstool.errors import KwsError
+
+    try:
+        return main()
+    except KwsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli())
