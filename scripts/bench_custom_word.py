@@ -125,32 +125,17 @@ def _embedded(samples: np.ndarray) -> Any:
     return _EMBEDDED[key]
 
 
-def _measure(
-    args: argparse.Namespace,
-    run: Path,
-    word: str,
-    held: list[Path],
-    negatives: np.ndarray,
-    detector: str = "board",
-) -> dict[str, Any]:
-    """Held-out streams through the board path (or, ``detector='embedding'``, the embedding
-    detector of ``listen --model embedding``); figures at the thresholds a user gets and the
-    best recall within each FA/h budget."""
-    from kwstool.core.calibration import load_calibration
-    from kwstool.core.contract import SAMPLE_RATE
+def _streams(
+    args: argparse.Namespace, word: str, held: list[Path], negatives: np.ndarray
+) -> tuple[Any, Any]:
+    """The held-out positive stream (the word's other clips) and negative stream (held-out
+    speakers' speech), built once per word for every detector."""
     from kwstool.core.labels import UNKNOWN
     from kwstool.data.prepared import load_prepared
-    from kwstool.stream import det, engine, native, scoring, synth
-    from kwstool.stream.embedding import (
-        RECOGNIZER as EMBEDDING_RECOGNIZER,
-        EmbeddingModel,
-        batch_scores,
-    )
-    from kwstool.stream.evaluate import load_noise, recognizer_defaults
+    from kwstool.stream import synth
+    from kwstool.stream.evaluate import load_noise
 
-    data = load_prepared(args.work / word / "data")
-    noise = load_noise(data, None)
-    pos_clips = _clips(held)
+    noise = load_noise(load_prepared(args.work / word / "data"), None)
     mean_word_s = 0.8 + sum(synth.StreamDesign().gap_s) / 2
     design = synth.StreamDesign(
         seed=args.seed + 1,
@@ -161,11 +146,34 @@ def _measure(
     )
     rng_pos, rng_neg = (np.random.default_rng([design.seed, k]) for k in (1, 2))
     positive = synth.build_stream(
-        pos_clips, [word] * len(held), noise, design.hours, design, rng_pos
+        _clips(held), [word] * len(held), noise, design.hours, design, rng_pos
     )
     negative = synth.build_stream(
         negatives, [UNKNOWN] * len(negatives), noise, args.neg_hours, design, rng_neg, False
     )
+    return positive, negative
+
+
+def _measure(
+    run: Path,
+    word: str,
+    streams: tuple[Any, Any],
+    detector: str = "board",
+) -> dict[str, Any]:
+    """Held-out streams (:func:`_streams`) through the board path (or, ``detector='embedding'``,
+    the embedding detector of ``listen --model embedding``); figures at the thresholds a user
+    gets and the best recall within each FA/h budget."""
+    from kwstool.core.calibration import load_calibration
+    from kwstool.core.contract import SAMPLE_RATE
+    from kwstool.stream import det, engine, native, scoring
+    from kwstool.stream.embedding import (
+        RECOGNIZER as EMBEDDING_RECOGNIZER,
+        EmbeddingModel,
+        batch_scores,
+    )
+    from kwstool.stream.evaluate import recognizer_defaults
+
+    positive, negative = streams
     labels: list[str]
     if detector == "embedding":  # listen --model embedding: no calibration, the defaults
         emodel = EmbeddingModel.load(run)
@@ -295,9 +303,12 @@ def _word(args: argparse.Namespace, word: str, negatives: np.ndarray) -> list[di
     t["calibrate"] = time.perf_counter() - t0
     counts = prep.keyword_clips[word] if prep.keyword_clips else {}
     rows = []
+    t0 = time.perf_counter()
+    streams = _streams(args, word, held, negatives)
+    t["streams"] = time.perf_counter() - t0
     for detector in ("board", "embedding") if args.teacher == "embedding" else ("board",):
         t0 = time.perf_counter()
-        m = _measure(args, run, word, held, negatives, detector)
+        m = _measure(run, word, streams, detector)
         rows.append({
             "word": word, "takes": len(rec.saved), "rejected": len(rec.rejected),
             "held": len(held), "counts": counts, "best_epoch": tr.best_epoch,
